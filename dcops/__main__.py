@@ -1,0 +1,3 @@
+from dcops.cli.main import main
+
+main()

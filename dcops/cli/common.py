@@ -1,0 +1,118 @@
+"""What every command shares: settings, opening the database, output formats, tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import typer
+
+if TYPE_CHECKING:
+    from dcops.db import Database
+    from dcops.settings import Settings
+
+TABLE_WIDTH = 80
+
+
+class Output(str, Enum):
+    """How a listing is printed."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+OUTPUT_HELP = "table (for people, fits 80 columns), json (stable, for scripts) or csv"
+
+
+def settings() -> "Settings":
+    """The settings, read once from the environment."""
+    from dcops.settings import Settings
+
+    return Settings.from_env()
+
+
+def open_database() -> "Database":
+    """The configured database, checked to be at this dcops' schema."""
+    from dcops.db import open_database as _open
+
+    return _open(settings())
+
+
+def echo_json(data: Any) -> None:
+    """Print data as indented JSON (dates as ISO strings)."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def echo_csv(rows: Sequence[dict], columns: Sequence[str]) -> None:
+    """Print rows as CSV with a header line."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    sys.stdout.write(buffer.getvalue())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def format_table(
+    rows: Iterable[Sequence[Any]],
+    headers: Sequence[str],
+    *,
+    shrink: Sequence[int] = (),
+    right: Sequence[int] = (),
+    width: int = TABLE_WIDTH,
+) -> str:
+    """A plain-text table no wider than `width`; columns in `shrink` are cut with '…' to fit."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, text in enumerate(row):
+            widths[i] = max(widths[i], len(text))
+    excess = sum(widths) + 2 * (len(widths) - 1) - width
+    for i in sorted(shrink, key=lambda i: -widths[i]):
+        if excess <= 0:
+            break
+        cut = min(excess, widths[i] - max(len(headers[i]), 6))
+        if cut > 0:
+            widths[i] -= cut
+            excess -= cut
+
+    def line(values: Sequence[str]) -> str:
+        parts = []
+        for i, text in enumerate(values):
+            if len(text) > widths[i]:
+                text = text[: widths[i] - 1] + "…"
+            parts.append(text.rjust(widths[i]) if i in right else text.ljust(widths[i]))
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(list(headers)), *(line(row) for row in cells)])
+
+
+def echo_table(rows, headers, **kwargs) -> None:
+    """Print `format_table(...)`."""
+    typer.echo(format_table(rows, headers, **kwargs))
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Stop with a one-line error on stderr."""
+    typer.echo(f"dcops: error: {message}", err=True)
+    raise typer.Exit(code)

@@ -1,0 +1,254 @@
+"""`dcops programme`: list, show, add, update and retire hosted programmes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Optional
+
+import typer
+
+from dcops.cli.common import OUTPUT_HELP, Output, echo_csv, echo_json, echo_table, fail, open_database
+
+app = typer.Typer(help="The programmes the data centre hosts.", no_args_is_help=True)
+
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help=OUTPUT_HELP)]
+
+
+@app.command("list")
+def list_command(
+    ministry: Annotated[Optional[str], typer.Option(help="Only this ministry's programmes (its code).")] = None,
+    status: Annotated[Optional[str], typer.Option(help="Only programmes in this lifecycle status.")] = None,
+    tier: Annotated[Optional[int], typer.Option(help="Only this tier (1, 2 or 3).")] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """List programmes, ordered by slug.
+
+    JSON output is a list of objects with the keys slug, name, ministry, tier,
+    sla_target_percent, status, classification, environment, personal_data,
+    owner_contact, security_contact, review_date (YYYY-MM-DD or null) and
+    updated_at (ISO 8601 UTC); scripts may rely on them.
+
+    Example: dcops programme list --ministry moh --tier 1 --output json
+    """
+    from dcops.inventory.queries import PROGRAMME_LIST_KEYS, list_programmes
+
+    database = open_database()
+    with database.transaction() as conn:
+        rows = list_programmes(conn, ministry=ministry, status=status, tier=tier)
+    if output == Output.json:
+        echo_json(rows)
+    elif output == Output.csv:
+        echo_csv(rows, PROGRAMME_LIST_KEYS)
+    else:
+        echo_table(
+            ((r["slug"], r["ministry"], r["tier"], r["status"], r["classification"][:4], r["name"]) for r in rows),
+            ("SLUG", "MINISTRY", "TIER", "STATUS", "CLASS", "NAME"),
+            shrink=(5, 0),
+            right=(2,),
+        )
+
+
+@app.command("show")
+def show_command(
+    slug: Annotated[str, typer.Argument(help="The programme's slug.")],
+    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+) -> None:
+    """Show everything about one programme.
+
+    Example: dcops programme show e-crvs
+    """
+    from dcops.inventory.queries import show_programme
+
+    database = open_database()
+    with database.transaction() as conn:
+        record = show_programme(conn, slug)
+    if output == Output.json:
+        echo_json(record)
+        return
+    recovery = record["recovery"]
+    lines = [
+        ("Programme", f"{record['name']} ({record['slug']})"),
+        ("Ministry", f"{record['ministry_name']} ({record['ministry']})"),
+        ("Status", record["status"]),
+        ("Tier", f"{record['tier']} (SLA target {record['sla_target_percent']:g} %)"),
+        ("Classification", record["classification"] + (", personal data" if record["personal_data"] else "")),
+        ("Environment", record["environment"]),
+        ("Owner", record["owner_contact"]),
+        ("Security", record["security_contact"]),
+        ("Recovery", f"RTO {recovery['rto_minutes'] if recovery['rto_minutes'] is not None else '-'} min, "
+                     f"RPO {recovery['rpo_minutes'] if recovery['rpo_minutes'] is not None else '-'} min, "
+                     f"backup {recovery['backup_tier']}"),
+        ("Review by", record["review_date"] or "-"),
+        ("Depends on", ", ".join(record["depends_on"]) or "-"),
+        ("Needed by", ", ".join(record["depended_on_by"]) or "-"),
+        ("Created", record["created_at"]),
+        ("Updated", record["updated_at"]),
+    ]
+    for label, value in lines:
+        typer.echo(f"{label + ':':<16}{value}")
+    if record["description"]:
+        typer.echo(f"{'Description:':<16}{record['description']}")
+    if record["endpoints"]:
+        typer.echo("\nEndpoints")
+        echo_table(((e["name"], e["kind"], e["target"]) for e in record["endpoints"]), ("NAME", "KIND", "TARGET"),
+                   shrink=(2,))
+    if record["allocations"]:
+        typer.echo("\nAllocations")
+        echo_table(
+            ((a["cluster"], a.get("vcpu", 0), a.get("ram_gib", 0), a.get("storage_gib", 0)) for a in record["allocations"]),
+            ("CLUSTER", "VCPU", "RAM_GIB", "STORAGE_GIB"),
+            right=(1, 2, 3),
+        )
+    if record["hosts"]:
+        typer.echo("\nHosts")
+        echo_table(((h["name"], h["address"], h["cluster"], h["role"]) for h in record["hosts"]),
+                   ("NAME", "ADDRESS", "CLUSTER", "ROLE"), shrink=(0,))
+
+
+def _date(value: Optional[str], option: str):
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        fail(f"{option}: expected a date as YYYY-MM-DD, not {value!r}")
+
+
+def _document(**options) -> dict:
+    """The options given on the command line, in the shape of an inventory document."""
+    document: dict = {}
+    contacts = {k: options.pop(k) for k in ("owner", "security") if options.get(k) is not None}
+    options.pop("owner", None), options.pop("security", None)
+    recovery = {k: options.pop(k) for k in ("rto_minutes", "rpo_minutes", "backup_tier") if options.get(k) is not None}
+    for key in ("rto_minutes", "rpo_minutes", "backup_tier"):
+        options.pop(key, None)
+    document.update({k: v for k, v in options.items() if v is not None})
+    if contacts:
+        document["contacts"] = contacts
+    if recovery:
+        document["recovery"] = recovery
+    return document
+
+
+def _render_change(plan, output: Output, verb: str, slug: str) -> None:
+    from dcops.cli.inventory import render_plan
+
+    if output == Output.json:
+        echo_json(plan.as_dict())
+    elif not plan.has_changes:
+        typer.echo(f"programme {slug}: nothing to change")
+    else:
+        render_plan(plan)
+
+
+NameOpt = Annotated[Optional[str], typer.Option("--name", help="Full name of the programme.")]
+MinistryOpt = Annotated[Optional[str], typer.Option("--ministry", help="Code of the owning ministry.")]
+DescriptionOpt = Annotated[Optional[str], typer.Option("--description", help="What the programme does.")]
+TierOpt = Annotated[Optional[int], typer.Option("--tier", help="1, 2 or 3 (SLA 99.9 / 99.5 / 99.0 % by default).")]
+ClassOpt = Annotated[Optional[str], typer.Option("--classification", help="public, internal, confidential or secret.")]
+EnvOpt = Annotated[Optional[str], typer.Option("--environment", help="production or staging.")]
+OwnerOpt = Annotated[Optional[str], typer.Option("--owner", help="Owner contact (e-mail).")]
+SecurityOpt = Annotated[Optional[str], typer.Option("--security-contact", help="Security contact (e-mail).")]
+PersonalOpt = Annotated[
+    Optional[bool], typer.Option("--personal-data/--no-personal-data", help="Whether it holds personal data.")
+]
+RtoOpt = Annotated[Optional[int], typer.Option("--rto", help="Recovery time objective, minutes.")]
+RpoOpt = Annotated[Optional[int], typer.Option("--rpo", help="Recovery point objective, minutes.")]
+BackupOpt = Annotated[Optional[str], typer.Option("--backup-tier", help="none, daily, hourly or continuous.")]
+ReviewOpt = Annotated[Optional[str], typer.Option("--review-date", help="When hosting is re-approved (YYYY-MM-DD).")]
+DependsOpt = Annotated[
+    Optional[list[str]], typer.Option("--depends-on", help="Slug of a programme it needs (repeat for several).")
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print what would change; write nothing.")]
+ChangeOutput = Annotated[Output, typer.Option("--output", "-o", help="table or json (the plan)")]
+
+
+@app.command("add")
+def add_command(
+    slug: Annotated[str, typer.Argument(help="Short name: [a-z0-9-], 2-63 characters.")],
+    name: NameOpt = None,
+    ministry: MinistryOpt = None,
+    description: DescriptionOpt = None,
+    tier: TierOpt = None,
+    classification: ClassOpt = None,
+    environment: EnvOpt = None,
+    owner: OwnerOpt = None,
+    security_contact: SecurityOpt = None,
+    personal_data: PersonalOpt = None,
+    rto: RtoOpt = None,
+    rpo: RpoOpt = None,
+    backup_tier: BackupOpt = None,
+    review_date: ReviewOpt = None,
+    depends_on: DependsOpt = None,
+    dry_run: DryRunOpt = False,
+    output: ChangeOutput = Output.table,
+) -> None:
+    """Add a programme (the same checks as `inventory load`).
+
+    Example: dcops programme add lao-tax --name "Tax administration" --ministry mof --tier 1
+    --classification confidential --owner tax@mof.gov.la --security-contact sec@mof.gov.la
+    """
+    from dcops.inventory.service import add_programme
+
+    document = _document(
+        slug=slug, name=name, ministry=ministry, description=description, tier=tier,
+        classification=classification, environment=environment, owner=owner, security=security_contact,
+        personal_data=personal_data, rto_minutes=rto, rpo_minutes=rpo, backup_tier=backup_tier,
+        review_date=_date(review_date, "--review-date"), depends_on=depends_on or None,
+    )
+    plan = add_programme(open_database(), document, dry_run=dry_run)
+    _render_change(plan, output, "added", slug)
+
+
+@app.command("update")
+def update_command(
+    slug: Annotated[str, typer.Argument(help="The programme's slug.")],
+    name: NameOpt = None,
+    ministry: MinistryOpt = None,
+    description: DescriptionOpt = None,
+    tier: TierOpt = None,
+    classification: ClassOpt = None,
+    environment: EnvOpt = None,
+    owner: OwnerOpt = None,
+    security_contact: SecurityOpt = None,
+    personal_data: PersonalOpt = None,
+    rto: RtoOpt = None,
+    rpo: RpoOpt = None,
+    backup_tier: BackupOpt = None,
+    review_date: ReviewOpt = None,
+    depends_on: DependsOpt = None,
+    dry_run: DryRunOpt = False,
+    output: ChangeOutput = Output.table,
+) -> None:
+    """Change fields of a programme; only the options given change.
+
+    Example: dcops programme update lesmis --tier 1 --review-date 2027-12-31
+    """
+    from dcops.inventory.service import update_programme
+
+    changes = _document(
+        name=name, ministry=ministry, description=description, tier=tier,
+        classification=classification, environment=environment, owner=owner, security=security_contact,
+        personal_data=personal_data, rto_minutes=rto, rpo_minutes=rpo, backup_tier=backup_tier,
+        review_date=_date(review_date, "--review-date"), depends_on=depends_on or None,
+    )
+    if not changes:
+        fail("nothing to change: give at least one option (see --help)")
+    plan = update_programme(open_database(), slug, changes, dry_run=dry_run)
+    _render_change(plan, output, "updated", slug)
+
+
+@app.command("retire")
+def retire_command(
+    slug: Annotated[str, typer.Argument(help="The programme's slug.")],
+    dry_run: DryRunOpt = False,
+    output: ChangeOutput = Output.table,
+) -> None:
+    """Retire a programme: it stops counting, its capacity is released; its history stays.
+
+    Example: dcops programme retire old-portal
+    """
+    from dcops.inventory.service import retire_programme
+
+    plan = retire_programme(open_database(), slug, dry_run=dry_run)
+    _render_change(plan, output, "retired", slug)

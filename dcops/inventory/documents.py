@@ -1,0 +1,383 @@
+"""The schema of inventory YAML documents (pydantic) and their reading into plain desired state."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError as PydanticValidationError,
+    model_validator,
+)
+
+from dcops.inventory.yamlfile import YamlProblem, line_of, load_yaml
+from dcops.vocabulary import (
+    MAX_ALLOCATION_RATIO,
+    MAX_RESOURCE_AMOUNT,
+    NAME_PATTERN,
+    RESOURCES,
+    SLUG_PATTERN,
+)
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL_RE.match(value):
+        raise ValueError(f"not an e-mail address: {value!r}")
+    return value
+
+
+def _check_address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOSTNAME_RE.match(value):
+        raise ValueError(f"not an IP address or host name: {value!r}")
+    return value
+
+
+def _check_text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    return value
+
+
+Slug = Annotated[
+    str,
+    Field(pattern=SLUG_PATTERN, description="[a-z0-9-], 2-63 characters, no dash at either end"),
+]
+Name = Annotated[
+    str,
+    Field(pattern=NAME_PATTERN, description="[a-z0-9-], 1-63 characters, no dash at either end"),
+]
+Text = Annotated[str, Field(max_length=10_000), AfterValidator(_check_text)]
+Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_check_text)]
+Email = Annotated[str, Field(max_length=254), AfterValidator(_check_email)]
+Address = Annotated[str, AfterValidator(_check_address)]
+Minutes = Annotated[StrictInt, Field(ge=0, le=525_600)]  # at most a year
+Ratio = Annotated[float, Field(gt=0, le=MAX_ALLOCATION_RATIO, allow_inf_nan=False)]
+
+MESSAGES = {
+    "string_pattern_mismatch": "must be [a-z0-9-], no dash at either end",
+}
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SlaTierDoc(_Doc):
+    tier: Literal[1, 2, 3]
+    name: Name
+    sla_target_percent: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+
+
+class MinistryDoc(_Doc):
+    code: Name
+    name: Title
+    contact: Email | Literal[""] = ""
+
+
+class CapacityDoc(_Doc):
+    total: Annotated[StrictInt, Field(ge=0)]
+    reserved: Annotated[StrictInt, Field(ge=0)] = 0
+    allocation_ratio: Ratio = 1.0
+
+    @model_validator(mode="after")
+    def _reserved_within_total(self) -> "CapacityDoc":
+        if self.reserved > self.total:
+            raise ValueError(f"reserved ({self.reserved}) is more than total ({self.total})")
+        return self
+
+
+class ClusterDoc(_Doc):
+    name: Name
+    description: Text = ""
+    capacity: dict[Literal["vcpu", "ram_gib", "storage_gib"], CapacityDoc] = {}
+
+    @model_validator(mode="after")
+    def _not_absurd(self) -> "ClusterDoc":
+        for resource, row in self.capacity.items():
+            if row.total > MAX_RESOURCE_AMOUNT[resource]:
+                raise ValueError(
+                    f"{resource} total {row.total} is absurd (at most {MAX_RESOURCE_AMOUNT[resource]})"
+                )
+        return self
+
+
+class SiteDoc(_Doc):
+    code: Name
+    name: Title
+    role: Literal["primary", "disaster-recovery"]
+    location: Text = ""
+    clusters: list[ClusterDoc] = []
+
+
+class EndpointDoc(_Doc):
+    name: Name
+    kind: Literal["http", "tcp", "tls"]
+    target: Annotated[str, Field(min_length=1, max_length=2000)]
+
+    @model_validator(mode="after")
+    def _target_fits_kind(self) -> "EndpointDoc":
+        if self.kind == "http":
+            parts = urlsplit(self.target)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"an http endpoint needs an http:// or https:// URL, not {self.target!r}")
+            try:
+                parts.port
+            except ValueError:
+                raise ValueError(f"bad port in {self.target!r}") from None
+        else:
+            host, sep, port = self.target.rpartition(":")
+            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"a {self.kind} endpoint needs host:port, not {self.target!r}")
+            _check_address(host.strip("[]"))
+        return self
+
+
+class AllocationDoc(_Doc):
+    cluster: Name
+    vcpu: Annotated[StrictInt, Field(ge=0, le=MAX_RESOURCE_AMOUNT["vcpu"])] = 0
+    ram_gib: Annotated[StrictInt, Field(ge=0, le=MAX_RESOURCE_AMOUNT["ram_gib"])] = 0
+    storage_gib: Annotated[StrictInt, Field(ge=0, le=MAX_RESOURCE_AMOUNT["storage_gib"])] = 0
+
+
+class HostDoc(_Doc):
+    name: Name
+    address: Address
+    cluster: Name
+    role: Name = "app"
+
+
+class ContactsDoc(_Doc):
+    owner: Email
+    security: Email
+
+
+class RecoveryDoc(_Doc):
+    rto_minutes: Minutes | None = None
+    rpo_minutes: Minutes | None = None
+    backup_tier: Literal["none", "daily", "hourly", "continuous"] = "daily"
+
+
+class ProgrammeDoc(_Doc):
+    slug: Slug
+    name: Title
+    ministry: Name
+    description: Text = ""
+    tier: Literal[1, 2, 3]
+    status: Literal[
+        "requested", "approved", "provisioning", "active", "failed", "decommissioning", "retired"
+    ] | None = None
+    classification: Literal["public", "internal", "confidential", "secret"]
+    environment: Literal["production", "staging"] = "production"
+    contacts: ContactsDoc
+    personal_data: StrictBool = False
+    recovery: RecoveryDoc = RecoveryDoc()
+    review_date: date | None = None
+    depends_on: list[Slug] = []
+    endpoints: list[EndpointDoc] = []
+    allocations: list[AllocationDoc] = []
+    hosts: list[HostDoc] = []
+
+
+class InventoryFileDoc(_Doc):
+    """One inventory file: any of the sections, each a list."""
+
+    sla_tiers: list[SlaTierDoc] = []
+    ministries: list[MinistryDoc] = []
+    sites: list[SiteDoc] = []
+    programmes: list[ProgrammeDoc] = []
+
+
+SECTIONS = ("sla_tiers", "ministries", "sites", "programmes")
+
+
+@dataclass
+class Desired:
+    """What the inventory files ask for, as plain state keyed by natural keys.
+
+    `origins` maps ("programme", slug) and the like to "file:line" for messages.
+    """
+
+    sla_tiers: dict[int, dict] = field(default_factory=dict)
+    ministries: dict[str, dict] = field(default_factory=dict)
+    sites: dict[str, dict] = field(default_factory=dict)
+    clusters: dict[str, dict] = field(default_factory=dict)
+    programmes: dict[str, dict] = field(default_factory=dict)
+    origins: dict[tuple, str] = field(default_factory=dict)
+
+
+def programme_state(doc: ProgrammeDoc) -> dict[str, Any]:
+    """The plain state of a programme document, in the shape the database is read into."""
+    return {
+        "name": doc.name,
+        "ministry": doc.ministry,
+        "description": doc.description,
+        "tier": doc.tier,
+        "status": doc.status,
+        "classification": doc.classification,
+        "environment": doc.environment,
+        "owner_contact": doc.contacts.owner,
+        "security_contact": doc.contacts.security,
+        "personal_data": doc.personal_data,
+        "rto_minutes": doc.recovery.rto_minutes,
+        "rpo_minutes": doc.recovery.rpo_minutes,
+        "backup_tier": doc.recovery.backup_tier,
+        "review_date": doc.review_date,
+        "depends_on": sorted(set(doc.depends_on)),
+        "endpoints": {e.name: {"kind": e.kind, "target": e.target} for e in doc.endpoints},
+        "allocations": {
+            a.cluster: {r: getattr(a, r) for r in RESOURCES if getattr(a, r)} for a in doc.allocations
+        },
+        "hosts": {h.name: {"address": h.address, "cluster": h.cluster, "role": h.role} for h in doc.hosts},
+    }
+
+
+def pydantic_problems(error: PydanticValidationError, data: Any, where: str) -> list[str]:
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = tuple(item["loc"])
+        line = line_of(data, loc)
+        path = _format_loc(loc)
+        message = MESSAGES.get(item["type"], item["msg"])
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif item["type"] == "missing":
+            message = "is required"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        given = item.get("input")
+        if item["type"] in ("literal_error", "string_pattern_mismatch", "int_type", "bool_type") and not isinstance(
+            given, (dict, list)
+        ):
+            message += f" (got {given!r})"
+        prefix = f"{where}:{line}" if line else where
+        problems.append(f"{prefix}: {path}: {message}" if path else f"{prefix}: {message}")
+    return problems
+
+
+def _format_loc(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+@dataclass
+class _Seen:
+    where: dict[tuple, str] = field(default_factory=dict)
+
+    def claim(self, key: tuple, where: str, problems: list[str], what: str) -> bool:
+        if key in self.where:
+            problems.append(f"{where}: duplicate {what} (first at {self.where[key]})")
+            return False
+        self.where[key] = where
+        return True
+
+
+def inventory_files(directory: Path) -> list[Path]:
+    """Every *.yaml / *.yml file under `directory`, sorted, hidden ones left out."""
+    files = [
+        path
+        for pattern in ("*.yaml", "*.yml")
+        for path in directory.rglob(pattern)
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(directory).parts)
+    ]
+    return sorted(files)
+
+
+def read_directory(directory: Path) -> tuple[Desired, list[str]]:
+    """Parse and check every inventory file; return the desired state and every problem."""
+    desired = Desired()
+    problems: list[str] = []
+    seen = _Seen()
+    files = inventory_files(directory)
+    if not files:
+        problems.append(f"{directory}: no inventory files (*.yaml) found")
+    for path in files:
+        where = str(path)
+        try:
+            data = load_yaml(path)
+        except YamlProblem as problem:
+            problems.append(f"{where}:{problem.line}: {problem.message}")
+            continue
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            problems.append(f"{where}:{getattr(data, 'line', 1)}: an inventory file is a mapping of sections "
+                            f"({', '.join(SECTIONS)}), not a {type(data).__name__}")
+            continue
+        try:
+            doc = InventoryFileDoc.model_validate(data)
+        except PydanticValidationError as error:
+            problems.extend(pydantic_problems(error, data, where))
+            continue
+        add_document(desired, doc, data, where, problems, seen)
+    return desired, problems
+
+
+def add_document(
+    desired: Desired, doc: InventoryFileDoc, data: Any, where: str, problems: list[str], seen: _Seen | None = None
+) -> None:
+    """Merge one valid file into the desired state, reporting names defined twice."""
+    seen = seen or _Seen()
+
+    def at(*loc) -> str:
+        line = line_of(data, loc)
+        return f"{where}:{line}" if line else where
+
+    for i, tier in enumerate(doc.sla_tiers):
+        if seen.claim(("tier", tier.tier), at("sla_tiers", i), problems, f"tier {tier.tier}"):
+            desired.sla_tiers[tier.tier] = {"name": tier.name, "sla_target_percent": tier.sla_target_percent}
+    for i, ministry in enumerate(doc.ministries):
+        if seen.claim(("ministry", ministry.code), at("ministries", i), problems, f"ministry {ministry.code!r}"):
+            desired.ministries[ministry.code] = {"name": ministry.name, "contact": ministry.contact}
+            desired.origins[("ministry", ministry.code)] = at("ministries", i)
+    for i, site in enumerate(doc.sites):
+        if not seen.claim(("site", site.code), at("sites", i), problems, f"site {site.code!r}"):
+            continue
+        desired.sites[site.code] = {"name": site.name, "role": site.role, "location": site.location}
+        for j, cluster in enumerate(site.clusters):
+            place = at("sites", i, "clusters", j)
+            if seen.claim(("cluster", cluster.name), place, problems, f"cluster {cluster.name!r}"):
+                desired.clusters[cluster.name] = {
+                    "site": site.code,
+                    "description": cluster.description,
+                    "capacity": {r: row.model_dump() for r, row in sorted(cluster.capacity.items())},
+                }
+                desired.origins[("cluster", cluster.name)] = place
+    for i, programme in enumerate(doc.programmes):
+        place = at("programmes", i)
+        if not seen.claim(("programme", programme.slug), place, problems, f"programme {programme.slug!r}"):
+            continue
+        local = _Seen()
+        for j, endpoint in enumerate(programme.endpoints):
+            local.claim(("endpoint", endpoint.name), at("programmes", i, "endpoints", j), problems,
+                        f"endpoint {endpoint.name!r} in {programme.slug}")
+        for j, allocation in enumerate(programme.allocations):
+            local.claim(("allocation", allocation.cluster), at("programmes", i, "allocations", j), problems,
+                        f"allocation on cluster {allocation.cluster!r} in {programme.slug}")
+        for j, host in enumerate(programme.hosts):
+            seen.claim(("host", host.name), at("programmes", i, "hosts", j), problems, f"host {host.name!r}")
+        desired.programmes[programme.slug] = programme_state(programme)
+        desired.origins[("programme", programme.slug)] = place

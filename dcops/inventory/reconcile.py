@@ -1,0 +1,512 @@
+"""Reconciling desired inventory state with the database: read, check, plan, apply in one transaction."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from dcops.db import Database, utcnow
+from dcops.errors import ValidationError
+from dcops.inventory.capacity import capacity, fits
+from dcops.inventory.documents import Desired
+from dcops.models import (
+    Allocation,
+    Cluster,
+    ClusterCapacity,
+    Endpoint,
+    Host,
+    Ministry,
+    Programme,
+    ProgrammeDependency,
+    Site,
+    SlaTier,
+)
+from dcops.vocabulary import RESOURCES
+
+T_TIER = SlaTier.__table__
+T_MINISTRY = Ministry.__table__
+T_SITE = Site.__table__
+T_CLUSTER = Cluster.__table__
+T_CAPACITY = ClusterCapacity.__table__
+T_PROGRAMME = Programme.__table__
+T_DEPENDENCY = ProgrammeDependency.__table__
+T_ENDPOINT = Endpoint.__table__
+T_ALLOCATION = Allocation.__table__
+T_HOST = Host.__table__
+
+PROGRAMME_FIELDS = (
+    "name",
+    "ministry",
+    "description",
+    "tier",
+    "status",
+    "classification",
+    "environment",
+    "owner_contact",
+    "security_contact",
+    "personal_data",
+    "rto_minutes",
+    "rpo_minutes",
+    "backup_tier",
+    "review_date",
+)
+NESTED_FIELDS = ("depends_on", "endpoints", "allocations", "hosts")
+KINDS = ("sla_tier", "ministry", "site", "cluster", "programme")
+
+
+@dataclass
+class Current:
+    """The database's inventory in the same plain shape as `Desired`, plus row ids."""
+
+    sla_tiers: dict[int, dict] = field(default_factory=dict)
+    ministries: dict[str, dict] = field(default_factory=dict)
+    sites: dict[str, dict] = field(default_factory=dict)
+    clusters: dict[str, dict] = field(default_factory=dict)
+    programmes: dict[str, dict] = field(default_factory=dict)
+    ids: dict[tuple, int] = field(default_factory=dict)
+    host_owner: dict[str, str] = field(default_factory=dict)
+
+
+def read_current(conn: Connection) -> Current:
+    """Read the whole inventory from the database into plain state (a few queries)."""
+    current = Current()
+    for row in conn.execute(select(T_TIER)):
+        current.sla_tiers[row.tier] = {"name": row.name, "sla_target_percent": row.sla_target_percent}
+    ministry_code = {}
+    for row in conn.execute(select(T_MINISTRY)):
+        current.ministries[row.code] = {"name": row.name, "contact": row.contact}
+        current.ids[("ministry", row.code)] = row.id
+        ministry_code[row.id] = row.code
+    site_code = {}
+    for row in conn.execute(select(T_SITE)):
+        current.sites[row.code] = {"name": row.name, "role": row.role, "location": row.location}
+        current.ids[("site", row.code)] = row.id
+        site_code[row.id] = row.code
+    cluster_name = {}
+    for row in conn.execute(select(T_CLUSTER)):
+        current.clusters[row.name] = {"site": site_code[row.site_id], "description": row.description, "capacity": {}}
+        current.ids[("cluster", row.name)] = row.id
+        cluster_name[row.id] = row.name
+    for row in conn.execute(select(T_CAPACITY).order_by(T_CAPACITY.c.resource)):
+        current.clusters[cluster_name[row.cluster_id]]["capacity"][row.resource] = {
+            "total": row.total,
+            "reserved": row.reserved,
+            "allocation_ratio": row.allocation_ratio,
+        }
+    slug_of = {}
+    for row in conn.execute(select(T_PROGRAMME)):
+        state = {name: getattr(row, name) for name in PROGRAMME_FIELDS if name != "ministry"}
+        state["ministry"] = ministry_code[row.ministry_id]
+        state.update(depends_on=[], endpoints={}, allocations={}, hosts={})
+        current.programmes[row.slug] = state
+        current.ids[("programme", row.slug)] = row.id
+        slug_of[row.id] = row.slug
+    for row in conn.execute(select(T_DEPENDENCY)):
+        current.programmes[slug_of[row.programme_id]]["depends_on"].append(slug_of[row.depends_on_id])
+    for state in current.programmes.values():
+        state["depends_on"].sort()
+    for row in conn.execute(select(T_ENDPOINT).order_by(T_ENDPOINT.c.id)):
+        slug = slug_of[row.programme_id]
+        current.programmes[slug]["endpoints"][row.name] = {"kind": row.kind, "target": row.target}
+        current.ids[("endpoint", slug, row.name)] = row.id
+    for row in conn.execute(select(T_ALLOCATION).order_by(T_ALLOCATION.c.cluster_id, T_ALLOCATION.c.resource)):
+        allocations = current.programmes[slug_of[row.programme_id]]["allocations"]
+        allocations.setdefault(cluster_name[row.cluster_id], {})[row.resource] = row.amount
+    for row in conn.execute(select(T_HOST).order_by(T_HOST.c.id)):
+        slug = slug_of[row.programme_id]
+        current.programmes[slug]["hosts"][row.name] = {
+            "address": row.address,
+            "cluster": cluster_name[row.cluster_id],
+            "role": row.role,
+        }
+        current.ids[("host", row.name)] = row.id
+        current.host_owner[row.name] = slug
+    return current
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field of one record: its value before and after."""
+
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass
+class Change:
+    """What the plan does to one record: create, update, unchanged or retire."""
+
+    kind: str
+    key: str
+    action: str
+    fields: list[FieldChange] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "key": self.key,
+            "action": self.action,
+            "fields": [{"field": f.field, "old": _jsonable(f.old), "new": _jsonable(f.new)} for f in self.fields],
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+@dataclass
+class Plan:
+    """Every change a reconcile makes (or would make, on a dry run)."""
+
+    changes: list[Change] = field(default_factory=list)
+    applied: bool = False
+
+    def count(self, action: str) -> int:
+        return sum(1 for change in self.changes if change.action == action)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(change.action != "unchanged" for change in self.changes)
+
+    def as_dict(self) -> dict:
+        return {
+            "applied": self.applied,
+            "summary": {a: self.count(a) for a in ("create", "update", "retire", "unchanged")},
+            "changes": [c.as_dict() for c in self.changes if c.action != "unchanged"],
+        }
+
+
+def _effective_programmes(desired: Desired, current: Current, retiring: set[str]) -> dict[str, dict]:
+    effective = {slug: dict(state) for slug, state in current.programmes.items()}
+    for slug, state in desired.programmes.items():
+        merged = dict(state)
+        if merged["status"] is None:
+            merged["status"] = current.programmes.get(slug, {}).get("status", "active")
+        effective[slug] = merged
+    for slug in retiring:
+        effective[slug] = {**effective[slug], "status": "retired", "allocations": {}}
+    return effective
+
+
+def check(desired: Desired, current: Current, retiring: set[str]) -> list[str]:
+    """Every cross-reference and capacity problem of `desired` against `current`."""
+    problems: list[str] = []
+    ministries = set(current.ministries) | set(desired.ministries)
+    clusters = {**current.clusters, **desired.clusters}
+    effective = _effective_programmes(desired, current, retiring)
+
+    for slug, state in desired.programmes.items():
+        where = desired.origins.get(("programme", slug), slug)
+        status = effective[slug]["status"]
+        if state["ministry"] not in ministries:
+            problems.append(f"{where}: programme {slug}: unknown ministry {state['ministry']!r}")
+        for dependency in state["depends_on"]:
+            if dependency == slug:
+                problems.append(f"{where}: programme {slug}: depends on itself")
+            elif dependency not in effective:
+                problems.append(f"{where}: programme {slug}: depends on unknown programme {dependency!r}")
+        if status == "retired" and state["allocations"]:
+            problems.append(f"{where}: programme {slug}: a retired programme holds no allocations")
+        for cluster, amounts in state["allocations"].items():
+            if cluster not in clusters:
+                problems.append(f"{where}: programme {slug}: allocation on unknown cluster {cluster!r}")
+                continue
+            for resource in amounts:
+                if resource not in clusters[cluster]["capacity"]:
+                    problems.append(f"{where}: programme {slug}: cluster {cluster} offers no {resource}")
+        for host, host_state in state["hosts"].items():
+            if host_state["cluster"] not in clusters:
+                problems.append(f"{where}: host {host}: unknown cluster {host_state['cluster']!r}")
+            owner = current.host_owner.get(host)
+            if owner is not None and owner != slug and owner not in desired.programmes:
+                problems.append(f"{where}: host {host}: already belongs to programme {owner}")
+
+    for site_code, _cluster in ((c["site"], n) for n, c in desired.clusters.items()):
+        if site_code not in desired.sites and site_code not in current.sites:
+            problems.append(f"{desired.origins.get(('cluster', _cluster), _cluster)}: unknown site {site_code!r}")
+
+    problems.extend(_dependency_cycles(desired, effective))
+    problems.extend(_capacity_problems(desired, clusters, effective))
+    return problems
+
+
+def _dependency_cycles(desired: Desired, effective: dict[str, dict]) -> list[str]:
+    graph = {slug: [d for d in state["depends_on"] if d in effective and d != slug] for slug, state in effective.items()}
+    colour: dict[str, int] = {}
+    problems = []
+    for start in sorted(desired.programmes):
+        if colour.get(start):
+            continue
+        stack = [(start, iter(graph[start]))]
+        path = [start]
+        colour[start] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                colour[node] = 2
+                stack.pop()
+                path.pop()
+            elif colour.get(child) == 1:
+                cycle = path[path.index(child):] + [child]
+                where = desired.origins.get(("programme", start), start)
+                problems.append(f"{where}: dependency cycle: {' -> '.join(cycle)}")
+            elif not colour.get(child):
+                colour[child] = 1
+                stack.append((child, iter(graph[child])))
+                path.append(child)
+    return problems
+
+
+def _capacity_problems(desired: Desired, clusters: dict[str, dict], effective: dict[str, dict]) -> list[str]:
+    allocated: dict[tuple[str, str], int] = defaultdict(int)
+    for state in effective.values():
+        if state["status"] == "retired":
+            continue
+        for cluster, amounts in state["allocations"].items():
+            for resource, amount in amounts.items():
+                allocated[(cluster, resource)] += amount
+    problems = []
+    for (cluster, resource), amount in sorted(allocated.items()):
+        row = clusters.get(cluster, {}).get("capacity", {}).get(resource)
+        if row is None:
+            continue  # reported as "offers no ..." above
+        if not fits(row["total"], row["reserved"], row["allocation_ratio"], amount):
+            limit = capacity(row["total"], row["reserved"], row["allocation_ratio"])
+            where = desired.origins.get(("cluster", cluster), f"cluster {cluster}")
+            problems.append(
+                f"{where}: cluster {cluster}: {resource} allocations total {amount}, "
+                f"more than its capacity {limit:g} (short by {amount - limit:g})"
+            )
+    return problems
+
+
+def _diff(old: dict, new: dict, names) -> list[FieldChange]:
+    return [FieldChange(name, old.get(name), new[name]) for name in names if name in new and old.get(name) != new[name]]
+
+
+def make_plan(desired: Desired, current: Current, retiring: set[str]) -> Plan:
+    """The changes that turn `current` into `desired` (plus retiring programmes)."""
+    plan = Plan()
+
+    def add(kind, key, old, new, names):
+        if old is None:
+            plan.changes.append(Change(kind, str(key), "create", [FieldChange(n, None, new[n]) for n in names if n in new]))
+            return
+        fields = _diff(old, new, names)
+        plan.changes.append(Change(kind, str(key), "update" if fields else "unchanged", fields))
+
+    for tier, state in sorted(desired.sla_tiers.items()):
+        add("sla_tier", tier, current.sla_tiers.get(tier), state, ("name", "sla_target_percent"))
+    for code, state in sorted(desired.ministries.items()):
+        add("ministry", code, current.ministries.get(code), state, ("name", "contact"))
+    for code, state in sorted(desired.sites.items()):
+        add("site", code, current.sites.get(code), state, ("name", "role", "location"))
+    for name, state in sorted(desired.clusters.items()):
+        add("cluster", name, current.clusters.get(name), state, ("site", "description", "capacity"))
+    for slug, state in sorted(desired.programmes.items()):
+        old = current.programmes.get(slug)
+        wanted = dict(state)
+        if wanted["status"] is None:
+            wanted["status"] = old["status"] if old else "active"
+        add("programme", slug, old, wanted, PROGRAMME_FIELDS + NESTED_FIELDS)
+    for slug in sorted(retiring):
+        plan.changes.append(
+            Change("programme", slug, "retire", [FieldChange("status", current.programmes[slug]["status"], "retired")])
+        )
+    return plan
+
+
+def programmes_to_retire(desired: Desired, current: Current) -> set[str]:
+    """Programmes in the database but not in the files, not yet retired (for --prune)."""
+    return {
+        slug
+        for slug, state in current.programmes.items()
+        if slug not in desired.programmes and state["status"] != "retired"
+    }
+
+
+def apply(conn: Connection, plan: Plan, desired: Desired, current: Current) -> None:
+    """Write the plan's changes; the caller's transaction makes them all-or-nothing."""
+    now = utcnow()
+    changes = {(c.kind, c.key): c for c in plan.changes if c.action != "unchanged"}
+    ids = dict(current.ids)
+
+    def changed(kind, key):
+        return (kind, str(key)) in changes
+
+    for tier, state in desired.sla_tiers.items():
+        if not changed("sla_tier", tier):
+            continue
+        if tier in current.sla_tiers:
+            conn.execute(update(T_TIER).where(T_TIER.c.tier == tier).values(**state))
+        else:
+            conn.execute(insert(T_TIER).values(tier=tier, **state))
+
+    _upsert_by_key(conn, T_MINISTRY, "code", "ministry", desired.ministries, current.ministries, ids, changed)
+    _upsert_by_key(conn, T_SITE, "code", "site", desired.sites, current.sites, ids, changed)
+
+    cluster_rows = {
+        name: {"site_id": ids[("site", state["site"])], "description": state["description"]}
+        for name, state in desired.clusters.items()
+    }
+    _upsert_by_key(conn, T_CLUSTER, "name", "cluster", cluster_rows, current.clusters, ids, changed)
+    for name, state in desired.clusters.items():
+        if not changed("cluster", name):
+            continue
+        cluster_id = ids[("cluster", name)]
+        old_capacity = current.clusters.get(name, {}).get("capacity", {})
+        for resource in old_capacity.keys() - state["capacity"].keys():
+            conn.execute(
+                delete(T_CAPACITY).where(T_CAPACITY.c.cluster_id == cluster_id, T_CAPACITY.c.resource == resource)
+            )
+        for resource, row in state["capacity"].items():
+            if resource not in old_capacity:
+                conn.execute(insert(T_CAPACITY).values(cluster_id=cluster_id, resource=resource, **row))
+            elif old_capacity[resource] != row:
+                conn.execute(
+                    update(T_CAPACITY)
+                    .where(T_CAPACITY.c.cluster_id == cluster_id, T_CAPACITY.c.resource == resource)
+                    .values(**row)
+                )
+
+    _apply_programmes(conn, plan, desired, current, ids, now)
+
+
+def _upsert_by_key(conn, table, key_column, kind, desired_rows, current_rows, ids, changed) -> None:
+    new_rows = []
+    for key, row in desired_rows.items():
+        if not changed(kind, key):
+            continue
+        if key in current_rows:
+            conn.execute(update(table).where(table.c.id == ids[(kind, key)]).values(**row))
+        else:
+            new_rows.append({key_column: key, **row})
+    if new_rows:
+        conn.execute(insert(table), new_rows)
+        for row in conn.execute(select(table.c.id, table.c[key_column])):
+            ids[(kind, row[1])] = row[0]
+
+
+def _programme_row(state: dict, ids: dict) -> dict:
+    row = {name: state[name] for name in PROGRAMME_FIELDS if name != "ministry"}
+    row["ministry_id"] = ids[("ministry", state["ministry"])]
+    return row
+
+
+def _apply_programmes(conn, plan: Plan, desired: Desired, current: Current, ids: dict, now) -> None:
+    touched = [c for c in plan.changes if c.kind == "programme" and c.action != "unchanged"]
+    if not touched:
+        return
+    new_rows = []
+    for change in touched:
+        slug = change.key
+        if change.action == "create":
+            state = {**desired.programmes[slug]}
+            state["status"] = state["status"] or "active"
+            new_rows.append({"slug": slug, **_programme_row(state, ids), "created_at": now, "updated_at": now})
+        elif change.action == "update":
+            scalar = {f.field: f.new for f in change.fields if f.field in PROGRAMME_FIELDS}
+            if "ministry" in scalar:
+                scalar["ministry_id"] = ids[("ministry", scalar.pop("ministry"))]
+            conn.execute(
+                update(T_PROGRAMME).where(T_PROGRAMME.c.id == ids[("programme", slug)]).values(**scalar, updated_at=now)
+            )
+        elif change.action == "retire":
+            programme_id = ids[("programme", slug)]
+            conn.execute(update(T_PROGRAMME).where(T_PROGRAMME.c.id == programme_id).values(status="retired", updated_at=now))
+            conn.execute(delete(T_ALLOCATION).where(T_ALLOCATION.c.programme_id == programme_id))
+    if new_rows:
+        conn.execute(insert(T_PROGRAMME), new_rows)
+        for row in conn.execute(select(T_PROGRAMME.c.id, T_PROGRAMME.c.slug)):
+            ids[("programme", row.slug)] = row.id
+
+    nested = {
+        c.key: {f.field for f in c.fields}
+        for c in touched
+        if c.action == "create" or (c.action == "update" and any(f.field in NESTED_FIELDS for f in c.fields))
+    }
+    dependency_rows, endpoint_rows, allocation_rows = [], [], []
+    host_deletes, host_updates, host_inserts = [], [], []
+    for slug, fields in nested.items():
+        state = desired.programmes[slug]
+        old = current.programmes.get(slug, {"depends_on": [], "endpoints": {}, "allocations": {}, "hosts": {}})
+        programme_id = ids[("programme", slug)]
+        if "depends_on" in fields:
+            conn.execute(delete(T_DEPENDENCY).where(T_DEPENDENCY.c.programme_id == programme_id))
+            dependency_rows += [
+                {"programme_id": programme_id, "depends_on_id": ids[("programme", d)]} for d in state["depends_on"]
+            ]
+        if "endpoints" in fields:
+            # Keyed by name and updated in place, so an endpoint keeps its id (and its history).
+            for name in old["endpoints"].keys() - state["endpoints"].keys():
+                conn.execute(delete(T_ENDPOINT).where(T_ENDPOINT.c.id == ids[("endpoint", slug, name)]))
+            for name, endpoint in state["endpoints"].items():
+                if name not in old["endpoints"]:
+                    endpoint_rows.append({"programme_id": programme_id, "name": name, **endpoint})
+                elif old["endpoints"][name] != endpoint:
+                    conn.execute(
+                        update(T_ENDPOINT).where(T_ENDPOINT.c.id == ids[("endpoint", slug, name)]).values(**endpoint)
+                    )
+        if "allocations" in fields:
+            conn.execute(delete(T_ALLOCATION).where(T_ALLOCATION.c.programme_id == programme_id))
+            allocation_rows += [
+                {"programme_id": programme_id, "cluster_id": ids[("cluster", cluster)], "resource": r, "amount": amount}
+                for cluster, amounts in state["allocations"].items()
+                for r, amount in amounts.items()
+            ]
+        if "hosts" in fields:
+            host_deletes += [name for name in old["hosts"].keys() - state["hosts"].keys()]
+            for name, host in state["hosts"].items():
+                row = {"programme_id": programme_id, "cluster_id": ids[("cluster", host["cluster"])],
+                       "address": host["address"], "role": host["role"]}
+                if ("host", name) in ids:
+                    host_updates.append((name, row))
+                else:
+                    host_inserts.append({"name": name, **row})
+    # A host may move between programmes in one load: removals first, then the rest.
+    moved = {name for name, _row in host_updates}
+    for name in host_deletes:
+        if name not in moved:
+            conn.execute(delete(T_HOST).where(T_HOST.c.id == ids[("host", name)]))
+    for name, row in host_updates:
+        conn.execute(update(T_HOST).where(T_HOST.c.id == ids[("host", name)]).values(**row))
+    for table, rows in ((T_DEPENDENCY, dependency_rows), (T_ENDPOINT, endpoint_rows),
+                        (T_ALLOCATION, allocation_rows), (T_HOST, host_inserts)):
+        if rows:
+            conn.execute(insert(table), rows)
+
+
+def reconcile(
+    database: Database,
+    desired: Desired | Callable[[Current], Desired],
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
+) -> Plan:
+    """Check `desired` against the database, plan, and (unless dry_run) apply, all in one transaction.
+
+    `desired` may be a function of the current state (an update of one field), so that
+    reading and writing happen under the same lock. Raises ValidationError with every
+    problem found; then nothing is written.
+    """
+    with database.transaction(immediate=True) as conn:
+        current = read_current(conn)
+        if callable(desired):
+            desired = desired(current)
+        retiring = programmes_to_retire(desired, current) if prune else set()
+        problems = check(desired, current, retiring)
+        if problems:
+            raise ValidationError(problems)
+        plan = make_plan(desired, current, retiring)
+        if not dry_run and plan.has_changes:
+            apply(conn, plan, desired, current)
+            plan.applied = True
+    return plan

@@ -1,0 +1,81 @@
+"""Inventory use-cases: load a directory, add, update and retire a programme, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+
+from dcops.db import Database
+from dcops.errors import Conflict, NotFound, UserError, ValidationError
+from dcops.inventory.documents import (
+    Desired,
+    ProgrammeDoc,
+    pydantic_problems,
+    programme_state,
+    read_directory,
+)
+from dcops.inventory.export import programme_document
+from dcops.inventory.reconcile import Current, Plan, reconcile
+
+
+def load_directory(database: Database, directory: Path, *, prune: bool = False, dry_run: bool = False) -> Plan:
+    """Validate every file under `directory`, then plan and apply it in one transaction."""
+    if not directory.is_dir():
+        raise UserError(f"{directory}: no such directory")
+    desired, problems = read_directory(directory)
+    if problems:
+        raise ValidationError(problems)
+    return reconcile(database, desired, prune=prune, dry_run=dry_run)
+
+
+def _validated(document: dict[str, Any], where: str) -> ProgrammeDoc:
+    try:
+        return ProgrammeDoc.model_validate(document)
+    except PydanticValidationError as error:
+        raise ValidationError(pydantic_problems(error, document, where)) from None
+
+
+def add_programme(database: Database, document: dict[str, Any], *, dry_run: bool = False) -> Plan:
+    """Create one programme from a document-shaped dict; refuses a slug that exists."""
+    doc = _validated(document, "programme")
+
+    def desired(current: Current) -> Desired:
+        if doc.slug in current.programmes:
+            raise Conflict(f"programme {doc.slug!r} already exists (use `dcops programme update`)")
+        return Desired(programmes={doc.slug: programme_state(doc)})
+
+    return reconcile(database, desired, dry_run=dry_run)
+
+
+def update_programme(database: Database, slug: str, changes: dict[str, Any], *, dry_run: bool = False) -> Plan:
+    """Change fields of one programme (document shape, nested `contacts`/`recovery` merged)."""
+
+    def desired(current: Current) -> Desired:
+        if slug not in current.programmes:
+            raise NotFound(f"no programme {slug!r} (see `dcops programme list`)")
+        document = programme_document(slug, current.programmes[slug])
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(document.get(key), dict):
+                document[key] = {**document[key], **value}
+            else:
+                document[key] = value
+        doc = _validated(document, slug)
+        return Desired(programmes={slug: programme_state(doc)})
+
+    return reconcile(database, desired, dry_run=dry_run)
+
+
+def retire_programme(database: Database, slug: str, *, dry_run: bool = False) -> Plan:
+    """Retire one programme: status retired, its allocations released; its history kept."""
+
+    def desired(current: Current) -> Desired:
+        if slug not in current.programmes:
+            raise NotFound(f"no programme {slug!r} (see `dcops programme list`)")
+        state = current.programmes[slug]
+        if state["status"] == "retired":
+            raise Conflict(f"programme {slug!r} is already retired")
+        return Desired(programmes={slug: {**state, "status": "retired", "allocations": {}}})
+
+    return reconcile(database, desired, dry_run=dry_run)

@@ -1,0 +1,155 @@
+"""The tables of dcops (SQLModel): ministries, programmes, sites, clusters, capacity, allocations, hosts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, Column, ForeignKeyConstraint, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from dcops.db import UTCDateTime, utcnow
+from dcops.vocabulary import RESOURCES  # noqa: F401  (re-exported for callers of the models)
+
+
+class SlaTier(SQLModel, table=True):
+    """A service tier and its availability target; operators may change the target."""
+
+    __tablename__ = "sla_tier"
+
+    tier: int = Field(primary_key=True)
+    name: str
+    sla_target_percent: float
+
+
+class Ministry(SQLModel, table=True):
+    """A ministry (tenant) whose programmes the data centre hosts."""
+
+    __tablename__ = "ministry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True)
+    name: str
+    contact: str = ""
+
+
+class Site(SQLModel, table=True):
+    """A data-centre site: the primary one, a disaster-recovery one."""
+
+    __tablename__ = "site"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True)
+    name: str
+    role: str  # primary | disaster-recovery
+    location: str = ""
+
+
+class Cluster(SQLModel, table=True):
+    """A capacity pool at a site; its capacity rows say how much it can hold."""
+
+    __tablename__ = "cluster"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    site_id: int = Field(foreign_key="site.id")
+    description: str = ""
+
+
+class ClusterCapacity(SQLModel, table=True):
+    """Placement-style inventory of one resource on one cluster.
+
+    capacity = (total - reserved) * allocation_ratio; usage is the sum of allocations.
+    """
+
+    __tablename__ = "cluster_capacity"
+    __table_args__ = (
+        CheckConstraint("total >= 0", name="ck_capacity_total"),
+        CheckConstraint("reserved >= 0 AND reserved <= total", name="ck_capacity_reserved"),
+        CheckConstraint("allocation_ratio > 0", name="ck_capacity_ratio"),
+    )
+
+    cluster_id: int = Field(foreign_key="cluster.id", primary_key=True)
+    resource: str = Field(primary_key=True)  # vcpu | ram_gib | storage_gib
+    total: int
+    reserved: int = 0
+    allocation_ratio: float = 1.0
+
+
+class Programme(SQLModel, table=True):
+    """A hosted government programme (a tenant's service) and its hosting terms."""
+
+    __tablename__ = "programme"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, index=True)
+    name: str
+    ministry_id: int = Field(foreign_key="ministry.id", index=True)
+    description: str = ""
+    tier: int = Field(foreign_key="sla_tier.tier")
+    status: str = "active"
+    classification: str = "internal"
+    environment: str = "production"
+    owner_contact: str = ""
+    security_contact: str = ""
+    personal_data: bool = False
+    rto_minutes: int | None = None
+    rpo_minutes: int | None = None
+    backup_tier: str = "daily"
+    review_date: date | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class ProgrammeDependency(SQLModel, table=True):
+    """Programme `programme_id` needs `depends_on_id` to work (a wallet needs digital ID)."""
+
+    __tablename__ = "programme_dependency"
+    __table_args__ = (CheckConstraint("programme_id <> depends_on_id", name="ck_dependency_self"),)
+
+    programme_id: int = Field(foreign_key="programme.id", primary_key=True)
+    depends_on_id: int = Field(foreign_key="programme.id", primary_key=True)
+
+
+class Endpoint(SQLModel, table=True):
+    """A health endpoint of a programme: a URL (http) or host:port (tcp, tls)."""
+
+    __tablename__ = "endpoint"
+    __table_args__ = (UniqueConstraint("programme_id", "name", name="uq_endpoint_programme_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    programme_id: int = Field(foreign_key="programme.id", index=True)
+    name: str
+    kind: str  # http | tcp | tls
+    target: str
+
+
+class Allocation(SQLModel, table=True):
+    """An amount of one resource on one cluster held by a programme."""
+
+    __tablename__ = "allocation"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["cluster_id", "resource"],
+            ["cluster_capacity.cluster_id", "cluster_capacity.resource"],
+            name="fk_allocation_capacity",
+        ),
+        CheckConstraint("amount >= 0", name="ck_allocation_amount"),
+    )
+
+    programme_id: int = Field(foreign_key="programme.id", primary_key=True)
+    cluster_id: int = Field(primary_key=True, index=True)
+    resource: str = Field(primary_key=True)
+    amount: int
+
+
+class Host(SQLModel, table=True):
+    """A VM or server of a programme, on a cluster; enough to build an Ansible inventory."""
+
+    __tablename__ = "host"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    address: str
+    cluster_id: int = Field(foreign_key="cluster.id")
+    programme_id: int = Field(foreign_key="programme.id", index=True)
+    role: str = "app"
