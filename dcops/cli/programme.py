@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime
 from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import OUTPUT_HELP, Output, echo_csv, echo_json, echo_table, fail, open_database
+from dcops.cli.common import OUTPUT_HELP, TABLE_WIDTH, Output, echo_csv, echo_json, echo_table, fail, open_database
 
 app = typer.Typer(help="The programmes the data centre hosts.", no_args_is_help=True)
 
@@ -84,10 +85,10 @@ def show_command(
         ("Created", record["created_at"]),
         ("Updated", record["updated_at"]),
     ]
-    for label, value in lines:
-        typer.echo(f"{label + ':':<16}{value}")
     if record["description"]:
-        typer.echo(f"{'Description:':<16}{record['description']}")
+        lines.append(("Description", record["description"]))
+    for label, value in lines:
+        typer.echo(textwrap.fill(str(value), TABLE_WIDTH, initial_indent=f"{label + ':':<16}", subsequent_indent=" " * 16))
     if record["endpoints"]:
         typer.echo("\nEndpoints")
         echo_table(((e["name"], e["kind"], e["target"]) for e in record["endpoints"]), ("NAME", "KIND", "TARGET"),

@@ -214,13 +214,9 @@ def check(desired: Desired, current: Current, retiring: set[str]) -> list[str]:
                 problems.append(f"{where}: programme {slug}: depends on unknown programme {dependency!r}")
         if status == "retired" and state["allocations"]:
             problems.append(f"{where}: programme {slug}: a retired programme holds no allocations")
-        for cluster, amounts in state["allocations"].items():
+        for cluster in state["allocations"]:
             if cluster not in clusters:
                 problems.append(f"{where}: programme {slug}: allocation on unknown cluster {cluster!r}")
-                continue
-            for resource in amounts:
-                if resource not in clusters[cluster]["capacity"]:
-                    problems.append(f"{where}: programme {slug}: cluster {cluster} offers no {resource}")
         for host, host_state in state["hosts"].items():
             if host_state["cluster"] not in clusters:
                 problems.append(f"{where}: host {host}: unknown cluster {host_state['cluster']!r}")
@@ -275,9 +271,20 @@ def _capacity_problems(desired: Desired, clusters: dict[str, dict], effective: d
                 allocated[(cluster, resource)] += amount
     problems = []
     for (cluster, resource), amount in sorted(allocated.items()):
-        row = clusters.get(cluster, {}).get("capacity", {}).get(resource)
+        if cluster not in clusters:
+            continue  # reported as an unknown cluster above
+        row = clusters[cluster]["capacity"].get(resource)
         if row is None:
-            continue  # reported as "offers no ..." above
+            # Also catches a capacity row removed from a cluster that programmes
+            # outside the loaded files still use.
+            holders = sorted(s for s, st in effective.items()
+                             if st["status"] != "retired" and st["allocations"].get(cluster, {}).get(resource))
+            where = desired.origins.get(("cluster", cluster)) or desired.origins.get(("programme", holders[0]), cluster)
+            problems.append(
+                f"{where}: cluster {cluster} offers no {resource}, but {', '.join(holders)} "
+                f"{'holds' if len(holders) == 1 else 'hold'} {amount} of it"
+            )
+            continue
         if not fits(row["total"], row["reserved"], row["allocation_ratio"], amount):
             limit = capacity(row["total"], row["reserved"], row["allocation_ratio"])
             where = desired.origins.get(("cluster", cluster), f"cluster {cluster}")

@@ -1,0 +1,177 @@
+"""The database layer: migrations, schema checks, SQLite pragmas, UTC times, locked and foreign files."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.config import Config
+
+import dcops.db as dcops_db
+from dcops.db import KNOWN_REVISIONS, SCHEMA_HEAD, iso_utc, open_database, sqlite_file, upgrade
+from dcops.errors import DatabaseMissing, SchemaMismatch
+from dcops.models import Ministry, Programme, SQLModel
+from dcops.settings import Settings
+
+from conftest import Cli
+
+
+def test_known_revisions_match_the_shipped_migrations():
+    config = Config()
+    config.set_main_option("script_location", str(Path(dcops_db.__file__).parent / "migrations"))
+    script = ScriptDirectory.from_config(config)
+    assert script.get_heads() == [SCHEMA_HEAD]
+    chain = [rev.revision for rev in script.walk_revisions()]
+    assert list(reversed(chain)) == list(KNOWN_REVISIONS)
+
+
+def test_upgrade_creates_then_is_idempotent(any_url, tmp_path):
+    config = Settings.from_env({"DCOPS_DATABASE_URL": any_url, "DCOPS_HOME": str(tmp_path)})
+    first = upgrade(config)
+    assert first.from_revision is None and first.to_revision == SCHEMA_HEAD
+    second = upgrade(config)
+    assert second.from_revision == SCHEMA_HEAD == second.to_revision
+
+
+def test_migrated_schema_matches_the_models(any_database):
+    with any_database.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []
+
+
+def test_tiers_are_seeded_with_their_targets(any_database):
+    with any_database.transaction() as conn:
+        rows = conn.execute(sa.text("SELECT tier, sla_target_percent FROM sla_tier ORDER BY tier")).all()
+    assert [tuple(r) for r in rows] == [(1, 99.9), (2, 99.5), (3, 99.0)]
+
+
+def test_sqlite_pragmas(database):
+    with database.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+
+
+def test_foreign_keys_are_enforced_on_sqlite(database):
+    with pytest.raises(sa.exc.IntegrityError):
+        with database.transaction() as conn:
+            conn.execute(sa.text("INSERT INTO cluster (name, site_id, description) VALUES ('c', 999, '')"))
+
+
+def test_missing_database_is_a_user_error_and_no_file_is_created(tmp_path):
+    path = tmp_path / "nothing-here.db"
+    config = Settings.from_env({"DCOPS_DATABASE_URL": f"sqlite:///{path}"})
+    with pytest.raises(DatabaseMissing, match="dcops db upgrade"):
+        open_database(config)
+    assert not path.exists()
+
+
+def test_cli_on_missing_database_exits_2_without_creating_it(tmp_path):
+    path = tmp_path / "nothing.db"
+    cli = Cli(Settings.from_env({"DCOPS_DATABASE_URL": f"sqlite:///{path}", "DCOPS_HOME": str(tmp_path)}))
+    result = cli("programme", "list", expect=2)
+    assert "no dcops database" in result.stderr and "dcops db upgrade" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not path.exists()
+
+
+def test_empty_database_without_schema_is_refused(tmp_path):
+    path = tmp_path / "empty.db"
+    sqlite3.connect(path).close()
+    with pytest.raises(DatabaseMissing, match="no dcops schema"):
+        open_database(Settings.from_env({"DCOPS_DATABASE_URL": f"sqlite:///{path}"}))
+
+
+def test_newer_schema_is_refused_by_commands_and_by_upgrade(any_settings):
+    engine = sa.create_engine(any_settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(SchemaMismatch, match="newer than this dcops"):
+        open_database(any_settings)
+    with pytest.raises(SchemaMismatch, match="newer than this dcops"):
+        upgrade(any_settings)
+    result = Cli(any_settings)("ministry", "list", expect=2)
+    assert "upgrade dcops" in result.stderr
+
+
+def test_older_schema_asks_for_an_upgrade(monkeypatch):
+    monkeypatch.setattr(dcops_db, "KNOWN_REVISIONS", ("0000", *KNOWN_REVISIONS))
+    with pytest.raises(SchemaMismatch, match="run `dcops db upgrade`"):
+        dcops_db.check_revision("0000", "sqlite:///x.db")
+
+
+def test_a_file_that_is_not_sqlite_is_a_user_error(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("this is not a database\n" * 100)
+    cli = Cli(Settings.from_env({"DCOPS_DATABASE_URL": f"sqlite:///{path}", "DCOPS_HOME": str(tmp_path)}))
+    result = cli("programme", "list", expect=2)
+    assert "not a dcops database" in result.stderr
+    assert path.read_text() == "this is not a database\n" * 100
+
+
+def test_locked_database_is_a_user_error_and_nothing_is_written(settings, tmp_path):
+    busy = Settings.from_env(
+        {"DCOPS_DATABASE_URL": settings.database_url, "DCOPS_HOME": str(tmp_path), "DCOPS_BUSY_TIMEOUT_MS": "200"}
+    )
+    Cli(busy)("inventory", "load", tmp_path / "inv", expect=2)  # no such directory: a user error too
+    holder = sqlite3.connect(sqlite_file(settings.database_url), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        result = Cli(busy)(
+            "programme", "update", "anything", "--tier", "1", expect=2
+        )
+        assert "locked" in result.stderr
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_naive_datetimes_are_refused_when_bound_not_at_commit(any_database):
+    from sqlmodel import Session
+
+    with Session(any_database.engine) as session:
+        session.add(Ministry(code="m", name="M"))
+        session.flush()
+        naive = Programme(slug="naive", name="N", ministry_id=1, tier=1, created_at=datetime(2026, 1, 1))
+        session.add(naive)
+        with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+            session.flush()
+
+
+def test_times_come_back_aware_in_utc(any_database):
+    from sqlmodel import Session, select
+
+    vientiane = timezone(timedelta(hours=7))
+    written = datetime(2026, 10, 31, 23, 30, tzinfo=vientiane)
+    with Session(any_database.engine) as session:
+        session.add(Ministry(code="m", name="M"))
+        session.flush()
+        session.add(Programme(slug="tz", name="T", ministry_id=1, tier=1, created_at=written, updated_at=written))
+        session.commit()
+    with Session(any_database.engine) as session:
+        back = session.exec(select(Programme).where(Programme.slug == "tz")).one().created_at
+    assert back.utcoffset() == timedelta(0)
+    assert back == written
+    assert iso_utc(back) == "2026-10-31T16:30:00Z"
+
+
+def test_settings_refuse_a_bad_time_zone_and_url():
+    from dcops.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="time zone"):
+        Settings.from_env({"DCOPS_TIMEZONE": "Mars/Olympus"})
+    with pytest.raises(ConfigError, match="DCOPS_DATABASE_URL"):
+        Settings.from_env({"DCOPS_DATABASE_URL": "mysql://x"})
+
+
+def test_default_database_lives_under_dcops_home(tmp_path):
+    config = Settings.from_env({"DCOPS_HOME": str(tmp_path)})
+    assert config.database_url == f"sqlite:///{tmp_path / 'dcops.db'}"
+    assert config.timezone == "Asia/Vientiane"

@@ -1,0 +1,290 @@
+"""`inventory load`: validation with file and line, plans, one-transaction apply, prune, export round trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from dcops.errors import ValidationError
+from dcops.inventory.reconcile import read_current
+from dcops.inventory.service import load_directory
+
+import inventories
+
+
+def snapshot(database) -> dict:
+    """Every row of every inventory table, for 'nothing changed' comparisons."""
+    tables = ("sla_tier", "ministry", "site", "cluster", "cluster_capacity", "programme",
+              "programme_dependency", "endpoint", "allocation", "host")
+    with database.transaction() as conn:
+        return {t: sorted(map(tuple, conn.execute(sa.text(f"SELECT * FROM {t}"))), key=repr) for t in tables}
+
+
+def test_load_creates_everything_then_a_second_load_changes_nothing(any_database, tmp_path):
+    directory = inventories.write(tmp_path / "inv", inventories.base())
+    plan = load_directory(any_database, directory)
+    assert plan.applied
+    assert plan.count("create") == 2 + 1 + 1 + 3  # ministries, site, cluster, programmes
+    with any_database.transaction() as conn:
+        current = read_current(conn)
+    assert current.programmes["dhis2"]["depends_on"] == ["digital-id"]
+    assert current.programmes["dhis2"]["allocations"] == {"gen-a": {"vcpu": 16, "ram_gib": 64, "storage_gib": 500}}
+    assert current.programmes["dhis2"]["status"] == "active"
+    assert str(current.programmes["dhis2"]["review_date"]) == "2027-06-30"
+    before = snapshot(any_database)
+    again = load_directory(any_database, directory)
+    assert not again.has_changes and not again.applied
+    assert again.count("unchanged") == plan.count("create")
+    assert snapshot(any_database) == before
+
+
+def test_update_plan_lists_field_diffs_and_keeps_endpoint_ids(database, tmp_path):
+    files = inventories.base()
+    directory = inventories.write(tmp_path / "inv", files)
+    load_directory(database, directory)
+    with database.transaction() as conn:
+        endpoint_id = conn.execute(sa.text("SELECT id FROM endpoint WHERE name = 'web'")).scalar()
+    programme = files["programmes/moh.yaml"]["programmes"][0]
+    programme["tier"] = 2
+    programme["endpoints"][0]["target"] = "http://127.0.0.1:18009/health"
+    inventories.write(directory, files)
+    plan = load_directory(database, directory)
+    (change,) = [c for c in plan.changes if c.action == "update"]
+    assert (change.kind, change.key) == ("programme", "dhis2")
+    fields = {f.field: (f.old, f.new) for f in change.fields}
+    assert fields["tier"] == (1, 2)
+    assert set(fields) == {"tier", "endpoints"}
+    with database.transaction() as conn:
+        row = conn.execute(sa.text("SELECT id, target FROM endpoint WHERE name = 'web'")).one()
+    assert tuple(row) == (endpoint_id, "http://127.0.0.1:18009/health")
+
+
+def test_dry_run_writes_nothing(database, tmp_path):
+    directory = inventories.write(tmp_path / "inv", inventories.base())
+    before = snapshot(database)
+    plan = load_directory(database, directory, dry_run=True)
+    assert plan.has_changes and not plan.applied
+    assert snapshot(database) == before
+
+
+def test_prune_retires_missing_programmes_and_frees_their_capacity(any_database, tmp_path):
+    files = inventories.base()
+    directory = inventories.write(tmp_path / "inv", files)
+    load_directory(any_database, directory)
+    (directory / "programmes" / "mtc.yaml").unlink()
+    files["programmes/moh.yaml"]["programmes"][0]["depends_on"] = []
+    inventories.write(directory, {"programmes/moh.yaml": files["programmes/moh.yaml"]})
+    without_prune = load_directory(any_database, directory)
+    assert without_prune.count("retire") == 0
+    plan = load_directory(any_database, directory, prune=True)
+    assert sorted(c.key for c in plan.changes if c.action == "retire") == ["digital-id", "e-gov-portal"]
+    with any_database.transaction() as conn:
+        current = read_current(conn)
+    assert current.programmes["digital-id"]["status"] == "retired"
+    assert current.programmes["digital-id"]["allocations"] == {}
+    assert current.programmes["digital-id"]["endpoints"]  # history and records stay
+    assert load_directory(any_database, directory, prune=True).count("retire") == 0
+
+
+def test_host_can_move_between_programmes_in_one_load(database, tmp_path):
+    files = inventories.base()
+    directory = inventories.write(tmp_path / "inv", files)
+    load_directory(database, directory)
+    host = files["programmes/moh.yaml"]["programmes"][0].pop("hosts")
+    files["programmes/mtc.yaml"]["programmes"][0]["hosts"] = host
+    inventories.write(directory, files)
+    load_directory(database, directory)
+    with database.transaction() as conn:
+        owner = conn.execute(sa.text(
+            "SELECT p.slug FROM host h JOIN programme p ON p.id = h.programme_id WHERE h.name = 'dhis2-app-01'"
+        )).scalar()
+    assert owner == "digital-id"
+
+
+def _problems(database, tmp_path, files) -> list[str]:
+    directory = inventories.write(tmp_path / "bad", files)
+    before = snapshot(database)
+    with pytest.raises(ValidationError) as caught:
+        load_directory(database, directory)
+    assert snapshot(database) == before
+    return caught.value.problems
+
+
+def _programme(files, index=0, name="programmes/moh.yaml"):
+    return files[name]["programmes"][index]
+
+
+BAD_PROGRAMMES = [
+    ("tier", 5, "tier: Input should be 1, 2 or 3 (got 5)"),
+    ("slug", "Bad_Slug", "slug: must be [a-z0-9-]"),
+    ("slug", "x", "slug: must be [a-z0-9-]"),
+    ("slug", "-edge", "slug: must be [a-z0-9-]"),
+    ("ministry", "mon", "unknown ministry 'mon'"),
+    ("classification", "top", "classification: Input should be"),
+    ("personal_data", "maybe", "personal_data: Input should be a valid boolean"),
+    ("review_date", "tomorrow", "review_date: Input should be a valid date"),
+    ("colour", "blue", "colour: unknown field"),
+    ("depends_on", ["dhis2"], "depends on itself"),
+    ("depends_on", ["nowhere"], "depends on unknown programme 'nowhere'"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "message"), BAD_PROGRAMMES)
+def test_bad_programme_fields_are_reported_with_file_and_line(database, tmp_path, field, value, message):
+    files = inventories.base()
+    _programme(files)[field] = value
+    problems = _problems(database, tmp_path, files)
+    assert any(message in p for p in problems), problems
+    assert all("moh.yaml:" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"vcpu": -1}, "vcpu: Input should be greater than or equal to 0"),
+        ({"vcpu": 10**9}, "vcpu: Input should be less than or equal to"),
+        ({"vcpu": 1000}, "vcpu allocations total 1008, more than its capacity 120 (short by 888)"),
+        ({"cluster": "nowhere"}, "allocation on unknown cluster 'nowhere'"),
+        ({"ram_gib": 1.5}, "ram_gib: Input should be a valid integer"),
+    ],
+)
+def test_bad_allocations(database, tmp_path, change, message):
+    files = inventories.base()
+    _programme(files)["allocations"][0].update(change)
+    problems = _problems(database, tmp_path, files)
+    assert any(message in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"allocation_ratio": 0}, "allocation_ratio: Input should be greater than 0"),
+        ({"allocation_ratio": -2}, "allocation_ratio: Input should be greater than 0"),
+        ({"reserved": 100}, "reserved (100) is more than total (64)"),
+        ({"total": -5}, "total: Input should be greater than or equal to 0"),
+        ({"total": 10**8}, "vcpu total 100000000 is absurd"),
+    ],
+)
+def test_bad_capacity(database, tmp_path, change, message):
+    files = inventories.base()
+    files["sites.yaml"]["sites"][0]["clusters"][0]["capacity"]["vcpu"].update(change)
+    problems = _problems(database, tmp_path, files)
+    assert any(message in p and "sites.yaml:" in p for p in problems), problems
+
+
+def test_every_error_in_every_file_is_reported_at_once_with_lines(database, tmp_path):
+    files = inventories.base()
+    files["programmes/moh.yaml"] = (
+        "programmes:\n"
+        "  - slug: dhis2\n"
+        "    name: Health information system\n"
+        "    ministry: moh\n"
+        "    tier: 7\n"                       # line 5
+        "    classification: internal\n"
+        "    contacts: {owner: not-an-email, security: sec@moh.example.la}\n"  # line 7
+    )
+    files["broken.yaml"] = "ministries:\n  - code: x\n    name: [unclosed\n"
+    files["dup.yaml"] = "ministries:\n  - code: moh\n    name: Again\n"
+    files["keys.yaml"] = "ministries:\n  - code: mpi\n    name: A\n    name: B\n"
+    problems = _problems(database, tmp_path, files)
+    text = "\n".join(problems)
+    assert "moh.yaml:5: programmes[0].tier: Input should be 1, 2 or 3 (got 7)" in text
+    assert "moh.yaml:7: programmes[0].contacts.owner: not an e-mail address" in text
+    assert "broken.yaml:4: invalid YAML" in text
+    assert any("ministries.yaml:2: duplicate ministry 'moh' (first at" in p and p.endswith("dup.yaml:2)")
+               for p in problems), problems
+    assert "keys.yaml:4: duplicate key 'name' (first at line 3)" in text
+
+
+def test_duplicate_slug_across_files(database, tmp_path):
+    files = inventories.base()
+    files["programmes/extra.yaml"] = {"programmes": [dict(_programme(files), depends_on=[])]}
+    problems = _problems(database, tmp_path, files)
+    assert any("moh.yaml:2: duplicate programme 'dhis2' (first at" in p and p.endswith("extra.yaml:2)")
+               for p in problems), problems
+
+
+def test_dependency_cycle(database, tmp_path):
+    files = inventories.base()
+    _programme(files, 0, "programmes/mtc.yaml")["depends_on"] = ["dhis2"]
+    problems = _problems(database, tmp_path, files)
+    assert any("dependency cycle" in p and "dhis2" in p and "digital-id" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["just a string\n", "- a\n- list\n", "ministries: {code: x}\n", "a: !!python/object:os.system x\n",
+     "programmes:\n  - &a {slug: x}\n  - *a\n", "\xff\xfe", "catalogue: []\n"],
+)
+def test_malformed_files_are_user_errors(database, tmp_path, text):
+    files = inventories.base()
+    files["odd.yaml"] = text
+    problems = _problems(database, tmp_path, files)
+    assert any("odd.yaml" in p for p in problems), problems
+
+
+def test_billion_laughs_is_refused(database, tmp_path):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 9):
+        refs = ", ".join([f"*a{level - 1}"] * 10)
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    problems = _problems(database, tmp_path, {"bomb.yaml": "\n".join(lines) + "\n"})
+    assert any("expands to more than" in p for p in problems), problems
+
+
+def test_retired_programme_may_not_hold_allocations(database, tmp_path):
+    files = inventories.base()
+    _programme(files)["status"] = "retired"
+    problems = _problems(database, tmp_path, files)
+    assert any("a retired programme holds no allocations" in p for p in problems), problems
+
+
+def test_empty_directory_is_an_error(database, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValidationError, match="no inventory files"):
+        load_directory(database, tmp_path / "empty")
+
+
+def test_plan_as_json_via_cli(cli, tmp_path):
+    directory = inventories.write(tmp_path / "inv", inventories.base())
+    result = cli("inventory", "load", directory, "--dry-run", "--output", "json")
+    plan = json.loads(result.stdout)
+    assert plan["applied"] is False
+    assert plan["summary"]["create"] == 7
+    assert cli("programme", "list", "-o", "json").stdout.strip() == "[]"
+
+
+def test_removing_capacity_still_used_by_programmes_outside_the_files_is_refused(database, tmp_path):
+    files = inventories.base()
+    load_directory(database, inventories.write(tmp_path / "inv", files))
+    del files["sites.yaml"]["sites"][0]["clusters"][0]["capacity"]["vcpu"]
+    only_sites = inventories.write(tmp_path / "sites-only", {"sites.yaml": files["sites.yaml"]})
+    before = snapshot(database)
+    with pytest.raises(ValidationError) as caught:
+        load_directory(database, only_sites, dry_run=True)
+    assert any("cluster gen-a offers no vcpu, but dhis2, digital-id hold 24 of it" in p for p in caught.value.problems)
+    with pytest.raises(ValidationError):
+        load_directory(database, only_sites)
+    assert snapshot(database) == before
+
+
+def test_sample_inventory_loads_and_round_trips_through_export(any_database, tmp_path):
+    from dcops.inventory.export import export_inventory
+    from conftest import SAMPLE_INVENTORY
+
+    first = load_directory(any_database, SAMPLE_INVENTORY)
+    with any_database.transaction() as conn:
+        current = read_current(conn)
+    assert len(current.ministries) >= 6 and len(current.sites) >= 2
+    assert len(current.clusters) >= 4 and len(current.programmes) >= 15
+    assert first.applied
+    before = snapshot(any_database)
+    result = export_inventory(any_database, tmp_path / "exported")
+    assert (tmp_path / "exported" / "sites.yaml") in result.files
+    plan = load_directory(any_database, tmp_path / "exported", prune=True)
+    assert not plan.has_changes, [c.as_dict() for c in plan.changes if c.action != "unchanged"]
+    assert snapshot(any_database) == before
+    with pytest.raises(Exception, match="already holds inventory files"):
+        export_inventory(any_database, tmp_path / "exported")
