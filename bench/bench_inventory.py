@@ -1,0 +1,401 @@
+"""Benchmark of the dcops CLI on a large generated inventory.
+
+What it measures (every command run as a subprocess, wall time with time.perf_counter):
+
+1. `dcops --help`: median of >= 15 runs after 2 warm-ups; target <= 0.15 s.
+   Measured side by side, as peers: bare `python3 -c pass` and `python3 -c "import typer"`,
+   so the ratio of dcops' start-up to the interpreter's and to typer's can be read.
+2. `dcops inventory load DIR` of a generated inventory of 10,000 programmes
+   (20 ministries, 2 sites, 4 clusters, one file per ministry under programmes/):
+   - into a fresh SQLite database (DCOPS_HOME a new temp dir, after `dcops db upgrade`,
+     which is not timed): median of 3 runs, each into its own fresh database; target <= 10 s;
+   - the same files again into the loaded database (the "nothing to change" plan);
+   - files in which 100 programmes changed (name and endpoint port) into the loaded database.
+   The plan summary printed by each load is checked (10,000 created / nothing to do / 100 updated).
+3. `dcops programme list --output json` over those programmes: median of >= 10 runs;
+   target <= 0.5 s; the output must parse as JSON and hold one entry per programme.
+
+The CLI runs as `sys.executable -m dcops` (the interpreter running this script), not the
+`dcops` console script, so that no shell shim (pyenv) is measured. PYTHONDONTWRITEBYTECODE
+is removed from the environment of every subprocess, so that .pyc files are written once
+(during the warm-ups) and reused afterwards, as on an installed system.
+
+The script exits 0 when it ran to the end, even if a target is missed (it is a report, not
+a test); it exits 1 if a command fails (its stderr is printed) or a sanity check fails.
+
+Run it from the project root, with dcops installed (`pip install -e .`):
+
+    python3 bench/bench_inventory.py              # 10,000 programmes, full repetitions (~1-3 min)
+    python3 bench/bench_inventory.py --quick      # fewer repetitions
+    python3 bench/bench_inventory.py --programmes 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+try:
+    Dumper = yaml.CSafeDumper
+except AttributeError:  # PyYAML without libyaml
+    Dumper = yaml.SafeDumper
+
+MINISTRIES = 20
+CLUSTERS = (("site-a", "clu-a1"), ("site-a", "clu-a2"), ("site-b", "clu-b1"), ("site-b", "clu-b2"))
+CHANGED_PROGRAMMES = 100
+CLASSIFICATIONS = ("public", "internal", "confidential", "secret")
+BACKUP_TIERS = ("none", "daily", "hourly", "continuous")
+
+
+class CommandFailed(Exception):
+    """A benchmarked command exited non-zero."""
+
+
+class CheckFailed(Exception):
+    """A benchmarked command ran but its output was not what it should be."""
+
+
+# --------------------------------------------------------------------------- running
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    """The environment of every subprocess: bytecode writes on, dcops pointed at `home`."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.pop("DCOPS_DATABASE_URL", None)
+    env["DCOPS_HOME"] = str(home)
+    return env
+
+
+def run(argv: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
+    """Run once; return (wall seconds, result); raise CommandFailed on a non-zero exit."""
+    start = time.perf_counter()
+    result = subprocess.run(argv, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise CommandFailed(
+            f"command failed (exit {result.returncode}): {' '.join(argv)}\n"
+            f"--- stderr ---\n{result.stderr.rstrip()}\n--- stdout (last 20 lines) ---\n"
+            + "\n".join(result.stdout.rstrip().splitlines()[-20:])
+        )
+    return elapsed, result
+
+
+def repeat(argv: list[str], env: dict[str, str], runs: int, warmups: int = 0) -> list[float]:
+    for _ in range(warmups):
+        run(argv, env)
+    return [run(argv, env)[0] for _ in range(runs)]
+
+
+def last_line(result: subprocess.CompletedProcess) -> str:
+    lines = result.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def fmt(seconds: float) -> str:
+    return f"{seconds:.3f} s"
+
+
+def describe(label: str, times: list[float]) -> None:
+    print(
+        f"  {label:<34} median {fmt(statistics.median(times))}   "
+        f"min {fmt(min(times))}   max {fmt(max(times))}   (n={len(times)})"
+    )
+
+
+# --------------------------------------------------------------------------- inventory
+
+
+def build_inventory(count: int, seed: int = 20240601) -> dict:
+    """The inventory as plain data: common sections and programmes per ministry."""
+    rng = random.Random(seed)
+    ministries = [f"min{k:02d}" for k in range(MINISTRIES)]
+    programmes: dict[str, list[dict]] = {m: [] for m in ministries}
+    needed = {cluster: {"vcpu": 0, "ram_gib": 0, "storage_gib": 0} for _site, cluster in CLUSTERS}
+    slugs: list[str] = []
+    for i in range(count):
+        slug = f"prog-{i:05d}"
+        ministry = ministries[i % MINISTRIES]
+        cluster = CLUSTERS[i % len(CLUSTERS)][1]
+        allocation = {
+            "cluster": cluster,
+            "vcpu": rng.choice((2, 4, 8, 16)),
+            "ram_gib": rng.choice((4, 8, 16, 32, 64)),
+            "storage_gib": rng.choice((50, 100, 250, 500, 1000)),
+        }
+        for resource in ("vcpu", "ram_gib", "storage_gib"):
+            needed[cluster][resource] += allocation[resource]
+        n = i + 1  # 127.0.0.1 upwards, unique per programme
+        address = f"127.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+        depends_on = []
+        if i >= 10 and i % 3 == 0:  # links to earlier programmes only: no cycles
+            depends_on = sorted({slugs[rng.randrange(i)] for _ in range(rng.randint(1, 2))})
+        doc = {
+            "slug": slug,
+            "name": f"Programme {i} of {ministry}",
+            "ministry": ministry,
+            "description": f"Generated benchmark programme number {i}.",
+            "tier": 1 + i % 3,
+            "classification": CLASSIFICATIONS[i % 4],
+            "environment": "production" if i % 5 else "staging",
+            "contacts": {"owner": f"owner-{i}@{ministry}.gov.la", "security": f"security@{ministry}.gov.la"},
+            "personal_data": i % 2 == 0,
+            "recovery": {"rto_minutes": 240, "rpo_minutes": 60, "backup_tier": BACKUP_TIERS[i % 4]},
+            "review_date": f"2027-{1 + i % 12:02d}-{1 + i % 28:02d}",
+            "depends_on": depends_on,
+            "endpoints": [{"name": "web", "kind": "http", "target": f"http://127.0.0.1:{1024 + i % 60000}/healthz"}],
+            "allocations": [allocation],
+            "hosts": [{"name": f"{slug}-app1", "address": address, "cluster": cluster, "role": "app"}],
+        }
+        programmes[ministry].append(doc)
+        slugs.append(slug)
+
+    def total(resource: str, amount: int) -> int:
+        from dcops.vocabulary import MAX_RESOURCE_AMOUNT
+
+        return min(MAX_RESOURCE_AMOUNT[resource], max(1000, amount * 2))
+
+    sites = []
+    for code, role in (("site-a", "primary"), ("site-b", "disaster-recovery")):
+        sites.append(
+            {
+                "code": code,
+                "name": f"Data centre {code[-1].upper()}",
+                "role": role,
+                "location": "Vientiane",
+                "clusters": [
+                    {
+                        "name": cluster,
+                        "description": f"General purpose cluster {cluster}",
+                        "capacity": {
+                            r: {"total": total(r, needed[cluster][r]), "reserved": 0, "allocation_ratio": 1.0}
+                            for r in ("vcpu", "ram_gib", "storage_gib")
+                        },
+                    }
+                    for site, cluster in CLUSTERS
+                    if site == code
+                ],
+            }
+        )
+    common = {
+        "sla_tiers": [
+            {"tier": 1, "name": "critical", "sla_target_percent": 99.9},
+            {"tier": 2, "name": "important", "sla_target_percent": 99.5},
+            {"tier": 3, "name": "standard", "sla_target_percent": 99.0},
+        ],
+        "ministries": [
+            {"code": m, "name": f"Ministry number {k}", "contact": f"it@{m}.gov.la"} for k, m in enumerate(ministries)
+        ],
+    }
+    return {"common": common, "sites": {"sites": sites}, "programmes": programmes}
+
+
+def change_programmes(inventory: dict, count: int, revision: int) -> int:
+    """Change the name and endpoint port of `count` programmes spread over all files."""
+    everything = [doc for docs in inventory["programmes"].values() for doc in docs]
+    everything.sort(key=lambda doc: doc["slug"])
+    step = max(1, len(everything) // count)
+    changed = 0
+    for doc in everything[::step][:count]:
+        doc["name"] = f"{doc['name'].split(' (rev')[0]} (rev {revision})"
+        doc["endpoints"][0]["target"] = f"http://127.0.0.1:{20000 + revision}/healthz"
+        changed += 1
+    return changed
+
+
+def write_inventory(directory: Path, inventory: dict) -> None:
+    directory.mkdir(parents=True)
+    (directory / "programmes").mkdir()
+
+    def dump(path: Path, data: dict) -> None:
+        path.write_text(yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False), encoding="utf-8")
+
+    dump(directory / "common.yaml", inventory["common"])
+    dump(directory / "sites.yaml", inventory["sites"])
+    for ministry, docs in inventory["programmes"].items():
+        dump(directory / "programmes" / f"{ministry}.yaml", {"programmes": docs})
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--programmes", type=int, default=10_000, help="programmes to generate (default 10000)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a rough figure, not the benchmark)")
+    args = parser.parse_args()
+    if args.programmes < CHANGED_PROGRAMMES:
+        parser.error(f"--programmes must be at least {CHANGED_PROGRAMMES}")
+
+    help_runs, list_runs, load_runs = (5, 3, 1) if args.quick else (15, 10, 3)
+    warmups = 2
+    dcops = [sys.executable, "-m", "dcops"]
+    n = args.programmes
+    results: list[tuple[str, float, float | None]] = []  # (measure, median, target)
+    problems: list[str] = []
+
+    print(f"dcops benchmark: {n} programmes{' (--quick)' if args.quick else ''}")
+    print(f"  python: {sys.executable} ({sys.version.split()[0]})")
+    print(f"  CLI run as: {' '.join(dcops)}   (module, not the console script {shutil.which('dcops')})")
+    print("  PYTHONDONTWRITEBYTECODE removed from every subprocess' environment "
+          f"(it is {os.environ.get('PYTHONDONTWRITEBYTECODE', 'unset')!r} here), "
+          f"so .pyc files are written and reused; {warmups} warm-up runs come first.")
+    print()
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="dcops-bench-") as tmp:
+        root = Path(tmp)
+        try:
+            # 1. start-up ------------------------------------------------------------
+            env = clean_env(root / "home-help")
+            print(f"1. start-up ({warmups} warm-ups each, then {help_runs} runs, interleaved)")
+            peers = {
+                "python3 -c pass": [sys.executable, "-c", "pass"],
+                'python3 -c "import typer"': [sys.executable, "-c", "import typer"],
+                "dcops --help": [*dcops, "--help"],
+            }
+            for argv in peers.values():
+                repeat(argv, env, 0, warmups)
+            times: dict[str, list[float]] = {label: [] for label in peers}
+            for _ in range(help_runs):  # interleaved, so drift in machine load hits all alike
+                for label, argv in peers.items():
+                    times[label].append(run(argv, env)[0])
+            _elapsed, result = run([*dcops, "--help"], env)
+            if "inventory" not in result.stdout:
+                problems.append("dcops --help does not list the inventory command")
+            for label, values in times.items():
+                describe(label, values)
+            base = statistics.median(times["python3 -c pass"])
+            typer_time = statistics.median(times['python3 -c "import typer"'])
+            help_time = statistics.median(times["dcops --help"])
+            print(f"  ratios: dcops --help = {help_time / base:.1f}x bare python, "
+                  f"{help_time / typer_time:.2f}x import typer; "
+                  f"dcops' own share above import typer: {fmt(help_time - typer_time)}")
+            results += [
+                ("python3 -c pass (peer)", base, None),
+                ("python3 -c 'import typer' (peer)", typer_time, None),
+                ("dcops --help", help_time, 0.15),
+            ]
+            print()
+
+            # 2. inventory load ---------------------------------------------------------
+            print(f"2. inventory load of {n} programmes")
+            t0 = time.perf_counter()
+            inventory = build_inventory(n)
+            base_dir = root / "inventory-0"
+            write_inventory(base_dir, inventory)
+            files = sorted(base_dir.rglob("*.yaml"))
+            size = sum(p.stat().st_size for p in files)
+            print(f"  generated {len(files)} files, {size / 1e6:.1f} MB, in {time.perf_counter() - t0:.1f} s "
+                  f"(YAML dumper {Dumper.__name__}): {base_dir}")
+
+            # every programme, ministry, site and cluster is created; the 3 SLA tiers the
+            # migration seeds are unchanged
+            expected_creates = n + MINISTRIES + len({site for site, _c in CLUSTERS}) + len(CLUSTERS)
+            fresh_times = []
+            home = None
+            for i in range(load_runs):
+                home = root / f"home-load-{i}"
+                env = clean_env(home)
+                run([*dcops, "db", "upgrade"], env)  # not timed
+                elapsed, result = run([*dcops, "inventory", "load", str(base_dir)], env)
+                fresh_times.append(elapsed)
+                summary = last_line(result)
+                print(f"  fresh DB run {i + 1}: {fmt(elapsed)}   [{summary}]")
+                if not summary.startswith(f"applied: {expected_creates} create, 0 update, 0 retire"):
+                    problems.append(f"fresh load {i + 1}: expected {expected_creates} creates, got {summary!r}")
+            describe("load into a fresh DB", fresh_times)
+            results.append((f"inventory load, {n} new", statistics.median(fresh_times), 10.0))
+
+            env = clean_env(home)  # the last loaded database
+            same_times = []
+            for i in range(load_runs):
+                elapsed, result = run([*dcops, "inventory", "load", str(base_dir)], env)
+                same_times.append(elapsed)
+                summary = last_line(result)
+                print(f"  same files again, run {i + 1}: {fmt(elapsed)}   [{summary}]")
+                if not summary.startswith("nothing to do"):
+                    problems.append(f"reload {i + 1}: expected nothing to do, got {summary!r}")
+            describe("load, nothing to change", same_times)
+            results.append((f"inventory load, {n} unchanged", statistics.median(same_times), None))
+
+            changed_times = []
+            for revision in range(1, load_runs + 1):
+                changed = change_programmes(inventory, CHANGED_PROGRAMMES, revision)
+                directory = root / f"inventory-{revision}"
+                write_inventory(directory, inventory)
+                elapsed, result = run([*dcops, "inventory", "load", str(directory)], env)
+                changed_times.append(elapsed)
+                summary = last_line(result)
+                print(f"  {changed} programmes changed, run {revision}: {fmt(elapsed)}   [{summary}]")
+                if not summary.startswith(f"applied: 0 create, {changed} update"):
+                    problems.append(f"changed load {revision}: expected {changed} updates, got {summary!r}")
+            describe(f"load, {CHANGED_PROGRAMMES} changed", changed_times)
+            results.append((f"inventory load, {CHANGED_PROGRAMMES} changed", statistics.median(changed_times), None))
+            print()
+
+            # 3. programme list ---------------------------------------------------------
+            print(f"3. programme list --output json ({warmups} warm-ups, then {list_runs} runs)")
+            argv = [*dcops, "programme", "list", "--output", "json"]
+            repeat(argv, env, 0, warmups)
+            list_times = []
+            for _ in range(list_runs):
+                elapsed, result = run(argv, env)
+                list_times.append(elapsed)
+            try:
+                rows = json.loads(result.stdout)
+            except json.JSONDecodeError as error:
+                rows = None
+                problems.append(f"programme list --output json: not JSON ({error})")
+            if rows is not None:
+                slugs = {row.get("slug") for row in rows} if isinstance(rows, list) else set()
+                ok = isinstance(rows, list) and len(rows) == n and len(slugs) == n
+                print(f"  output: {len(result.stdout) / 1e6:.1f} MB of JSON, "
+                      f"{len(rows) if isinstance(rows, list) else '?'} entries "
+                      f"({'OK' if ok else 'WRONG'}, expected {n})")
+                if not ok:
+                    problems.append(f"programme list: expected a list of {n} programmes")
+            describe("programme list --output json", list_times)
+            results.append((f"programme list --output json ({n})", statistics.median(list_times), 0.5))
+            print()
+        except CommandFailed as error:
+            print(f"\nERROR: {error}", file=sys.stderr)
+            return 1
+
+    # summary -----------------------------------------------------------------------
+    print(f"Summary (total benchmark time {time.perf_counter() - started:.0f} s)")
+    width = max(len(r[0]) for r in results)
+    print(f"  {'measure':<{width}}  {'median':>9}  {'target':>9}  result")
+    print(f"  {'-' * width}  {'-' * 9}  {'-' * 9}  ------")
+    missed = []
+    for measure, median, target in results:
+        if target is None:
+            verdict, target_text = "info", "-"
+        else:
+            verdict, target_text = ("PASS" if median <= target else "FAIL"), f"<= {target:g} s"
+            if verdict == "FAIL":
+                missed.append(measure)
+        print(f"  {measure:<{width}}  {median:>7.3f} s  {target_text:>9}  {verdict}")
+    print()
+    print(f"targets missed: {', '.join(missed)}" if missed else "all targets met")
+    if problems:
+        print("\nCHECKS FAILED:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
