@@ -51,15 +51,24 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(timezone.utc)
 
 
+_SQLITE_UTC = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?$")
+
+
 def iso_utc(value: datetime | str | None) -> str | None:
-    """An ISO 8601 UTC string ('...Z') from a datetime or a raw SQLite timestamp string."""
+    """An ISO 8601 UTC string to the second ('2026-11-29T07:00:00Z').
+
+    Takes a datetime, or the raw text SQLite keeps for a UTCDateTime (always UTC);
+    the text is cut, not parsed, because listings format thousands of them.
+    """
     if value is None:
         return None
     if isinstance(value, str):
+        if _SQLITE_UTC.match(value):
+            return f"{value[:10]}T{value[11:19]}Z"
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def sqlite_file(url: str) -> Path | None:

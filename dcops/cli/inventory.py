@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dcops.cli.common import Output, echo_json, open_database
+from dcops.cli.common import Output, echo_json, open_database, progress
 
 app = typer.Typer(help="Load the YAML inventory (the source of truth in git) and export it.", no_args_is_help=True)
 
@@ -59,7 +59,7 @@ def load_command(
     """
     from dcops.inventory.service import load_directory
 
-    plan = load_directory(open_database(), directory, prune=prune, dry_run=dry_run)
+    plan = load_directory(open_database(), directory, prune=prune, dry_run=dry_run, progress=progress)
     if output == Output.json:
         echo_json(plan.as_dict())
     else:

@@ -57,4 +57,11 @@ def _root(
 
 def main() -> None:
     """Entry point of the `dcops` console script."""
-    app(prog_name="dcops")
+    import gc
+
+    try:
+        app(prog_name="dcops")
+    finally:
+        # The interpreter's last collection at exit walks every object the command made
+        # (10,000 programmes: ~60 ms) only to find nothing cyclic; frozen objects are skipped.
+        gc.freeze()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import ValidationError as PydanticValidationError
 
@@ -20,13 +20,25 @@ from dcops.inventory.export import programme_document
 from dcops.inventory.reconcile import Current, Plan, reconcile
 
 
-def load_directory(database: Database, directory: Path, *, prune: bool = False, dry_run: bool = False) -> Plan:
+def load_directory(
+    database: Database,
+    directory: Path,
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
+    progress: Callable[[str], None] = lambda message: None,
+) -> Plan:
     """Validate every file under `directory`, then plan and apply it in one transaction."""
     if not directory.is_dir():
         raise UserError(f"{directory}: no such directory")
+    progress(f"reading and validating {directory}")
     desired, problems = read_directory(directory)
     if problems:
         raise ValidationError(problems)
+    progress(
+        f"checking {len(desired.programmes)} programmes against the database"
+        + ("" if dry_run else ", then applying the plan")
+    )
     return reconcile(database, desired, prune=prune, dry_run=dry_run)
 
 
