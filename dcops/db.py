@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 # A test checks this against the migration scripts so the two cannot drift.
 KNOWN_REVISIONS = ("0001",)
 SCHEMA_HEAD = KNOWN_REVISIONS[-1]
+# The PostgreSQL advisory lock that serialises dcops writers (any constant will do).
+WRITER_LOCK_KEY = 0x6463_6F70  # "dcop"
 
 
 def utcnow() -> datetime:
@@ -147,10 +149,15 @@ class Database:
         """
         with translated_errors(self.url):
             with self.engine.connect() as conn:
-                if immediate and self.engine.dialect.name == "sqlite":
+                sqlite = self.engine.dialect.name == "sqlite"
+                if immediate and sqlite:
                     conn.info["dcops_begin"] = "BEGIN IMMEDIATE"
                 try:
                     with conn.begin():
+                        if immediate and not sqlite:
+                            # The PostgreSQL counterpart of BEGIN IMMEDIATE: writers that
+                            # read-check-write queue here, released at commit or rollback.
+                            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY})
                         yield conn
                 finally:
                     conn.info.pop("dcops_begin", None)
