@@ -203,34 +203,36 @@ def check(desired: Desired, current: Current, retiring: set[str]) -> list[str]:
     effective = _effective_programmes(desired, current, retiring)
 
     for slug, state in desired.programmes.items():
-        where = desired.origins.get(("programme", slug), slug)
+        at = _at(desired, ("programme", slug))
         status = effective[slug]["status"]
         if state["ministry"] not in ministries:
-            problems.append(f"{where}: programme {slug}: unknown ministry {state['ministry']!r}")
+            problems.append(f"{at}programme {slug}: unknown ministry {state['ministry']!r}")
         for dependency in state["depends_on"]:
             if dependency == slug:
-                problems.append(f"{where}: programme {slug}: depends on itself")
+                problems.append(f"{at}programme {slug}: depends on itself")
             elif dependency not in effective:
-                problems.append(f"{where}: programme {slug}: depends on unknown programme {dependency!r}")
+                problems.append(f"{at}programme {slug}: depends on unknown programme {dependency!r}")
         if status == "retired" and state["allocations"]:
-            problems.append(f"{where}: programme {slug}: a retired programme holds no allocations")
+            problems.append(f"{at}programme {slug}: a retired programme holds no allocations")
         for cluster in state["allocations"]:
             if cluster not in clusters:
-                problems.append(f"{where}: programme {slug}: allocation on unknown cluster {cluster!r}")
+                problems.append(f"{at}programme {slug}: allocation on unknown cluster {cluster!r}")
         for host, host_state in state["hosts"].items():
             if host_state["cluster"] not in clusters:
-                problems.append(f"{where}: host {host}: unknown cluster {host_state['cluster']!r}")
+                problems.append(f"{at}host {host}: unknown cluster {host_state['cluster']!r}")
             owner = current.host_owner.get(host)
             if owner is not None and owner != slug and owner not in desired.programmes:
-                problems.append(f"{where}: host {host}: already belongs to programme {owner}")
-
-    for site_code, _cluster in ((c["site"], n) for n, c in desired.clusters.items()):
-        if site_code not in desired.sites and site_code not in current.sites:
-            problems.append(f"{desired.origins.get(('cluster', _cluster), _cluster)}: unknown site {site_code!r}")
+                problems.append(f"{at}host {host}: already belongs to programme {owner}")
 
     problems.extend(_dependency_cycles(desired, effective))
     problems.extend(_capacity_problems(desired, clusters, effective))
     return problems
+
+
+def _at(desired: Desired, key: tuple) -> str:
+    """'file:line: ' where the record was defined, or '' for one from the command line."""
+    origin = desired.origins.get(key)
+    return f"{origin}: " if origin else ""
 
 
 def _dependency_cycles(desired: Desired, effective: dict[str, dict]) -> list[str]:
@@ -252,8 +254,7 @@ def _dependency_cycles(desired: Desired, effective: dict[str, dict]) -> list[str
                 path.pop()
             elif colour.get(child) == 1:
                 cycle = path[path.index(child):] + [child]
-                where = desired.origins.get(("programme", start), start)
-                problems.append(f"{where}: dependency cycle: {' -> '.join(cycle)}")
+                problems.append(f"{_at(desired, ('programme', start))}dependency cycle: {' -> '.join(cycle)}")
             elif not colour.get(child):
                 colour[child] = 1
                 stack.append((child, iter(graph[child])))
@@ -279,17 +280,16 @@ def _capacity_problems(desired: Desired, clusters: dict[str, dict], effective: d
             # outside the loaded files still use.
             holders = sorted(s for s, st in effective.items()
                              if st["status"] != "retired" and st["allocations"].get(cluster, {}).get(resource))
-            where = desired.origins.get(("cluster", cluster)) or desired.origins.get(("programme", holders[0]), cluster)
+            at = _at(desired, ("cluster", cluster)) or _at(desired, ("programme", holders[0]))
             problems.append(
-                f"{where}: cluster {cluster} offers no {resource}, but {', '.join(holders)} "
+                f"{at}cluster {cluster} offers no {resource}, but {', '.join(holders)} "
                 f"{'holds' if len(holders) == 1 else 'hold'} {amount} of it"
             )
             continue
         if not fits(row["total"], row["reserved"], row["allocation_ratio"], amount):
             limit = capacity(row["total"], row["reserved"], row["allocation_ratio"])
-            where = desired.origins.get(("cluster", cluster), f"cluster {cluster}")
             problems.append(
-                f"{where}: cluster {cluster}: {resource} allocations total {amount}, "
+                f"{_at(desired, ('cluster', cluster))}cluster {cluster}: {resource} allocations total {amount}, "
                 f"more than its capacity {limit:g} (short by {amount - limit:g})"
             )
     return problems
