@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Column, ForeignKeyConstraint, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, ForeignKeyConstraint, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from dcops.db import UTCDateTime, utcnow
@@ -153,3 +153,89 @@ class Host(SQLModel, table=True):
     cluster_id: int = Field(foreign_key="cluster.id")
     programme_id: int = Field(foreign_key="programme.id", index=True)
     role: str = "app"
+
+
+class Offering(SQLModel, table=True):
+    """A service in the published catalogue (Open Service Broker 'service offering')."""
+
+    __tablename__ = "offering"
+
+    id: str = Field(primary_key=True)
+    name: str
+    description: str = ""
+    display_name: str = ""
+    long_description: str = ""
+    tags: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Plan(SQLModel, table=True):
+    """A plan of an offering: resources per instance, instances, tiers it carries, monthly cost."""
+
+    __tablename__ = "plan"
+    __table_args__ = (
+        CheckConstraint("instances >= 1", name="ck_plan_instances"),
+        CheckConstraint("monthly_cost_lak >= 0", name="ck_plan_cost"),
+    )
+
+    id: str = Field(primary_key=True)
+    offering_id: str = Field(foreign_key="offering.id", index=True)
+    name: str
+    description: str = ""
+    display_name: str = ""
+    bullets: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    monthly_cost_lak: int = 0
+    vcpu: int = 0
+    ram_gib: int = 0
+    storage_gib: int = 0
+    instances: int = 1
+    sla_tiers: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class HostingRequest(SQLModel, table=True):
+    """A ministry's request to host a programme on a catalogue plan, and its decision trail."""
+
+    __tablename__ = "hosting_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    state: str = Field(default="submitted", index=True)
+    ministry_id: int = Field(foreign_key="ministry.id", index=True)
+    programme_slug: str = Field(index=True)
+    programme_name: str
+    description: str = ""
+    plan_id: str = Field(foreign_key="plan.id")
+    tier: int = Field(foreign_key="sla_tier.tier")
+    classification: str
+    environment: str = "production"
+    personal_data: bool = False
+    justification: str
+    owner_contact: str
+    security_contact: str
+    wanted_by: date | None = None
+    site: str | None = None
+    submitted_by: str
+    submitted_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    security_signoff_by: str | None = None
+    security_signoff_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    decided_by: str | None = None
+    decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    reason: str = ""
+    cluster_id: int | None = Field(default=None, foreign_key="cluster.id")
+    programme_id: int | None = Field(default=None, foreign_key="programme.id")
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class AuditEntry(SQLModel, table=True):
+    """One appended record of a change; `hash` chains it to the entry before it."""
+
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+    actor: str
+    action: str
+    object_type: str
+    object_key: str = Field(index=True)
+    before: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    prev_hash: str
+    hash: str = Field(unique=True, index=True)

@@ -197,6 +197,53 @@ class ProgrammeDoc(_Doc):
     hosts: list[HostDoc] = []
 
 
+class CostDoc(_Doc):
+    """An Open Service Broker plan cost: {amount: {lak: 1500000}, unit: MONTHLY}."""
+
+    amount: dict[Literal["lak"], Annotated[StrictInt, Field(ge=0, le=10**13)]]
+    unit: Literal["MONTHLY"]
+
+
+class PlanMetadataDoc(_Doc):
+    displayName: Title | None = None  # noqa: N815 - the Open Service Broker field name
+    bullets: list[Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_check_text)]] = []
+    costs: Annotated[list[CostDoc], Field(min_length=1, max_length=1)]
+
+
+class PlanResourcesDoc(_Doc):
+    """Resources of one instance, and how many instances a plan gives."""
+
+    vcpu: Annotated[StrictInt, Field(ge=0, le=1024)] = 0
+    ram_gib: Annotated[StrictInt, Field(ge=0, le=16384)] = 0
+    storage_gib: Annotated[StrictInt, Field(ge=0, le=1_000_000)] = 0
+    instances: Annotated[StrictInt, Field(ge=1, le=1000)] = 1
+
+
+class PlanDoc(_Doc):
+    id: Name
+    name: Name
+    description: Text = ""
+    resources: PlanResourcesDoc
+    sla_tiers: Annotated[list[Literal[1, 2, 3]], Field(min_length=1)]
+    metadata: PlanMetadataDoc
+
+
+class OfferingMetadataDoc(_Doc):
+    displayName: Title | None = None  # noqa: N815
+    longDescription: Text = ""  # noqa: N815
+
+
+class OfferingDoc(_Doc):
+    """A catalogue service offering, shaped on the Open Service Broker API catalogue."""
+
+    id: Name
+    name: Name
+    description: Text = ""
+    tags: list[Name] = []
+    metadata: OfferingMetadataDoc = OfferingMetadataDoc()
+    plans: Annotated[list[PlanDoc], Field(min_length=1)]
+
+
 class InventoryFileDoc(_Doc):
     """One inventory file: any of the sections, each a list."""
 
@@ -204,9 +251,10 @@ class InventoryFileDoc(_Doc):
     ministries: list[MinistryDoc] = []
     sites: list[SiteDoc] = []
     programmes: list[ProgrammeDoc] = []
+    offerings: list[OfferingDoc] = []
 
 
-SECTIONS = ("sla_tiers", "ministries", "sites", "programmes")
+SECTIONS = ("sla_tiers", "ministries", "sites", "programmes", "offerings")
 
 
 @dataclass
@@ -221,6 +269,8 @@ class Desired:
     sites: dict[str, dict] = field(default_factory=dict)
     clusters: dict[str, dict] = field(default_factory=dict)
     programmes: dict[str, dict] = field(default_factory=dict)
+    offerings: dict[str, dict] = field(default_factory=dict)
+    plans: dict[str, dict] = field(default_factory=dict)
     origins: dict[tuple, str] = field(default_factory=dict)
 
 
@@ -247,6 +297,34 @@ def programme_state(doc: ProgrammeDoc) -> dict[str, Any]:
             a.cluster: {r: getattr(a, r) for r in RESOURCES if getattr(a, r)} for a in doc.allocations
         },
         "hosts": {h.name: {"address": h.address, "cluster": h.cluster, "role": h.role} for h in doc.hosts},
+    }
+
+
+def offering_state(doc: OfferingDoc) -> dict[str, Any]:
+    """The plain state of an offering (its plans apart, keyed by plan id)."""
+    return {
+        "name": doc.name,
+        "description": doc.description,
+        "display_name": doc.metadata.displayName or "",
+        "long_description": doc.metadata.longDescription,
+        "tags": list(doc.tags),
+    }
+
+
+def plan_state(offering_id: str, doc: PlanDoc) -> dict[str, Any]:
+    """The plain state of a plan, in the shape of its table row."""
+    return {
+        "offering_id": offering_id,
+        "name": doc.name,
+        "description": doc.description,
+        "display_name": doc.metadata.displayName or "",
+        "bullets": list(doc.metadata.bullets),
+        "monthly_cost_lak": doc.metadata.costs[0].amount["lak"],
+        "vcpu": doc.resources.vcpu,
+        "ram_gib": doc.resources.ram_gib,
+        "storage_gib": doc.resources.storage_gib,
+        "instances": doc.resources.instances,
+        "sla_tiers": sorted(set(doc.sla_tiers)),
     }
 
 
@@ -381,3 +459,14 @@ def add_document(
             seen.claim(("host", host.name), at("programmes", i, "hosts", j), problems, f"host {host.name!r}")
         desired.programmes[programme.slug] = programme_state(programme)
         desired.origins[("programme", programme.slug)] = place
+    for i, offering in enumerate(doc.offerings):
+        place = at("offerings", i)
+        if not seen.claim(("offering", offering.id), place, problems, f"offering {offering.id!r}"):
+            continue
+        desired.offerings[offering.id] = offering_state(offering)
+        desired.origins[("offering", offering.id)] = place
+        for j, plan in enumerate(offering.plans):
+            plan_place = at("offerings", i, "plans", j)
+            if seen.claim(("plan", plan.id), plan_place, problems, f"plan {plan.id!r}"):
+                desired.plans[plan.id] = plan_state(offering.id, plan)
+                desired.origins[("plan", plan.id)] = plan_place

@@ -82,7 +82,42 @@ def documents(current: Current) -> dict[str, dict]:
         by_ministry.setdefault(state["ministry"], []).append(programme_document(slug, state))
     for ministry, programmes in sorted(by_ministry.items()):
         files[f"programmes/{ministry}.yaml"] = {"programmes": programmes}
+    if current.offerings:
+        files["catalogue.yaml"] = {"offerings": [
+            offering_document(offering_id, offering, current.plans)
+            for offering_id, offering in sorted(current.offerings.items())
+        ]}
     return files
+
+
+def offering_document(offering_id: str, offering: dict, plans: dict[str, dict]) -> dict:
+    """An offering and its plans in the document shape of catalogue.yaml (Open Service Broker)."""
+    metadata = {"longDescription": offering["long_description"]}
+    if offering["display_name"]:
+        metadata = {"displayName": offering["display_name"], **metadata}
+    return {
+        "id": offering_id,
+        "name": offering["name"],
+        "description": offering["description"],
+        "tags": list(offering["tags"]),
+        "metadata": metadata,
+        "plans": [
+            {
+                "id": plan_id,
+                "name": plan["name"],
+                "description": plan["description"],
+                "resources": {r: plan[r] for r in (*RESOURCES, "instances")},
+                "sla_tiers": list(plan["sla_tiers"]),
+                "metadata": {
+                    **({"displayName": plan["display_name"]} if plan["display_name"] else {}),
+                    "bullets": list(plan["bullets"]),
+                    "costs": [{"amount": {"lak": plan["monthly_cost_lak"]}, "unit": "MONTHLY"}],
+                },
+            }
+            for plan_id, plan in sorted(plans.items())
+            if plan["offering_id"] == offering_id
+        ],
+    }
 
 
 def export_inventory(database: Database, directory: Path) -> ExportResult:

@@ -20,6 +20,8 @@ from dcops.models import (
     Endpoint,
     Host,
     Ministry,
+    Offering,
+    Plan as PlanRow,
     Programme,
     ProgrammeDependency,
     Site,
@@ -37,6 +39,11 @@ T_DEPENDENCY = ProgrammeDependency.__table__
 T_ENDPOINT = Endpoint.__table__
 T_ALLOCATION = Allocation.__table__
 T_HOST = Host.__table__
+T_OFFERING = Offering.__table__
+T_PLAN = PlanRow.__table__
+OFFERING_FIELDS = ("name", "description", "display_name", "long_description", "tags")
+PLAN_FIELDS = ("offering_id", "name", "description", "display_name", "bullets", "monthly_cost_lak",
+               "vcpu", "ram_gib", "storage_gib", "instances", "sla_tiers")
 
 PROGRAMME_FIELDS = (
     "name",
@@ -55,7 +62,6 @@ PROGRAMME_FIELDS = (
     "review_date",
 )
 NESTED_FIELDS = ("depends_on", "endpoints", "allocations", "hosts")
-KINDS = ("sla_tier", "ministry", "site", "cluster", "programme")
 
 
 @dataclass
@@ -67,6 +73,8 @@ class Current:
     sites: dict[str, dict] = field(default_factory=dict)
     clusters: dict[str, dict] = field(default_factory=dict)
     programmes: dict[str, dict] = field(default_factory=dict)
+    offerings: dict[str, dict] = field(default_factory=dict)
+    plans: dict[str, dict] = field(default_factory=dict)
     ids: dict[tuple, int] = field(default_factory=dict)
     host_owner: dict[str, str] = field(default_factory=dict)
 
@@ -125,6 +133,10 @@ def read_current(conn: Connection) -> Current:
         }
         current.ids[("host", row.name)] = row.id
         current.host_owner[row.name] = slug
+    for row in conn.execute(select(T_OFFERING)):
+        current.offerings[row.id] = {name: getattr(row, name) for name in OFFERING_FIELDS}
+    for row in conn.execute(select(T_PLAN)):
+        current.plans[row.id] = {name: getattr(row, name) for name in PLAN_FIELDS}
     return current
 
 
@@ -224,6 +236,17 @@ def check(desired: Desired, current: Current, retiring: set[str]) -> list[str]:
             if owner is not None and owner != slug and owner not in desired.programmes:
                 problems.append(f"{at}host {host}: already belongs to programme {owner}")
 
+    offerings = set(current.offerings) | set(desired.offerings)
+    for plan_id, plan in desired.plans.items():
+        old = current.plans.get(plan_id)
+        if old is not None and old["offering_id"] != plan["offering_id"]:
+            problems.append(
+                f"{_at(desired, ('plan', plan_id))}plan {plan_id} belongs to offering {old['offering_id']}; "
+                "a plan cannot move to another offering (give it a new id)"
+            )
+        if plan["offering_id"] not in offerings:  # pragma: no cover - plans are nested in offerings
+            problems.append(f"plan {plan_id}: unknown offering {plan['offering_id']!r}")
+
     problems.extend(_dependency_cycles(desired, effective))
     problems.extend(_capacity_problems(desired, clusters, effective))
     return problems
@@ -318,6 +341,10 @@ def make_plan(desired: Desired, current: Current, retiring: set[str]) -> Plan:
         add("site", code, current.sites.get(code), state, ("name", "role", "location"))
     for name, state in sorted(desired.clusters.items()):
         add("cluster", name, current.clusters.get(name), state, ("site", "description", "capacity"))
+    for offering_id, state in sorted(desired.offerings.items()):
+        add("offering", offering_id, current.offerings.get(offering_id), state, OFFERING_FIELDS)
+    for plan_id, state in sorted(desired.plans.items()):
+        add("plan", plan_id, current.plans.get(plan_id), state, PLAN_FIELDS)
     for slug, state in sorted(desired.programmes.items()):
         old = current.programmes.get(slug)
         wanted = dict(state)
@@ -383,6 +410,16 @@ def apply(conn: Connection, plan: Plan, desired: Desired, current: Current) -> N
                     .where(T_CAPACITY.c.cluster_id == cluster_id, T_CAPACITY.c.resource == resource)
                     .values(**row)
                 )
+
+    for kind, table, rows, old_rows in (("offering", T_OFFERING, desired.offerings, current.offerings),
+                                        ("plan", T_PLAN, desired.plans, current.plans)):
+        for key, row in rows.items():
+            if not changed(kind, key):
+                continue
+            if key in old_rows:
+                conn.execute(update(table).where(table.c.id == key).values(**row))
+            else:
+                conn.execute(insert(table).values(id=key, **row))
 
     _apply_programmes(conn, plan, desired, current, ids, now)
 

@@ -1,0 +1,1 @@
+"""The service catalogue, hosting requests and their state machine, placement on clusters."""

@@ -1,0 +1,88 @@
+"""Read-only catalogue queries: offerings with their plans, and the data of the published site."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from dcops.errors import NotFound
+from dcops.vocabulary import RESOURCES
+
+
+def _json(value):
+    # SQLite hands JSON columns back as text through a plain text() query.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def plan_dict(row) -> dict:
+    """A plan row as plain data, with its per-instance resources and the totals it reserves."""
+    resources = {r: row.__getattribute__(r) for r in RESOURCES}
+    return {
+        "id": row.id,
+        "offering_id": row.offering_id,
+        "name": row.name,
+        "description": row.description,
+        "display_name": row.display_name or row.name,
+        "bullets": _json(row.bullets),
+        "monthly_cost_lak": row.monthly_cost_lak,
+        "resources": {**resources, "instances": row.instances},
+        "totals": {r: amount * row.instances for r, amount in resources.items()},
+        "sla_tiers": _json(row.sla_tiers),
+    }
+
+
+def list_offerings(conn: Connection) -> list[dict]:
+    """Every offering, ordered by id, each with its plans ordered by monthly cost."""
+    plans: dict[str, list] = {}
+    for row in conn.execute(text("SELECT * FROM plan ORDER BY monthly_cost_lak, id")):
+        plans.setdefault(row.offering_id, []).append(plan_dict(row))
+    return [
+        {
+            "id": row.id,
+            "name": row.name,
+            "description": row.description,
+            "display_name": row.display_name or row.name,
+            "long_description": row.long_description,
+            "tags": _json(row.tags),
+            "plans": plans.get(row.id, []),
+        }
+        for row in conn.execute(text("SELECT * FROM offering ORDER BY id"))
+    ]
+
+
+def show_offering(conn: Connection, offering_id: str) -> dict:
+    """One offering with its plans."""
+    for offering in list_offerings(conn):
+        if offering["id"] == offering_id:
+            return offering
+    raise NotFound(f"no offering {offering_id!r} in the catalogue (see `dcops catalogue list`)")
+
+
+def get_plan(conn: Connection, plan_id: str) -> dict | None:
+    """One plan as plain data, or None."""
+    row = conn.execute(text("SELECT * FROM plan WHERE id = :id"), {"id": plan_id}).first()
+    return plan_dict(row) if row is not None else None
+
+
+def site_data(conn: Connection) -> dict:
+    """Everything the published catalogue site shows: tiers, offerings, ministries and their programmes."""
+    tiers = [
+        {"tier": r[0], "name": r[1], "sla_target_percent": r[2]}
+        for r in conn.execute(text("SELECT tier, name, sla_target_percent FROM sla_tier ORDER BY tier"))
+    ]
+    ministries: dict[str, dict] = {}
+    for r in conn.execute(text("SELECT code, name, contact FROM ministry ORDER BY code")):
+        ministries[r[0]] = {"code": r[0], "name": r[1], "contact": r[2], "programmes": []}
+    for r in conn.execute(
+        text(
+            "SELECT m.code, p.slug, p.name, p.tier, p.status, p.environment, p.classification "
+            "FROM programme p JOIN ministry m ON m.id = p.ministry_id "
+            "WHERE p.status <> 'retired' ORDER BY m.code, p.slug"
+        )
+    ):
+        ministries[r[0]]["programmes"].append(
+            {"slug": r[1], "name": r[2], "tier": r[3], "status": r[4], "environment": r[5], "classification": r[6]}
+        )
+    return {"tiers": tiers, "offerings": list_offerings(conn), "ministries": list(ministries.values())}
