@@ -7,7 +7,7 @@ import io
 import json
 import sys
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Iterable, Optional, Sequence
 
 import typer
 
@@ -25,6 +25,11 @@ class Output(str, Enum):
     json = "json"
     csv = "csv"
 
+
+ActorOption = Annotated[
+    Optional[str],
+    typer.Option("--actor", help="Who makes the change, for the audit log (default: the OS user)."),
+]
 
 OUTPUT_HELP = "table (for people, fits 80 columns), json (stable, for scripts) or csv"
 

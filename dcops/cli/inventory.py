@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dcops.cli.common import Output, echo_json, open_database, progress
+from dcops.cli.common import ActorOption, Output, echo_json, open_database, progress
 
 app = typer.Typer(help="Load the YAML inventory (the source of truth in git) and export it.", no_args_is_help=True)
 
@@ -49,6 +49,7 @@ def load_command(
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List unchanged records too.")] = False,
     output: Annotated[Output, typer.Option("--output", "-o", help="table or json (the plan)")] = Output.table,
+    actor: ActorOption = None,
 ) -> None:
     """Validate every inventory file, print the plan, and apply it in one transaction.
 
@@ -59,7 +60,9 @@ def load_command(
     """
     from dcops.inventory.service import load_directory
 
-    plan = load_directory(open_database(), directory, prune=prune, dry_run=dry_run, progress=progress)
+    plan = load_directory(
+        open_database(), directory, actor=actor, prune=prune, dry_run=dry_run, progress=progress
+    )
     if output == Output.json:
         echo_json(plan.as_dict())
     else:

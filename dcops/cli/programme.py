@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import OUTPUT_HELP, TABLE_WIDTH, Output, echo_csv, echo_json, echo_table, fail, open_database
+from dcops.cli.common import OUTPUT_HELP, ActorOption, TABLE_WIDTH, Output, echo_csv, echo_json, echo_table, fail, open_database
 
 app = typer.Typer(help="The programmes the data centre hosts.", no_args_is_help=True)
 
@@ -183,6 +183,7 @@ def add_command(
     depends_on: DependsOpt = None,
     dry_run: DryRunOpt = False,
     output: ChangeOutput = Output.table,
+    actor: ActorOption = None,
 ) -> None:
     """Add a programme (the same checks as `inventory load`).
 
@@ -197,7 +198,7 @@ def add_command(
         personal_data=personal_data, rto_minutes=rto, rpo_minutes=rpo, backup_tier=backup_tier,
         review_date=_date(review_date, "--review-date"), depends_on=depends_on or None,
     )
-    plan = add_programme(open_database(), document, dry_run=dry_run)
+    plan = add_programme(open_database(), document, actor=actor, dry_run=dry_run)
     _render_change(plan, output, "added", slug)
 
 
@@ -220,6 +221,7 @@ def update_command(
     depends_on: DependsOpt = None,
     dry_run: DryRunOpt = False,
     output: ChangeOutput = Output.table,
+    actor: ActorOption = None,
 ) -> None:
     """Change fields of a programme; only the options given change.
 
@@ -235,7 +237,7 @@ def update_command(
     )
     if not changes:
         fail("nothing to change: give at least one option (see --help)")
-    plan = update_programme(open_database(), slug, changes, dry_run=dry_run)
+    plan = update_programme(open_database(), slug, changes, actor=actor, dry_run=dry_run)
     _render_change(plan, output, "updated", slug)
 
 
@@ -244,6 +246,7 @@ def retire_command(
     slug: Annotated[str, typer.Argument(help="The programme's slug.")],
     dry_run: DryRunOpt = False,
     output: ChangeOutput = Output.table,
+    actor: ActorOption = None,
 ) -> None:
     """Retire a programme: it stops counting, its capacity is released; its history stays.
 
@@ -251,5 +254,5 @@ def retire_command(
     """
     from dcops.inventory.service import retire_programme
 
-    plan = retire_programme(open_database(), slug, dry_run=dry_run)
+    plan = retire_programme(open_database(), slug, actor=actor, dry_run=dry_run)
     _render_change(plan, output, "retired", slug)

@@ -9,6 +9,7 @@ from typing import Any, Callable
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from dcops import audit
 from dcops.db import Database, utcnow
 from dcops.errors import ValidationError
 from dcops.inventory.capacity import capacity, fits
@@ -19,6 +20,7 @@ from dcops.models import (
     ClusterCapacity,
     Endpoint,
     Host,
+    HostingRequest,
     Ministry,
     Offering,
     Plan as PlanRow,
@@ -39,6 +41,7 @@ T_DEPENDENCY = ProgrammeDependency.__table__
 T_ENDPOINT = Endpoint.__table__
 T_ALLOCATION = Allocation.__table__
 T_HOST = Host.__table__
+T_REQUEST = HostingRequest.__table__
 T_OFFERING = Offering.__table__
 T_PLAN = PlanRow.__table__
 OFFERING_FIELDS = ("name", "description", "display_name", "long_description", "tags")
@@ -358,12 +361,16 @@ def make_plan(desired: Desired, current: Current, retiring: set[str]) -> Plan:
     return plan
 
 
-def programmes_to_retire(desired: Desired, current: Current) -> set[str]:
-    """Programmes in the database but not in the files, not yet retired (for --prune)."""
+def programmes_to_retire(desired: Desired, current: Current, request_managed: set[str]) -> set[str]:
+    """Programmes in the database but not in the files, not yet retired (for --prune).
+
+    Programmes that a hosting request created are left to the request's lifecycle
+    (decommissioning), so a prune never retires what an approval just placed.
+    """
     return {
         slug
         for slug, state in current.programmes.items()
-        if slug not in desired.programmes and state["status"] != "retired"
+        if slug not in desired.programmes and state["status"] != "retired" and slug not in request_managed
     }
 
 
@@ -532,6 +539,7 @@ def reconcile(
     database: Database,
     desired: Desired | Callable[[Current], Desired],
     *,
+    actor: str | None = None,
     prune: bool = False,
     dry_run: bool = False,
 ) -> Plan:
@@ -545,12 +553,39 @@ def reconcile(
         current = read_current(conn)
         if callable(desired):
             desired = desired(current)
-        retiring = programmes_to_retire(desired, current) if prune else set()
+        retiring = programmes_to_retire(desired, current, _request_managed(conn)) if prune else set()
         problems = check(desired, current, retiring)
         if problems:
             raise ValidationError(problems)
         plan = make_plan(desired, current, retiring)
         if not dry_run and plan.has_changes:
             apply(conn, plan, desired, current)
+            audit.append(conn, audit_events(plan, actor or audit.default_actor()))
             plan.applied = True
     return plan
+
+
+def audit_events(plan: Plan, actor: str) -> list[audit.Event]:
+    """One audit event per record the plan changes, with the changed fields before and after."""
+    return [
+        audit.Event(
+            actor=actor,
+            action=f"inventory.{change.kind}.{change.action}",
+            object_type=change.kind,
+            object_key=change.key,
+            before=None if change.action == "create" else {f.field: f.old for f in change.fields},
+            after={f.field: f.new for f in change.fields},
+        )
+        for change in plan.changes
+        if change.action != "unchanged"
+    ]
+
+
+def _request_managed(conn: Connection) -> set[str]:
+    """Slugs of programmes that a hosting request created and still drives."""
+    rows = conn.execute(
+        select(T_PROGRAMME.c.slug)
+        .join(T_REQUEST, T_REQUEST.c.programme_id == T_PROGRAMME.c.id)
+        .where(T_REQUEST.c.state.not_in(("rejected", "withdrawn", "retired")))
+    )
+    return {row[0] for row in rows}

@@ -24,6 +24,7 @@ def load_directory(
     database: Database,
     directory: Path,
     *,
+    actor: str | None = None,
     prune: bool = False,
     dry_run: bool = False,
     progress: Callable[[str], None] = lambda message: None,
@@ -39,7 +40,7 @@ def load_directory(
         f"checking {len(desired.programmes)} programmes against the database"
         + ("" if dry_run else ", then applying the plan")
     )
-    return reconcile(database, desired, prune=prune, dry_run=dry_run)
+    return reconcile(database, desired, actor=actor, prune=prune, dry_run=dry_run)
 
 
 def _validated(document: dict[str, Any], where: str) -> ProgrammeDoc:
@@ -49,7 +50,7 @@ def _validated(document: dict[str, Any], where: str) -> ProgrammeDoc:
         raise ValidationError(pydantic_problems(error, document, where)) from None
 
 
-def add_programme(database: Database, document: dict[str, Any], *, dry_run: bool = False) -> Plan:
+def add_programme(database: Database, document: dict[str, Any], *, actor: str | None = None, dry_run: bool = False) -> Plan:
     """Create one programme from a document-shaped dict; refuses a slug that exists."""
     doc = _validated(document, "programme")
 
@@ -58,10 +59,10 @@ def add_programme(database: Database, document: dict[str, Any], *, dry_run: bool
             raise Conflict(f"programme {doc.slug!r} already exists (use `dcops programme update`)")
         return Desired(programmes={doc.slug: programme_state(doc)})
 
-    return reconcile(database, desired, dry_run=dry_run)
+    return reconcile(database, desired, actor=actor, dry_run=dry_run)
 
 
-def update_programme(database: Database, slug: str, changes: dict[str, Any], *, dry_run: bool = False) -> Plan:
+def update_programme(database: Database, slug: str, changes: dict[str, Any], *, actor: str | None = None, dry_run: bool = False) -> Plan:
     """Change fields of one programme (document shape, nested `contacts`/`recovery` merged)."""
 
     def desired(current: Current) -> Desired:
@@ -76,10 +77,10 @@ def update_programme(database: Database, slug: str, changes: dict[str, Any], *, 
         doc = _validated(document, slug)
         return Desired(programmes={slug: programme_state(doc)})
 
-    return reconcile(database, desired, dry_run=dry_run)
+    return reconcile(database, desired, actor=actor, dry_run=dry_run)
 
 
-def retire_programme(database: Database, slug: str, *, dry_run: bool = False) -> Plan:
+def retire_programme(database: Database, slug: str, *, actor: str | None = None, dry_run: bool = False) -> Plan:
     """Retire one programme: status retired, its allocations released; its history kept."""
 
     def desired(current: Current) -> Desired:
@@ -90,4 +91,4 @@ def retire_programme(database: Database, slug: str, *, dry_run: bool = False) ->
             raise Conflict(f"programme {slug!r} is already retired")
         return Desired(programmes={slug: {**state, "status": "retired", "allocations": {}}})
 
-    return reconcile(database, desired, dry_run=dry_run)
+    return reconcile(database, desired, actor=actor, dry_run=dry_run)

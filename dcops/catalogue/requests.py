@@ -1,0 +1,491 @@
+"""Hosting requests: the request document, its state machine, sign-off, placement and approval."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from dcops import audit
+from dcops.db import Database, iso_utc, utcnow
+from dcops.errors import Conflict, NotFound, UserError, ValidationError
+from dcops.inventory.capacity import ResourceUsage
+from dcops.inventory.documents import Email, Name, Slug, Text, Title, pydantic_problems
+from dcops.inventory.yamlfile import YamlProblem, load_yaml
+from dcops.models import (
+    Allocation,
+    Cluster,
+    ClusterCapacity,
+    HostingRequest,
+    Ministry,
+    Plan,
+    Programme,
+    Site,
+)
+from dcops.vocabulary import RESOURCES
+
+T_REQUEST = HostingRequest.__table__
+T_PROGRAMME = Programme.__table__
+T_ALLOCATION = Allocation.__table__
+T_CLUSTER = Cluster.__table__
+T_CAPACITY = ClusterCapacity.__table__
+T_SITE = Site.__table__
+T_MINISTRY = Ministry.__table__
+T_PLAN = Plan.__table__
+
+# The request lifecycle: every allowed move, and nothing else.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "submitted": frozenset({"approved", "rejected", "withdrawn"}),
+    "approved": frozenset({"provisioning"}),
+    "provisioning": frozenset({"active", "failed"}),
+    "failed": frozenset({"provisioning"}),  # a failed run is retried
+    "active": frozenset({"decommission-requested"}),
+    "decommission-requested": frozenset({"retired"}),
+    "rejected": frozenset(),
+    "withdrawn": frozenset(),
+    "retired": frozenset(),
+}
+REQUEST_STATES = tuple(TRANSITIONS)
+OPEN_STATES = frozenset(s for s in REQUEST_STATES if s not in ("rejected", "withdrawn", "retired"))
+# The programme's lifecycle status that follows each request state.
+PROGRAMME_STATUS = {
+    "approved": "approved",
+    "provisioning": "provisioning",
+    "active": "active",
+    "failed": "failed",
+    "decommission-requested": "decommissioning",
+    "retired": "retired",
+}
+MAX_REQUEST_BYTES = 256 * 1024
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class RequestProgrammeDoc(_Doc):
+    slug: Slug
+    name: Title
+    description: Text = ""
+
+
+class RequestContactsDoc(_Doc):
+    owner: Email
+    security: Email
+
+
+class RequestDoc(_Doc):
+    """A ministry's hosting request, as submitted (YAML file or command-line flags)."""
+
+    ministry: Name
+    programme: RequestProgrammeDoc
+    offering: Name
+    plan: Name
+    tier: Literal[1, 2, 3]
+    classification: Literal["public", "internal", "confidential", "secret"]
+    environment: Literal["production", "staging"] = "production"
+    personal_data: StrictBool
+    justification: Annotated[str, Field(min_length=10, max_length=5000)]
+    contacts: RequestContactsDoc
+    wanted_by: date
+    site: Name | None = None
+
+
+def needs_security_signoff(classification: str, personal_data: bool) -> bool:
+    """The two-person rule applies to personal data and to confidential or secret programmes."""
+    return personal_data or classification in ("confidential", "secret")
+
+
+def _today(tz) -> date:
+    return datetime.now(tz).date()
+
+
+def validate_request(conn: Connection, document: Any, *, where: str, today: date) -> RequestDoc:
+    """Check a request document against the catalogue and the inventory; every problem at once."""
+    if not isinstance(document, dict):
+        raise ValidationError([f"{where}: a request is a mapping of fields, not a {type(document).__name__}"])
+    try:
+        doc = RequestDoc.model_validate(document)
+    except PydanticValidationError as error:
+        raise ValidationError(pydantic_problems(error, document, where)) from None
+    problems = []
+    if conn.execute(select(T_MINISTRY.c.id).where(T_MINISTRY.c.code == doc.ministry)).first() is None:
+        problems.append(f"{where}: ministry: unknown ministry {doc.ministry!r}")
+    plan = conn.execute(select(T_PLAN).where(T_PLAN.c.id == doc.plan)).first()
+    if plan is None:
+        problems.append(f"{where}: plan: no plan {doc.plan!r} in the catalogue")
+    else:
+        if plan.offering_id != doc.offering:
+            problems.append(f"{where}: plan: plan {doc.plan!r} belongs to offering {plan.offering_id!r}, "
+                            f"not {doc.offering!r}")
+        if doc.tier not in plan.sla_tiers:
+            allowed = ", ".join(str(t) for t in plan.sla_tiers)
+            problems.append(f"{where}: tier: plan {doc.plan!r} does not offer tier {doc.tier} (offers {allowed})")
+    if conn.execute(select(T_PROGRAMME.c.id).where(T_PROGRAMME.c.slug == doc.programme.slug)).first():
+        problems.append(f"{where}: programme.slug: {doc.programme.slug!r} is already a programme")
+    taken = conn.execute(
+        select(T_REQUEST.c.id).where(
+            T_REQUEST.c.programme_slug == doc.programme.slug, T_REQUEST.c.state.in_(OPEN_STATES)
+        )
+    ).first()
+    if taken:
+        problems.append(f"{where}: programme.slug: {doc.programme.slug!r} is already requested (request {taken[0]})")
+    if doc.wanted_by < today:
+        problems.append(f"{where}: wanted_by: {doc.wanted_by.isoformat()} is in the past")
+    if doc.site is not None and conn.execute(select(T_SITE.c.id).where(T_SITE.c.code == doc.site)).first() is None:
+        problems.append(f"{where}: site: unknown site {doc.site!r}")
+    if problems:
+        raise ValidationError(problems)
+    return doc
+
+
+def read_request_file(path: Path) -> Any:
+    """The document in a request file; size, encoding and YAML problems become user errors."""
+    try:
+        if path.stat().st_size > MAX_REQUEST_BYTES:
+            raise UserError(f"{path}: a request file is at most {MAX_REQUEST_BYTES // 1024} KiB")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except OSError as error:
+        raise UserError(f"{path}: {error.strerror}") from None
+    try:
+        return load_yaml(path)
+    except YamlProblem as problem:
+        raise UserError(f"{path}:{problem.line}: {problem.message}") from None
+
+
+def submit(
+    database: Database, document: Any, *, actor: str | None = None, where: str = "request", today: date | None = None,
+    tz=None,
+) -> int:
+    """Validate and store a new request (state submitted); returns its id."""
+    actor = actor or audit.default_actor()
+    with database.transaction(immediate=True) as conn:
+        doc = validate_request(conn, document, where=where, today=today or _today(tz))
+        now = utcnow()
+        ministry_id = conn.execute(select(T_MINISTRY.c.id).where(T_MINISTRY.c.code == doc.ministry)).scalar_one()
+        row = {
+            "state": "submitted",
+            "ministry_id": ministry_id,
+            "programme_slug": doc.programme.slug,
+            "programme_name": doc.programme.name,
+            "description": doc.programme.description,
+            "plan_id": doc.plan,
+            "tier": doc.tier,
+            "classification": doc.classification,
+            "environment": doc.environment,
+            "personal_data": doc.personal_data,
+            "justification": doc.justification,
+            "owner_contact": doc.contacts.owner,
+            "security_contact": doc.contacts.security,
+            "wanted_by": doc.wanted_by,
+            "site": doc.site,
+            "submitted_by": actor,
+            "submitted_at": now,
+            "reason": "",
+            "updated_at": now,
+        }
+        request_id = conn.execute(insert(T_REQUEST).values(**row).returning(T_REQUEST.c.id)).scalar_one()
+        audit.record(conn, audit.Event(actor, "request.submit", "request", str(request_id), None,
+                                       {**doc.model_dump(mode="json"), "state": "submitted"}))
+    return request_id
+
+
+def _load(conn: Connection, request_id: int, *, lock: bool = False):
+    query = select(T_REQUEST).where(T_REQUEST.c.id == request_id)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"no request {request_id} (see `dcops request list`)")
+    return row
+
+
+def transition(
+    conn: Connection, request, to_state: str, *, actor: str, reason: str = "", **changes: Any
+) -> None:
+    """Move a request to `to_state`: the one place a request changes state.
+
+    Checks the transition table and, for approval, the two-person rule; moves the
+    programme's status along; writes the audit entry in the caller's transaction.
+    """
+    allowed = TRANSITIONS[request.state]
+    if to_state not in allowed:
+        moves = ", ".join(sorted(allowed)) or "none: it is final"
+        raise Conflict(f"request {request.id} is {request.state}; it cannot become {to_state} (allowed: {moves})")
+    if to_state == "approved":
+        _check_two_person_rule(request, actor)
+    now = utcnow()
+    values = {"state": to_state, "updated_at": now, **changes}
+    if reason:
+        values["reason"] = reason
+    conn.execute(update(T_REQUEST).where(T_REQUEST.c.id == request.id).values(**values))
+    programme_id = changes.get("programme_id", request.programme_id)
+    if programme_id is not None and to_state in PROGRAMME_STATUS:
+        conn.execute(
+            update(T_PROGRAMME).where(T_PROGRAMME.c.id == programme_id)
+            .values(status=PROGRAMME_STATUS[to_state], updated_at=now)
+        )
+        if to_state == "retired":
+            conn.execute(T_ALLOCATION.delete().where(T_ALLOCATION.c.programme_id == programme_id))
+    audit.record(conn, audit.Event(
+        actor, f"request.{to_state}", "request", str(request.id),
+        {"state": request.state}, {"state": to_state, **({"reason": reason} if reason else {}), **changes},
+    ))
+
+
+def _check_two_person_rule(request, approver: str) -> None:
+    if not needs_security_signoff(request.classification, request.personal_data):
+        return
+    if request.security_signoff_by is None:
+        raise Conflict(
+            f"request {request.id} ({request.classification}"
+            f"{', personal data' if request.personal_data else ''}) needs a security sign-off first: "
+            f"dcops request sign-off {request.id} --actor <security officer>"
+        )
+    if request.security_signoff_by == approver:
+        raise Conflict(
+            f"request {request.id}: {approver} signed off its security and may not also approve it "
+            "(two-person rule): another operator approves"
+        )
+
+
+def sign_off(database: Database, request_id: int, *, actor: str | None = None) -> None:
+    """Record the security sign-off of a submitted request (the first of two people)."""
+    actor = actor or audit.default_actor()
+    with database.transaction(immediate=True) as conn:
+        request = _load(conn, request_id, lock=True)
+        if request.state != "submitted":
+            raise Conflict(f"request {request_id} is {request.state}: only a submitted request can be signed off")
+        if request.security_signoff_by is not None:
+            raise Conflict(f"request {request_id} was already signed off by {request.security_signoff_by}")
+        conn.execute(
+            update(T_REQUEST).where(T_REQUEST.c.id == request_id)
+            .values(security_signoff_by=actor, security_signoff_at=utcnow(), updated_at=utcnow())
+        )
+        audit.record(conn, audit.Event(actor, "request.sign-off", "request", str(request_id),
+                                       None, {"security_signoff_by": actor}))
+
+
+def _usage(conn: Connection, cluster_ids: list[int]) -> dict[int, dict[str, ResourceUsage]]:
+    allocated = dict(
+        ((row[0], row[1]), int(row[2]))
+        for row in conn.execute(
+            select(T_ALLOCATION.c.cluster_id, T_ALLOCATION.c.resource, func.sum(T_ALLOCATION.c.amount))
+            .where(T_ALLOCATION.c.cluster_id.in_(cluster_ids))
+            .group_by(T_ALLOCATION.c.cluster_id, T_ALLOCATION.c.resource)
+        )
+    )
+    usage: dict[int, dict[str, ResourceUsage]] = {cid: {} for cid in cluster_ids}
+    for row in conn.execute(
+        select(T_CAPACITY, T_CLUSTER.c.name, T_SITE.c.code)
+        .join(T_CLUSTER, T_CLUSTER.c.id == T_CAPACITY.c.cluster_id)
+        .join(T_SITE, T_SITE.c.id == T_CLUSTER.c.site_id)
+        .where(T_CAPACITY.c.cluster_id.in_(cluster_ids))
+    ):
+        usage[row.cluster_id][row.resource] = ResourceUsage(
+            cluster=row.name, site=row.code, resource=row.resource, total=row.total, reserved=row.reserved,
+            allocation_ratio=row.allocation_ratio, allocated=allocated.get((row.cluster_id, row.resource), 0),
+        )
+    return usage
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a request was placed and what it reserved there."""
+
+    request_id: int
+    cluster: str
+    site: str
+    reserved: dict[str, int]
+    programme: str
+
+
+def shortfalls(needed: dict[str, int], usage: dict[str, ResourceUsage]) -> list[str]:
+    """What does not fit on one cluster, per resource: 'vcpu short by 4 (free 2, needs 6)'."""
+    problems = []
+    for resource, amount in needed.items():
+        row = usage.get(resource)
+        if row is None:
+            problems.append(f"no {resource} capacity")
+        elif row.free + 1e-9 < amount:
+            problems.append(f"{resource} short by {amount - row.free:g} (free {row.free:g}, needs {amount})")
+    return problems
+
+
+def choose_cluster(needed: dict[str, int], candidates: dict[str, dict[str, ResourceUsage]]) -> tuple[str | None, dict[str, list[str]]]:
+    """The fitting cluster left least full by the placement (spreads load); else every shortfall.
+
+    Pure: `candidates` maps cluster name to its usage per resource.
+    """
+    fitting, refusals = [], {}
+    for name, usage in sorted(candidates.items()):
+        problems = shortfalls(needed, usage)
+        if problems:
+            refusals[name] = problems
+            continue
+        fullest = max(
+            ((usage[r].allocated + amount) / usage[r].capacity for r, amount in needed.items() if usage[r].capacity),
+            default=0.0,
+        )
+        fitting.append((fullest, name))
+    return (min(fitting)[1] if fitting else None), refusals
+
+
+def approve(
+    database: Database, request_id: int, *, actor: str | None = None, cluster: str | None = None
+) -> Placement:
+    """Place a request on a cluster where its plan fits, reserve the capacity, create the
+    programme (status approved) and approve the request, all in one transaction."""
+    actor = actor or audit.default_actor()
+    with database.transaction(immediate=True) as conn:
+        request = _load(conn, request_id, lock=True)
+        if "approved" not in TRANSITIONS[request.state]:
+            raise Conflict(f"request {request_id} is {request.state}; only a submitted request can be approved")
+        _check_two_person_rule(request, actor)
+        plan = conn.execute(select(T_PLAN).where(T_PLAN.c.id == request.plan_id)).one()
+        needed = {r: getattr(plan, r) * plan.instances for r in RESOURCES if getattr(plan, r)}
+        query = select(T_CLUSTER.c.id, T_CLUSTER.c.name, T_SITE.c.code).join(T_SITE, T_SITE.c.id == T_CLUSTER.c.site_id)
+        if request.site is not None:
+            query = query.where(T_SITE.c.code == request.site)
+        if cluster is not None:
+            query = query.where(T_CLUSTER.c.name == cluster)
+        # Lock the candidate clusters' rows (PostgreSQL); SQLite holds its write lock already.
+        clusters = {row.name: (row.id, row.code) for row in conn.execute(query.with_for_update(of=T_CLUSTER))}
+        if not clusters:
+            if cluster is not None:
+                where = f" at site {request.site}" if request.site else ""
+                raise NotFound(f"no cluster {cluster!r}{where} (see `dcops cluster list`)")
+            raise Conflict(f"request {request_id}: no cluster at site {request.site}")
+        usage = _usage(conn, [cid for cid, _site in clusters.values()])
+        chosen, refusals = choose_cluster(needed, {name: usage[cid] for name, (cid, _site) in clusters.items()})
+        if chosen is None:
+            detail = "; ".join(f"{name}: {', '.join(problems)}" for name, problems in refusals.items())
+            raise Conflict(f"request {request_id} does not fit (plan {plan.id} needs "
+                           f"{', '.join(f'{r} {a}' for r, a in needed.items())}): {detail}")
+        if conn.execute(select(T_PROGRAMME.c.id).where(T_PROGRAMME.c.slug == request.programme_slug)).first():
+            raise Conflict(f"request {request_id}: programme {request.programme_slug!r} exists already")
+        cluster_id, site = clusters[chosen]
+        now = utcnow()
+        programme_id = conn.execute(
+            insert(T_PROGRAMME).values(
+                slug=request.programme_slug, name=request.programme_name, ministry_id=request.ministry_id,
+                description=request.description, tier=request.tier, status="approved",
+                classification=request.classification, environment=request.environment,
+                owner_contact=request.owner_contact, security_contact=request.security_contact,
+                personal_data=request.personal_data, backup_tier="daily", created_at=now, updated_at=now,
+            ).returning(T_PROGRAMME.c.id)
+        ).scalar_one()
+        if needed:
+            conn.execute(insert(T_ALLOCATION), [
+                {"programme_id": programme_id, "cluster_id": cluster_id, "resource": r, "amount": a}
+                for r, a in needed.items()
+            ])
+        audit.record(conn, audit.Event(actor, "allocation.reserve", "programme", request.programme_slug, None,
+                                       {"cluster": chosen, **needed, "request": request_id}))
+        transition(conn, request, "approved", actor=actor, decided_by=actor, decided_at=now,
+                   cluster_id=cluster_id, programme_id=programme_id)
+    return Placement(request_id, chosen, site, needed, request.programme_slug)
+
+
+def reject(database: Database, request_id: int, *, reason: str, actor: str | None = None) -> None:
+    """Refuse a submitted request, with the reason the ministry will read."""
+    if not reason or not reason.strip():
+        raise UserError("a rejection needs a reason (--reason)")
+    actor = actor or audit.default_actor()
+    with database.transaction(immediate=True) as conn:
+        request = _load(conn, request_id, lock=True)
+        transition(conn, request, "rejected", actor=actor, reason=reason.strip(), decided_by=actor, decided_at=utcnow())
+
+
+def withdraw(database: Database, request_id: int, *, actor: str | None = None, reason: str = "") -> None:
+    """Withdraw a submitted request (the ministry no longer wants it)."""
+    actor = actor or audit.default_actor()
+    with database.transaction(immediate=True) as conn:
+        request = _load(conn, request_id, lock=True)
+        transition(conn, request, "withdrawn", actor=actor, reason=reason.strip())
+
+
+def advance(database: Database, request_id: int, to_state: str, *, actor: str | None = None, reason: str = "") -> None:
+    """Move a request along its lifecycle (provisioning, active, failed, decommission...)."""
+    if to_state not in TRANSITIONS:
+        raise UserError(f"unknown request state {to_state!r}; one of: {', '.join(REQUEST_STATES)}")
+    if to_state == "approved":
+        raise UserError("approval places the request: use `dcops request approve`")
+    actor = actor or audit.default_actor()
+    with database.transaction(immediate=True) as conn:
+        request = _load(conn, request_id, lock=True)
+        transition(conn, request, to_state, actor=actor, reason=reason)
+
+
+def _request_dict(row, ministry: str, cluster: str | None, plan_offering: str) -> dict:
+    return {
+        "id": row.id,
+        "state": row.state,
+        "ministry": ministry,
+        "programme": {"slug": row.programme_slug, "name": row.programme_name, "description": row.description},
+        "offering": plan_offering,
+        "plan": row.plan_id,
+        "tier": row.tier,
+        "classification": row.classification,
+        "environment": row.environment,
+        "personal_data": bool(row.personal_data),
+        "justification": row.justification,
+        "contacts": {"owner": row.owner_contact, "security": row.security_contact},
+        "wanted_by": row.wanted_by.isoformat() if row.wanted_by else None,
+        "site": row.site,
+        "needs_security_signoff": needs_security_signoff(row.classification, bool(row.personal_data)),
+        "security_signoff_by": row.security_signoff_by,
+        "security_signoff_at": iso_utc(row.security_signoff_at),
+        "submitted_by": row.submitted_by,
+        "submitted_at": iso_utc(row.submitted_at),
+        "decided_by": row.decided_by,
+        "decided_at": iso_utc(row.decided_at),
+        "reason": row.reason,
+        "cluster": cluster,
+        "updated_at": iso_utc(row.updated_at),
+    }
+
+
+def _select_requests():
+    return (
+        select(T_REQUEST, T_MINISTRY.c.code.label("ministry_code"), T_CLUSTER.c.name.label("cluster_name"),
+               T_PLAN.c.offering_id.label("offering_id"))
+        .join(T_MINISTRY, T_MINISTRY.c.id == T_REQUEST.c.ministry_id)
+        .join(T_PLAN, T_PLAN.c.id == T_REQUEST.c.plan_id)
+        .outerjoin(T_CLUSTER, T_CLUSTER.c.id == T_REQUEST.c.cluster_id)
+    )
+
+
+def list_requests(conn: Connection, *, state: str | None = None, ministry: str | None = None) -> list[dict]:
+    """Requests, oldest first, optionally by state and ministry."""
+    query = _select_requests().order_by(T_REQUEST.c.id)
+    if state is not None:
+        if state not in TRANSITIONS:
+            raise UserError(f"unknown request state {state!r}; one of: {', '.join(REQUEST_STATES)}")
+        query = query.where(T_REQUEST.c.state == state)
+    if ministry is not None:
+        if conn.execute(select(T_MINISTRY.c.id).where(T_MINISTRY.c.code == ministry)).first() is None:
+            raise NotFound(f"no ministry {ministry!r} (see `dcops ministry list`)")
+        query = query.where(T_MINISTRY.c.code == ministry)
+    return [_request_dict(r, r.ministry_code, r.cluster_name, r.offering_id) for r in conn.execute(query)]
+
+
+def show_request(conn: Connection, request_id: int) -> dict:
+    """One request with its audit history."""
+    row = conn.execute(_select_requests().where(T_REQUEST.c.id == request_id)).first()
+    if row is None:
+        raise NotFound(f"no request {request_id} (see `dcops request list`)")
+    record = _request_dict(row, row.ministry_code, row.cluster_name, row.offering_id)
+    record["history"] = [
+        {"at": e["at"], "actor": e["actor"], "action": e["action"]}
+        for e in audit.list_entries(conn, object_key=str(request_id))
+        if e["object_type"] == "request"
+    ]
+    return record
