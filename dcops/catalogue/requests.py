@@ -17,7 +17,7 @@ from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import Conflict, NotFound, UserError, ValidationError
 from dcops.inventory.capacity import ResourceUsage
 from dcops.inventory.documents import Email, Name, Slug, Text, Title, pydantic_problems
-from dcops.inventory.yamlfile import YamlProblem, load_yaml
+from dcops.inventory.yamlfile import YamlProblem, line_of, load_yaml
 from dcops.models import (
     Allocation,
     Cluster,
@@ -107,42 +107,92 @@ def _today(tz) -> date:
 
 
 def validate_request(conn: Connection, document: Any, *, where: str, today: date) -> RequestDoc:
-    """Check a request document against the catalogue and the inventory; every problem at once."""
+    """Check a request document against the catalogue and the inventory; every problem at once.
+
+    The checks against the database run on every field that is well formed, even when
+    other fields are not, so one round trip tells the ministry everything to fix.
+    """
     if not isinstance(document, dict):
         raise ValidationError([f"{where}: a request is a mapping of fields, not a {type(document).__name__}"])
+    problems: list[str] = []
+    doc = None
     try:
         doc = RequestDoc.model_validate(document)
     except PydanticValidationError as error:
-        raise ValidationError(pydantic_problems(error, document, where)) from None
-    problems = []
-    if conn.execute(select(T_MINISTRY.c.id).where(T_MINISTRY.c.code == doc.ministry)).first() is None:
-        problems.append(f"{where}: ministry: unknown ministry {doc.ministry!r}")
-    plan = conn.execute(select(T_PLAN).where(T_PLAN.c.id == doc.plan)).first()
-    if plan is None:
-        problems.append(f"{where}: plan: no plan {doc.plan!r} in the catalogue")
-    else:
-        if plan.offering_id != doc.offering:
-            problems.append(f"{where}: plan: plan {doc.plan!r} belongs to offering {plan.offering_id!r}, "
-                            f"not {doc.offering!r}")
-        if doc.tier not in plan.sla_tiers:
-            allowed = ", ".join(str(t) for t in plan.sla_tiers)
-            problems.append(f"{where}: tier: plan {doc.plan!r} does not offer tier {doc.tier} (offers {allowed})")
-    if conn.execute(select(T_PROGRAMME.c.id).where(T_PROGRAMME.c.slug == doc.programme.slug)).first():
-        problems.append(f"{where}: programme.slug: {doc.programme.slug!r} is already a programme")
-    taken = conn.execute(
-        select(T_REQUEST.c.id).where(
-            T_REQUEST.c.programme_slug == doc.programme.slug, T_REQUEST.c.state.in_(OPEN_STATES)
-        )
-    ).first()
-    if taken:
-        problems.append(f"{where}: programme.slug: {doc.programme.slug!r} is already requested (request {taken[0]})")
-    if doc.wanted_by < today:
-        problems.append(f"{where}: wanted_by: {doc.wanted_by.isoformat()} is in the past")
-    if doc.site is not None and conn.execute(select(T_SITE.c.id).where(T_SITE.c.code == doc.site)).first() is None:
-        problems.append(f"{where}: site: unknown site {doc.site!r}")
-    if problems:
+        problems.extend(pydantic_problems(error, document, where))
+    fields = _well_formed(document, doc)
+    problems.extend(_reference_problems(conn, fields, _locator(document, where), today))
+    if problems or doc is None:
         raise ValidationError(problems)
     return doc
+
+
+def _well_formed(document: dict, doc: RequestDoc | None) -> dict:
+    """The fields to check against the database: from the validated document, else the raw one."""
+    if doc is not None:
+        return {"ministry": doc.ministry, "plan": doc.plan, "offering": doc.offering, "tier": doc.tier,
+                "slug": doc.programme.slug, "wanted_by": doc.wanted_by, "site": doc.site}
+    programme = document.get("programme") if isinstance(document.get("programme"), dict) else {}
+    wanted_by = document.get("wanted_by")
+    if isinstance(wanted_by, str):
+        try:
+            wanted_by = date.fromisoformat(wanted_by)
+        except ValueError:
+            wanted_by = None
+    raw = {"ministry": document.get("ministry"), "plan": document.get("plan"), "offering": document.get("offering"),
+           "tier": document.get("tier"), "slug": programme.get("slug"), "wanted_by": wanted_by,
+           "site": document.get("site")}
+    return {
+        key: value for key, value in raw.items()
+        if (key == "tier" and type(value) is int) or (key == "wanted_by" and isinstance(value, date))
+        or (key not in ("tier", "wanted_by") and isinstance(value, str))
+    }
+
+
+def _locator(document: Any, where: str):
+    """A function giving 'file:line' for a field of the document (just `where` without lines)."""
+
+    def at(*loc) -> str:
+        line = line_of(document, loc)
+        return f"{where}:{line}" if line else where
+
+    return at
+
+
+def _reference_problems(conn: Connection, fields: dict, at, today: date) -> list[str]:
+    problems = []
+    ministry = fields.get("ministry")
+    if ministry is not None and conn.execute(select(T_MINISTRY.c.id).where(T_MINISTRY.c.code == ministry)).first() is None:
+        problems.append(f"{at('ministry')}: ministry: unknown ministry {ministry!r}")
+    plan_id = fields.get("plan")
+    plan = conn.execute(select(T_PLAN).where(T_PLAN.c.id == plan_id)).first() if plan_id is not None else None
+    if plan_id is not None and plan is None:
+        problems.append(f"{at('plan')}: plan: no plan {plan_id!r} in the catalogue")
+    if plan is not None:
+        offering = fields.get("offering")
+        if offering is not None and plan.offering_id != offering:
+            problems.append(f"{at('plan')}: plan: plan {plan_id!r} belongs to offering {plan.offering_id!r}, "
+                            f"not {offering!r}")
+        tier = fields.get("tier")
+        if tier is not None and tier not in plan.sla_tiers:
+            allowed = ", ".join(str(t) for t in plan.sla_tiers)
+            problems.append(f"{at('tier')}: tier: plan {plan_id!r} does not offer tier {tier} (offers {allowed})")
+    slug = fields.get("slug")
+    if slug is not None:
+        taken = conn.execute(
+            select(T_REQUEST.c.id).where(T_REQUEST.c.programme_slug == slug, T_REQUEST.c.state.in_(OPEN_STATES))
+        ).first()
+        if conn.execute(select(T_PROGRAMME.c.id).where(T_PROGRAMME.c.slug == slug)).first():
+            problems.append(f"{at('programme', 'slug')}: programme.slug: {slug!r} is already a programme")
+        elif taken:
+            problems.append(f"{at('programme', 'slug')}: programme.slug: {slug!r} is already requested (request {taken[0]})")
+    wanted_by = fields.get("wanted_by")
+    if wanted_by is not None and wanted_by < today:
+        problems.append(f"{at('wanted_by')}: wanted_by: {wanted_by.isoformat()} is in the past")
+    site = fields.get("site")
+    if site is not None and conn.execute(select(T_SITE.c.id).where(T_SITE.c.code == site)).first() is None:
+        problems.append(f"{at('site')}: site: unknown site {site!r}")
+    return problems
 
 
 def read_request_file(path: Path) -> Any:

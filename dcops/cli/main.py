@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from dcops.cli import cluster, db, inventory, ministry, programme
+from dcops.cli import audit, catalogue, cluster, db, inventory, ministry, programme, request
 from dcops.errors import DcopsError, ValidationError
 
 
@@ -42,6 +42,9 @@ app.add_typer(inventory.app, name="inventory")
 app.add_typer(programme.app, name="programme")
 app.add_typer(ministry.app, name="ministry")
 app.add_typer(cluster.app, name="cluster")
+app.add_typer(catalogue.app, name="catalogue")
+app.add_typer(request.app, name="request")
+app.add_typer(audit.app, name="audit")
 
 
 @app.callback()

@@ -1,0 +1,96 @@
+"""`dcops catalogue`: the service catalogue, and its published website."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dcops.cli.common import OUTPUT_HELP, Output, echo_csv, echo_json, echo_table, open_database
+
+app = typer.Typer(help="The service catalogue ministries choose from, and its website.", no_args_is_help=True)
+
+
+def _lak(amount: int) -> str:
+    return f"{amount:,}"
+
+
+@app.command("list")
+def list_command(output: Annotated[Output, typer.Option("--output", "-o", help=OUTPUT_HELP)] = Output.table) -> None:
+    """List offerings and their plans with resources, tiers and monthly cost (LAK).
+
+    Example: dcops catalogue list --output json
+    """
+    from dcops.catalogue.queries import list_offerings
+
+    with open_database().transaction() as conn:
+        offerings = list_offerings(conn)
+    if output == Output.json:
+        echo_json(offerings)
+        return
+    rows = [
+        {"offering": o["id"], "plan": p["id"], "vcpu": p["totals"]["vcpu"], "ram_gib": p["totals"]["ram_gib"],
+         "storage_gib": p["totals"]["storage_gib"], "instances": p["resources"]["instances"],
+         "tiers": ",".join(str(t) for t in p["sla_tiers"]), "monthly_cost_lak": p["monthly_cost_lak"]}
+        for o in offerings for p in o["plans"]
+    ]
+    if output == Output.csv:
+        echo_csv(rows, list(rows[0]) if rows else ["offering", "plan"])
+        return
+    echo_table(
+        ((r["offering"], r["plan"], r["vcpu"], r["ram_gib"], r["storage_gib"], r["tiers"], _lak(r["monthly_cost_lak"]))
+         for r in rows),
+        ("OFFERING", "PLAN", "VCPU", "RAM", "DISK", "TIERS", "LAK/MONTH"),
+        right=(2, 3, 4, 6), shrink=(0, 1),
+    )
+
+
+@app.command("show")
+def show_command(
+    offering_id: Annotated[str, typer.Argument(help="The offering's id.")],
+    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+) -> None:
+    """Show an offering with every plan: resources, SLA tiers, cost and description.
+
+    Example: dcops catalogue show managed-postgresql
+    """
+    import textwrap
+
+    from dcops.catalogue.queries import show_offering
+
+    with open_database().transaction() as conn:
+        offering = show_offering(conn, offering_id)
+    if output == Output.json:
+        echo_json(offering)
+        return
+    typer.echo(f"{offering['display_name']} ({offering['id']})")
+    if offering["description"]:
+        typer.echo(textwrap.fill(offering["description"], 80))
+    for plan in offering["plans"]:
+        res = plan["resources"]
+        typer.echo(f"\n  {plan['display_name']} ({plan['id']}): {_lak(plan['monthly_cost_lak'])} LAK / month")
+        typer.echo(f"    {res['instances']} x ({res['vcpu']} vCPU, {res['ram_gib']} GiB RAM, "
+                   f"{res['storage_gib']} GiB storage); SLA tiers {', '.join(map(str, plan['sla_tiers']))}")
+        for bullet in plan["bullets"]:
+            typer.echo(textwrap.fill(bullet, 80, initial_indent="    - ", subsequent_indent="      "))
+
+
+@app.command("publish")
+def publish_command(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the static website (created if missing).")],
+) -> None:
+    """Render the catalogue website: offerings, plans, hosted programmes, request templates, catalog.json.
+
+    The site works offline (no JavaScript, no external resources).
+
+    Example: dcops catalogue publish /var/www/catalogue
+    """
+    from dcops.catalogue.queries import site_data
+    from dcops.catalogue.site import publish
+    from dcops.db import utcnow
+
+    with open_database().transaction() as conn:
+        data = site_data(conn)
+    written = publish(data, out_dir, generated_at=utcnow())
+    typer.echo(f"published {len(written)} files to {out_dir} (open {out_dir / 'index.html'})")
