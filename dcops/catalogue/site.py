@@ -57,8 +57,11 @@ def format_percent(value: Any) -> str:
 
 
 def format_resources(resources: dict) -> str:
-    """{"vcpu": 2, "ram_gib": 4, "storage_gib": 80} -> "2 vCPU, 4 GiB RAM, 80 GiB storage"."""
-    parts = [f"{format_number(resources[key])} {label}" for key, label in RESOURCE_LABELS if resources.get(key)]
+    """{"vcpu": 2, "ram_gib": 4, "storage_gib": 80} -> "2 vCPU, 4 GiB RAM, 80 GiB storage".
+
+    A no-break space joins each amount to its unit, so that lines wrap between resources only.
+    """
+    parts = [f"{format_number(resources[key])}\u00a0{label}" for key, label in RESOURCE_LABELS if resources.get(key)]
     return ", ".join(parts) or "no dedicated resources"
 
 
@@ -150,11 +153,11 @@ def request_template(data: dict, offering: dict, plan: dict) -> str:
     offering_name = _comment(offering.get("display_name") or offering["name"])
     plan_name = _comment(plan.get("display_name") or plan["name"])
     resources = plan["resources"]
-    per_instance = format_resources(resources)
+    per_instance = _comment(format_resources(resources))
     instances = resources.get("instances", 1)
     lines = [
         f"# Hosting request: {offering_name} / {plan_name}",
-        f"# Plan {plan['id']}: {per_instance} per instance, {format_number(instances)} instance(s);",
+        f"# Plan {_comment(plan['id'])}: {per_instance} per instance, {format_number(instances)} instance(s);",
         f"# {format_number(plan['monthly_cost_lak'])} LAK per month.",
         "#",
         "# How to fill in this request",
@@ -266,6 +269,7 @@ def _views(data: dict) -> dict:
                         }
                         for t in sorted(set(plan["sla_tiers"]))
                     ],
+                    "tier_list": ", ".join(str(t) for t in sorted(set(plan["sla_tiers"]))),
                     "template": f"requests/{plan['id']}.yaml",
                     "bullets": list(plan.get("bullets") or []),
                 }

@@ -1,0 +1,380 @@
+"""The published catalogue site: every file, working relative links, escaping, catalog.json, request templates."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+
+from dcops.catalogue.queries import site_data
+from dcops.catalogue.site import _scalar, osb_catalog, publish, request_template
+from dcops.db import open_database
+from dcops.errors import UserError
+from dcops.inventory.service import load_directory
+
+from conftest import SAMPLE_INVENTORY
+
+SCRIPT = "<script>alert(1)</script>"
+JINJA = "{{ 7*7 }}"
+TRAVERSAL = "../../etc/passwd"
+SHELL = '"; rm -rf / #'
+LAO = "ລາວ"
+HOSTILE = (SCRIPT, JINJA, TRAVERSAL, SHELL, LAO)
+# Line breaks YAML knows (\n, \r, NEL, LS, PS) and characters it refuses: neither may break a template.
+INJECTION = "Nice plan\nplan: injected\r\x85\u2028\u2029tier: 9\x00\x07\ufeff"
+
+# 2025-01-02 10:04 in Vientiane (UTC+7) is 03:04 UTC.
+GENERATED_AT = datetime(2025, 1, 2, 10, 4, 5, tzinfo=timezone(timedelta(hours=7)))
+GENERATED_UTC = "2025-01-02 03:04 UTC"
+
+REQUEST_KEYS = {
+    "ministry", "programme", "offering", "plan", "tier", "classification", "environment",
+    "personal_data", "justification", "contacts", "wanted_by",
+}
+
+
+def _plan(plan_id: str, offering_id: str, *, name: str, display: str, cost: int, tiers: list[int],
+          bullets: list[str], vcpu=2, ram=4, storage=80, instances=1) -> dict:
+    return {
+        "id": plan_id,
+        "offering_id": offering_id,
+        "name": name,
+        "description": f"Plan description {SHELL} {LAO}",
+        "display_name": display,
+        "bullets": bullets,
+        "monthly_cost_lak": cost,
+        "resources": {"vcpu": vcpu, "ram_gib": ram, "storage_gib": storage, "instances": instances},
+        "totals": {"vcpu": vcpu * instances, "ram_gib": ram * instances, "storage_gib": storage * instances},
+        "sla_tiers": tiers,
+    }
+
+
+def hostile_data() -> dict:
+    """Plain site data with hostile text wherever text is shown."""
+    return {
+        "tiers": [
+            {"tier": 1, "name": "critical", "sla_target_percent": 99.9},
+            {"tier": 2, "name": "important", "sla_target_percent": 99.5},
+            {"tier": 3, "name": "standard", "sla_target_percent": 99.0},
+        ],
+        "offerings": [
+            {
+                "id": "vm",
+                "name": SCRIPT,
+                "description": f"Machines {JINJA} {SCRIPT}",
+                "display_name": f"Virtual machines {SCRIPT}",
+                "long_description": f"{TRAVERSAL} {SHELL} {LAO}",
+                "tags": ["compute", SCRIPT, LAO],
+                "plans": [
+                    _plan("vm-free", "vm", name="free", display=f"Free {JINJA}", cost=0, tiers=[3],
+                          bullets=[SCRIPT, JINJA], storage=0),
+                    _plan("vm-small", "vm", name=TRAVERSAL, display=f"Small {SHELL}", cost=1_500_000, tiers=[3, 2],
+                          bullets=[TRAVERSAL, SHELL, LAO]),
+                    _plan("vm-pair", "vm", name="pair", display=INJECTION, cost=12_500_000, tiers=[1, 2, 3],
+                          bullets=[INJECTION], vcpu=8, ram=32, storage=500, instances=2),
+                ],
+            },
+            {
+                "id": "postgresql",
+                "name": "managed-postgresql",
+                "description": f"{LAO} databases",
+                "display_name": f"PostgreSQL {LAO}",
+                "long_description": "",
+                "tags": [],
+                "plans": [
+                    _plan("pg-ha", "postgresql", name="ha", display=f"HA {SCRIPT}", cost=32_000_000,
+                          tiers=[2, 1], bullets=[], vcpu=8, ram=64, storage=1000, instances=2),
+                ],
+            },
+            {
+                "id": "empty",
+                "name": "empty",
+                "description": "An offering without plans.",
+                "display_name": "Empty",
+                "long_description": "",
+                "tags": [],
+                "plans": [],
+            },
+        ],
+        "ministries": [
+            {
+                "code": "moh",
+                "name": f"Ministry of Health {SCRIPT} {LAO}",
+                "contact": "dc-liaison@moh.gov.la.example",
+                "programmes": [
+                    {"slug": "e-health", "name": f"e-Health {JINJA}", "tier": 1, "status": "active",
+                     "environment": "production", "classification": "confidential"},
+                    {"slug": "his", "name": f"{TRAVERSAL} {SHELL}", "tier": 3, "status": "provisioning",
+                     "environment": "staging", "classification": "internal"},
+                ],
+            },
+            {"code": "mtc", "name": f"Ministry {SHELL}", "contact": "", "programmes": []},
+        ],
+    }
+
+
+class _Page(HTMLParser):
+    """The links, ids, meta tags, <html lang> and text of one page."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self.metas: list[dict] = []
+        self.lang: str | None = None
+        self.text: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        attributes = dict(attrs)
+        for name in ("href", "src"):
+            if attributes.get(name) is not None:
+                self.links.append(attributes[name])
+        if attributes.get("id"):
+            self.ids.add(attributes["id"])
+        if tag == "meta":
+            self.metas.append(attributes)
+        if tag == "html":
+            self.lang = attributes.get("lang")
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    page.close()
+    return page
+
+
+@pytest.fixture
+def site(tmp_path):
+    """The hostile data published into tmp_path/site (which does not exist beforehand)."""
+    out = tmp_path / "site" / "nested"
+    data = hostile_data()
+    written = publish(data, out, generated_at=GENERATED_AT)
+    return data, out, written
+
+
+def _html_pages(out: Path) -> list[Path]:
+    return sorted(out.rglob("*.html"))
+
+
+def test_publish_writes_every_expected_file(site):
+    data, out, written = site
+    expected = {
+        "index.html", "ministries.html", "how-to-request.html", "catalog.json", "style.css",
+        "offerings/vm.html", "offerings/postgresql.html", "offerings/empty.html",
+        "requests/vm-free.yaml", "requests/vm-small.yaml", "requests/vm-pair.yaml", "requests/pg-ha.yaml",
+    }
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert on_disk == expected
+    assert sorted(p.relative_to(out).as_posix() for p in written) == sorted(expected)
+    # Nothing was written outside the output folder, whatever the text said.
+    outside = {p for p in out.parent.parent.rglob("*") if p.is_file() and out not in p.parents}
+    assert outside == set()
+
+
+def test_every_link_resolves_to_a_published_file(site):
+    _data, out, _written = site
+    pages = {path: _parse(path) for path in _html_pages(out)}
+    checked = 0
+    for path, page in pages.items():
+        assert page.links, f"{path} has no links"
+        for link in page.links:
+            if link.startswith("mailto:"):
+                continue
+            parts = urlsplit(link)
+            assert not parts.scheme and not parts.netloc, f"{path}: {link} is not a relative link"
+            target = (path.parent / unquote(parts.path)).resolve() if parts.path else path.resolve()
+            assert target.is_file(), f"{path.relative_to(out)}: {link} -> {target} does not exist"
+            assert out.resolve() in target.parents, f"{path}: {link} points outside the site"
+            if parts.fragment and target.suffix == ".html":
+                ids = pages[target].ids if target in pages else _parse(target).ids
+                assert parts.fragment in ids, f"{path}: {link}: no id {parts.fragment!r} there"
+            checked += 1
+    assert checked > 50
+
+
+def test_hostile_text_is_escaped_and_shown_literally(site):
+    _data, out, _written = site
+    seen_text = ""
+    for path in _html_pages(out):
+        html = path.read_text(encoding="utf-8")
+        assert "<script" not in html.lower(), path
+        assert "49" not in html, f"{path}: a template expression in the data was evaluated"
+        page = _parse(path)
+        assert "script" not in page.tags
+        seen_text += "".join(page.text)
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "&lt;script&gt;" in index
+    assert JINJA in index
+    for text in HOSTILE:
+        assert text in seen_text, f"{text!r} not shown as text"
+    assert LAO in (out / "ministries.html").read_text(encoding="utf-8")
+
+
+def test_pages_are_self_contained_responsive_and_dated(site):
+    _data, out, _written = site
+    for path in [*_html_pages(out), out / "style.css"]:
+        text = path.read_text(encoding="utf-8")
+        assert "http://" not in text and "https://" not in text, f"{path} references a remote resource"
+        assert "@import" not in text and "url(" not in text, path
+    for path in _html_pages(out):
+        page = _parse(path)
+        assert page.lang == "en", path
+        viewports = [m for m in page.metas if m.get("name") == "viewport"]
+        assert viewports and "width=device-width" in viewports[0]["content"], path
+        assert any(m.get("charset", "").lower() == "utf-8" for m in page.metas), path
+        assert GENERATED_UTC in "".join(page.text), f"{path}: no UTC generation time"
+        assert "nav" in page.tags and "header" in page.tags and "footer" in page.tags, path
+
+
+def test_offering_page_shows_plans_with_formatted_numbers(site):
+    _data, out, _written = site
+    page = _parse(out / "offerings" / "vm.html")
+    text = " ".join(" ".join(page.text).split())
+    assert "12,500,000" in text and "1,500,000" in text
+    assert "99.9%" in text and "99.5%" in text
+    assert "8\u00a0vCPU" in "".join(page.text)
+    assert "16\u00a0vCPU" in "".join(page.text)  # the total of the pair: 2 x 8
+    for plan_id in ("vm-free", "vm-small", "vm-pair"):
+        assert f"../requests/{plan_id}.yaml" in page.links
+    index = " ".join(" ".join(_parse(out / "index.html").text).split())
+    assert "3 plans" in index and "from 0 LAK / month" in index and "from 32,000,000 LAK / month" in index
+    ministries = " ".join(" ".join(_parse(out / "ministries.html").text).split())
+    assert "e-health" in ministries and "provisioning" in ministries and "staging" in ministries
+    assert "confidential" not in ministries  # the classification is not published
+
+
+def test_catalog_json_is_an_osb_catalog(site):
+    data, out, _written = site
+    catalog = json.loads((out / "catalog.json").read_text(encoding="utf-8"))
+    assert catalog == osb_catalog(data)
+    services = {s["id"]: s for s in catalog["services"]}
+    assert set(services) == {"vm", "postgresql", "empty"}
+    for service in catalog["services"]:
+        assert {"id", "name", "description", "bindable", "plan_updateable", "tags", "metadata", "plans"} <= set(service)
+        assert service["bindable"] is False and service["plan_updateable"] is False
+        assert {"displayName", "longDescription"} <= set(service["metadata"])
+        for plan in service["plans"]:
+            assert {"id", "name", "description", "free", "metadata"} <= set(plan)
+            meta = plan["metadata"]
+            assert {"displayName", "bullets", "costs", "resources", "slaTiers"} <= set(meta)
+            assert meta["costs"][0]["unit"] == "MONTHLY"
+            assert plan["free"] is (meta["costs"][0]["amount"]["lak"] == 0)
+    vm = services["vm"]
+    assert vm["name"] == SCRIPT and vm["metadata"]["displayName"] == f"Virtual machines {SCRIPT}"
+    free = vm["plans"][0]
+    assert free["free"] is True and free["metadata"]["bullets"] == [SCRIPT, JINJA]
+    assert vm["plans"][2]["metadata"]["resources"] == {"vcpu": 8, "ram_gib": 32, "storage_gib": 500, "instances": 2}
+
+
+def test_request_templates_parse_into_requests(site):
+    data, out, _written = site
+    for offering in data["offerings"]:
+        for plan in offering["plans"]:
+            text = (out / "requests" / f"{plan['id']}.yaml").read_text(encoding="utf-8")
+            assert text == request_template(data, offering, plan)
+            request = yaml.safe_load(text)
+            assert set(request) == REQUEST_KEYS, plan["id"]
+            assert request["offering"] == offering["id"] and request["plan"] == plan["id"]
+            assert request["tier"] == min(plan["sla_tiers"])
+            assert set(request["programme"]) == {"slug", "name", "description"}
+            assert set(request["contacts"]) == {"owner", "security"}
+            assert request["environment"] == "production"
+            assert isinstance(request["personal_data"], bool)
+            assert request["wanted_by"] == "YYYY-MM-DD"
+            for word in ("dcops request submit", "two-person rule", "YYYY-MM-DD"):
+                assert word.lower() in text.lower()
+            assert "{{" not in text.replace(JINJA, "")
+    # The allowed tiers, with their names and targets, are listed next to the tier.
+    pair = (out / "requests" / "vm-pair.yaml").read_text(encoding="utf-8")
+    assert "tier 1 (critical, 99.9%); tier 2 (important, 99.5%); tier 3 (standard, 99%)" in pair
+    # Hostile display names stay inside their comment line, literally.
+    small = (out / "requests" / "vm-small.yaml").read_text(encoding="utf-8")
+    assert f"# Hosting request: Virtual machines {SCRIPT} / Small {SHELL}" in small.splitlines()
+    assert "# Hosting request: Virtual machines <script>alert(1)</script> / Nice plan plan: injected tier: 9" in (
+        pair.splitlines()
+    )
+
+
+@pytest.mark.parametrize("value", [*HOSTILE, INJECTION.replace("\x00", ""), "", "yes", "~", "- a", "1e3", "\U0001F600"])
+def test_template_values_round_trip_as_literal_text(value):
+    assert yaml.safe_load(f"key: {_scalar(value)}\n") == {"key": value}
+    assert "\n" not in _scalar(value)
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "Vm", "a/b", "", "-x"])
+def test_ids_that_are_not_file_names_are_refused(tmp_path, bad):
+    data = hostile_data()
+    data["offerings"][1]["plans"][0]["id"] = bad
+    with pytest.raises(UserError, match="plan id"):
+        publish(data, tmp_path / "out", generated_at=GENERATED_AT)
+    data = hostile_data()
+    data["offerings"][0]["id"] = bad
+    with pytest.raises(UserError, match="offering id"):
+        publish(data, tmp_path / "out", generated_at=GENERATED_AT)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_templates_are_a_user_error(tmp_path):
+    with pytest.raises(UserError) as error:
+        publish(hostile_data(), tmp_path / "out", generated_at=GENERATED_AT, templates_dir=tmp_path / "nowhere")
+    assert "\n" not in str(error.value) and "nowhere" in str(error.value)
+
+
+def test_publish_the_sample_inventory_from_a_database(settings, tmp_path):
+    database = open_database(settings)
+    try:
+        load_directory(database, SAMPLE_INVENTORY)
+        with database.transaction() as conn:
+            data = site_data(conn)
+    finally:
+        database.dispose()
+    assert len(data["offerings"]) >= 6
+    out = tmp_path / "site"
+    written = publish(data, out, generated_at=GENERATED_AT)
+    for offering in data["offerings"]:
+        assert (out / "offerings" / f"{offering['id']}.html").is_file()
+        for plan in offering["plans"]:
+            request = yaml.safe_load((out / "requests" / f"{plan['id']}.yaml").read_text(encoding="utf-8"))
+            assert request["plan"] == plan["id"] and request["tier"] in plan["sla_tiers"]
+    assert out / "index.html" in written
+    ministries = (out / "ministries.html").read_text(encoding="utf-8")
+    assert "e-crvs" in ministries
+
+
+def test_a_filled_in_template_is_a_valid_request_and_an_unfilled_one_is_not(site):
+    from pydantic import ValidationError as PydanticValidationError
+
+    from dcops.catalogue.requests import RequestDoc
+
+    _data, out, _written = site
+    text = (out / "requests" / "vm-pair.yaml").read_text(encoding="utf-8")
+    with pytest.raises(PydanticValidationError) as error:
+        RequestDoc.model_validate(yaml.safe_load(text))
+    unfilled = {".".join(map(str, e["loc"])) for e in error.value.errors()}
+    assert {"ministry", "programme.slug", "classification", "justification",
+            "contacts.owner", "contacts.security", "wanted_by"} <= unfilled
+    filled = (
+        text.replace('ministry: "CHANGE-ME"', 'ministry: "moh"')
+        .replace('slug: "CHANGE-ME"', 'slug: "e-health"')
+        .replace('name: "CHANGE-ME"', f'name: "e-Health {LAO}"')
+        .replace('classification: "CHANGE-ME"', 'classification: "confidential"')
+        .replace("  CHANGE-ME\n", "  Patient records for the provincial hospitals.\n")
+        .replace('owner: "CHANGE-ME"', 'owner: "ehr@moh.gov.la.example"')
+        .replace('security: "CHANGE-ME"', 'security: "security@moh.gov.la.example"')
+        .replace('wanted_by: "YYYY-MM-DD"', "wanted_by: 2030-06-30")
+        .replace("# site: vte-dc1", "site: vte-dc1")
+    )
+    request = RequestDoc.model_validate(yaml.safe_load(filled))
+    assert (request.offering, request.plan, request.tier, request.site) == ("vm", "vm-pair", 1, "vte-dc1")
+    assert request.programme.name == f"e-Health {LAO}" and request.personal_data is True
