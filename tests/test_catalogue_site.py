@@ -175,7 +175,8 @@ def test_publish_writes_every_expected_file(site):
         "requests/vm-free.yaml", "requests/vm-small.yaml", "requests/vm-pair.yaml", "requests/pg-ha.yaml",
     }
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    assert on_disk == expected
+    assert on_disk == expected | {".dcops-site-files"}
+    assert (out / ".dcops-site-files").read_text().split() == sorted(expected)
     assert sorted(p.relative_to(out).as_posix() for p in written) == sorted(expected)
     # Nothing was written outside the output folder, whatever the text said.
     outside = {p for p in out.parent.parent.rglob("*") if p.is_file() and out not in p.parents}
@@ -378,3 +379,35 @@ def test_a_filled_in_template_is_a_valid_request_and_an_unfilled_one_is_not(site
     request = RequestDoc.model_validate(yaml.safe_load(filled))
     assert (request.offering, request.plan, request.tier, request.site) == ("vm", "vm-pair", 1, "vte-dc1")
     assert request.programme.name == f"e-Health {LAO}" and request.personal_data is True
+
+
+def test_republish_removes_pages_of_withdrawn_plans_and_nothing_else(tmp_path):
+    import copy
+
+    from dcops.catalogue.site import publish
+
+    data = copy.deepcopy(_republish_data())
+    out = tmp_path / "site"
+    out.mkdir()
+    (out / "operator-notes.txt").write_text("keep me")
+    publish(data, out, generated_at=datetime(2026, 11, 29, tzinfo=timezone.utc))
+    assert (out / "requests" / "gone-plan.yaml").is_file()
+    data["offerings"][0]["plans"] = [p for p in data["offerings"][0]["plans"] if p["id"] != "gone-plan"]
+    publish(data, out, generated_at=datetime(2026, 11, 29, tzinfo=timezone.utc))
+    assert not (out / "requests" / "gone-plan.yaml").exists()
+    assert (out / "requests" / "kept-plan.yaml").is_file()
+    assert (out / "operator-notes.txt").read_text() == "keep me"
+
+
+def _republish_data() -> dict:
+    def plan(plan_id):
+        return {"id": plan_id, "offering_id": "vm", "name": plan_id, "description": "", "display_name": plan_id,
+                "bullets": [], "monthly_cost_lak": 1000, "resources": {"vcpu": 1, "ram_gib": 1, "storage_gib": 1,
+                "instances": 1}, "totals": {"vcpu": 1, "ram_gib": 1, "storage_gib": 1}, "sla_tiers": [3]}
+
+    return {
+        "tiers": [{"tier": 3, "name": "standard", "sla_target_percent": 99.0}],
+        "offerings": [{"id": "vm", "name": "vm", "description": "", "display_name": "VM", "long_description": "",
+                       "tags": [], "plans": [plan("kept-plan"), plan("gone-plan")]}],
+        "ministries": [],
+    }

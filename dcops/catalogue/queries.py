@@ -75,14 +75,16 @@ def site_data(conn: Connection) -> dict:
     ministries: dict[str, dict] = {}
     for r in conn.execute(text("SELECT code, name, contact FROM ministry ORDER BY code")):
         ministries[r[0]] = {"code": r[0], "name": r[1], "contact": r[2], "programmes": []}
+    # The site is public: a secret programme's existence is itself secret, and no
+    # programme's classification is published.
     for r in conn.execute(
         text(
-            "SELECT m.code, p.slug, p.name, p.tier, p.status, p.environment, p.classification "
+            "SELECT m.code, p.slug, p.name, p.tier, p.status, p.environment "
             "FROM programme p JOIN ministry m ON m.id = p.ministry_id "
-            "WHERE p.status <> 'retired' ORDER BY m.code, p.slug"
+            "WHERE p.status <> 'retired' AND p.classification <> 'secret' ORDER BY m.code, p.slug"
         )
     ):
         ministries[r[0]]["programmes"].append(
-            {"slug": r[1], "name": r[2], "tier": r[3], "status": r[4], "environment": r[5], "classification": r[6]}
+            {"slug": r[1], "name": r[2], "tier": r[3], "status": r[4], "environment": r[5]}
         )
     return {"tiers": tiers, "offerings": list_offerings(conn), "ministries": list(ministries.values())}

@@ -116,11 +116,16 @@ def validate_request(conn: Connection, document: Any, *, where: str, today: date
         raise ValidationError([f"{where}: a request is a mapping of fields, not a {type(document).__name__}"])
     problems: list[str] = []
     doc = None
+    malformed: set[str] = set()
     try:
         doc = RequestDoc.model_validate(document)
     except PydanticValidationError as error:
         problems.extend(pydantic_problems(error, document, where))
-    fields = _well_formed(document, doc)
+        malformed = {".".join(str(part) for part in item["loc"][:2]) for item in error.errors()}
+    fields = {
+        key: value for key, value in _well_formed(document, doc).items()
+        if key not in malformed and f"programme.{key}" not in malformed
+    }
     problems.extend(_reference_problems(conn, fields, _locator(document, where), today))
     if problems or doc is None:
         raise ValidationError(problems)

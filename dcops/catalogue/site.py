@@ -21,6 +21,8 @@ PAGES = (
     ("how-to-request.html", "how-to-request.html"),
 )
 OFFERING_TEMPLATE = "offering.html"
+# Lists the files a publish wrote, so the next one can remove those it no longer writes.
+MANIFEST = ".dcops-site-files"
 STYLESHEET = "style.css"
 PLACEHOLDER = "CHANGE-ME"
 RESOURCE_LABELS = (("vcpu", "vCPU"), ("ram_gib", "GiB RAM"), ("storage_gib", "GiB storage"))
@@ -360,4 +362,21 @@ def publish(
     target = out_dir / STYLESHEET
     shutil.copyfile(stylesheet, target)
     written.append(target)
+    _remove_stale(out_dir, written)
     return written
+
+
+def _remove_stale(out_dir: Path, written: list[Path]) -> None:
+    """Delete what the previous publish wrote and this one did not (a withdrawn plan's page).
+
+    Only files named in the previous manifest are touched: never anything else in a
+    folder the operator chose.
+    """
+    manifest = out_dir / MANIFEST
+    current = {path.relative_to(out_dir).as_posix() for path in written}
+    if manifest.is_file():
+        for name in manifest.read_text(encoding="utf-8").splitlines():
+            stale = out_dir / name
+            if name and name not in current and ".." not in Path(name).parts and stale.is_file():
+                stale.unlink()
+    manifest.write_text("".join(f"{name}\n" for name in sorted(current)), encoding="utf-8")
