@@ -46,10 +46,7 @@ from pathlib import Path
 
 import yaml
 
-try:
-    Dumper = yaml.CSafeDumper
-except AttributeError:  # PyYAML without libyaml
-    Dumper = yaml.SafeDumper
+from benchlib import CommandFailed, Dumper, clean_env, describe, fmt, run
 
 MINISTRIES = 20
 CLUSTERS = (("site-a", "clu-a1"), ("site-a", "clu-a2"), ("site-b", "clu-b1"), ("site-b", "clu-b2"))
@@ -58,38 +55,7 @@ CLASSIFICATIONS = ("public", "internal", "confidential", "secret")
 BACKUP_TIERS = ("none", "daily", "hourly", "continuous")
 
 
-class CommandFailed(Exception):
-    """A benchmarked command exited non-zero."""
-
-
-class CheckFailed(Exception):
-    """A benchmarked command ran but its output was not what it should be."""
-
-
 # --------------------------------------------------------------------------- running
-
-
-def clean_env(home: Path) -> dict[str, str]:
-    """The environment of every subprocess: bytecode writes on, dcops pointed at `home`."""
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.pop("DCOPS_DATABASE_URL", None)
-    env["DCOPS_HOME"] = str(home)
-    return env
-
-
-def run(argv: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
-    """Run once; return (wall seconds, result); raise CommandFailed on a non-zero exit."""
-    start = time.perf_counter()
-    result = subprocess.run(argv, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise CommandFailed(
-            f"command failed (exit {result.returncode}): {' '.join(argv)}\n"
-            f"--- stderr ---\n{result.stderr.rstrip()}\n--- stdout (last 20 lines) ---\n"
-            + "\n".join(result.stdout.rstrip().splitlines()[-20:])
-        )
-    return elapsed, result
 
 
 def repeat(argv: list[str], env: dict[str, str], runs: int, warmups: int = 0) -> list[float]:
@@ -101,17 +67,6 @@ def repeat(argv: list[str], env: dict[str, str], runs: int, warmups: int = 0) ->
 def last_line(result: subprocess.CompletedProcess) -> str:
     lines = result.stdout.strip().splitlines()
     return lines[-1] if lines else ""
-
-
-def fmt(seconds: float) -> str:
-    return f"{seconds:.3f} s"
-
-
-def describe(label: str, times: list[float]) -> None:
-    print(
-        f"  {label:<34} median {fmt(statistics.median(times))}   "
-        f"min {fmt(min(times))}   max {fmt(max(times))}   (n={len(times)})"
-    )
 
 
 # --------------------------------------------------------------------------- inventory

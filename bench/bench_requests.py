@@ -48,7 +48,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,10 +57,7 @@ from pathlib import Path
 
 import yaml
 
-try:
-    Dumper = yaml.CSafeDumper
-except AttributeError:  # PyYAML without libyaml
-    Dumper = yaml.SafeDumper
+from benchlib import CommandFailed, Dumper, clean_env, describe, fmt, run
 
 MINISTRIES = 20
 CLUSTERS = (("site-a", "clu-a1"), ("site-a", "clu-a2"), ("site-b", "clu-b1"), ("site-b", "clu-b2"))
@@ -81,40 +77,7 @@ CLI_APPROVE_TARGET = 0.6
 PUBLISH_TARGET = 3.0
 
 
-class CommandFailed(Exception):
-    """A benchmarked command exited non-zero."""
-
-
 # --------------------------------------------------------------------------- running
-
-
-def clean_env(home: Path, database_url: str | None = None) -> dict[str, str]:
-    """The environment of every subprocess: bytecode writes on, dcops pointed at `home`."""
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.pop("DCOPS_DATABASE_URL", None)
-    env["DCOPS_HOME"] = str(home)
-    if database_url is not None:
-        env["DCOPS_DATABASE_URL"] = database_url
-    return env
-
-
-def run(argv: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
-    """Run once; return (wall seconds, result); raise CommandFailed on a non-zero exit."""
-    start = time.perf_counter()
-    result = subprocess.run(argv, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise CommandFailed(
-            f"command failed (exit {result.returncode}): {' '.join(argv)}\n"
-            f"--- stderr ---\n{result.stderr.rstrip()}\n--- stdout (last 20 lines) ---\n"
-            + "\n".join(result.stdout.rstrip().splitlines()[-20:])
-        )
-    return elapsed, result
-
-
-def fmt(seconds: float) -> str:
-    return f"{seconds:.3f} s"
 
 
 def ms(seconds: float) -> str:
@@ -123,13 +86,6 @@ def ms(seconds: float) -> str:
 
 def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) > 1 else values[0]
-
-
-def describe(label: str, times: list[float]) -> None:
-    print(
-        f"  {label:<40} median {fmt(statistics.median(times))}   "
-        f"min {fmt(min(times))}   max {fmt(max(times))}   (n={len(times)})"
-    )
 
 
 def runners() -> dict[str, list[str]]:
@@ -433,7 +389,7 @@ def main() -> int:
             if " approved: " not in last_out:
                 problems.append(f"dcops request approve: unexpected output {last_out!r}")
             for label, values in times.items():
-                describe(label, values)
+                describe(label, values, width=40)
             for label in cli:
                 approve_median = statistics.median(times[f"request approve ({label})"])
                 help_median = statistics.median(times[f"--help ({label})"])
@@ -482,7 +438,7 @@ def main() -> int:
                     problems.extend(check_site(out))
                 print(f"  publish() wrote {len(written)} files, "
                       f"{sum(p.stat().st_size for p in written) / 1e6:.1f} MB")
-                describe("publish() (library)", lib_times)
+                describe("publish() (library)", lib_times, width=40)
                 results.append(("catalogue publish (library)", statistics.median(lib_times), PUBLISH_TARGET))
             except Exception:  # noqa: BLE001 - the site may still be being written: report, go on
                 print("  publish() through the library FAILED:")
@@ -501,7 +457,7 @@ def main() -> int:
                 cli_times.append(elapsed)
                 problems.extend(check_site(out))
             print(f"  last publish printed: {result.stdout.strip()}")
-            describe("catalogue publish (python -m dcops)", cli_times)
+            describe("catalogue publish (python -m dcops)", cli_times, width=40)
             results.append(("dcops catalogue publish (python -m dcops)", statistics.median(cli_times), PUBLISH_TARGET))
             print()
         except CommandFailed as error:

@@ -8,7 +8,6 @@ from sqlalchemy import JSON, CheckConstraint, Column, ForeignKeyConstraint, Uniq
 from sqlmodel import Field, SQLModel
 
 from dcops.db import UTCDateTime, utcnow
-from dcops.vocabulary import RESOURCES  # noqa: F401  (re-exported for callers of the models)
 
 
 class SlaTier(SQLModel, table=True):

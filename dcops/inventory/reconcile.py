@@ -29,7 +29,6 @@ from dcops.models import (
     Site,
     SlaTier,
 )
-from dcops.vocabulary import RESOURCES
 
 T_TIER = SlaTier.__table__
 T_MINISTRY = Ministry.__table__
