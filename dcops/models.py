@@ -238,3 +238,33 @@ class AuditEntry(SQLModel, table=True):
     after: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     prev_hash: str
     hash: str = Field(unique=True, index=True)
+
+
+class Job(SQLModel, table=True):
+    """One Ansible run: what it ran on which programmes, how it ended, per-host results.
+
+    A job row is written `running` before Ansible starts and always gets a terminal
+    status: successful, failed, timeout, canceled, or interrupted (its process died).
+    """
+
+    __tablename__ = "job"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # provision | decommission | verify
+    playbook: str
+    programmes: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    check_mode: bool = False
+    sandbox: bool = False
+    status: str = Field(default="running", index=True)
+    rc: int | None = None
+    actor: str
+    started_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    hostname: str
+    pid: int
+    pid_start: str = ""
+    private_data_dir: str
+    host_stats: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    failed_host: str | None = None
+    failed_task: str | None = None
+    failure_message: str | None = None

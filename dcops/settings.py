@@ -11,6 +11,8 @@ from dcops.errors import ConfigError
 
 DEFAULT_TIMEZONE = "Asia/Vientiane"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+# The playbooks shipped with dcops, beside the package in a source checkout.
+DEFAULT_PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "playbooks"
 
 
 def default_home(environ: os._Environ[str] | dict[str, str]) -> Path:
@@ -27,10 +29,11 @@ class Settings:
     database_url: str
     timezone: str = DEFAULT_TIMEZONE
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+    playbooks_dir: Path = DEFAULT_PLAYBOOKS_DIR
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> "Settings":
-        """Read DCOPS_HOME, DCOPS_DATABASE_URL, DCOPS_TIMEZONE and DCOPS_BUSY_TIMEOUT_MS."""
+        """Read DCOPS_HOME, DCOPS_DATABASE_URL, DCOPS_TIMEZONE, DCOPS_BUSY_TIMEOUT_MS, DCOPS_PLAYBOOKS_DIR."""
         env = os.environ if environ is None else environ
         home = Path(env.get("DCOPS_HOME") or default_home(env)).expanduser()
         url = env.get("DCOPS_DATABASE_URL") or f"sqlite:///{home / 'dcops.db'}"
@@ -46,7 +49,9 @@ class Settings:
         raw_timeout = env.get("DCOPS_BUSY_TIMEOUT_MS") or str(DEFAULT_BUSY_TIMEOUT_MS)
         if not raw_timeout.isdigit():
             raise ConfigError(f"DCOPS_BUSY_TIMEOUT_MS must be a whole number of milliseconds, not {raw_timeout!r}")
-        return cls(home=home, database_url=url, timezone=timezone, busy_timeout_ms=int(raw_timeout))
+        playbooks_dir = Path(env.get("DCOPS_PLAYBOOKS_DIR") or DEFAULT_PLAYBOOKS_DIR).expanduser()
+        return cls(home=home, database_url=url, timezone=timezone, busy_timeout_ms=int(raw_timeout),
+                   playbooks_dir=playbooks_dir)
 
     @property
     def tz(self) -> ZoneInfo:

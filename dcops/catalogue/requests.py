@@ -22,6 +22,7 @@ from dcops.models import (
     Allocation,
     Cluster,
     ClusterCapacity,
+    Host,
     HostingRequest,
     Ministry,
     Plan,
@@ -36,6 +37,7 @@ T_ALLOCATION = Allocation.__table__
 T_CLUSTER = Cluster.__table__
 T_CAPACITY = ClusterCapacity.__table__
 T_SITE = Site.__table__
+T_HOST = Host.__table__
 T_MINISTRY = Ministry.__table__
 T_PLAN = Plan.__table__
 
@@ -442,11 +444,29 @@ def approve(
                 {"programme_id": programme_id, "cluster_id": cluster_id, "resource": r, "amount": a}
                 for r, a in needed.items()
             ])
+        hosts = _host_rows(conn, request.programme_slug, plan.instances, programme_id, cluster_id)
+        conn.execute(insert(T_HOST), hosts)
         audit.record(conn, audit.Event(actor, "allocation.reserve", "programme", request.programme_slug, None,
-                                       {"cluster": chosen, **needed, "request": request_id}))
+                                       {"cluster": chosen, **needed, "request": request_id,
+                                        "hosts": [h["name"] for h in hosts]}))
         transition(conn, request, "approved", actor=actor, decided_by=actor, decided_at=now,
                    cluster_id=cluster_id, programme_id=programme_id)
     return Placement(request_id, chosen, site, needed, request.programme_slug)
+
+
+def _host_rows(conn: Connection, slug: str, instances: int, programme_id: int, cluster_id: int) -> list[dict]:
+    """One host record per instance of the plan, named <slug>-NN, so provisioning has targets.
+
+    The address starts as the host name (resolved by the data centre's DNS); operators
+    set real addresses through the inventory files.
+    """
+    stem = slug[:59].rstrip("-")
+    names = [f"{stem}-{n:02d}" for n in range(1, instances + 1)]
+    taken = {row[0] for row in conn.execute(select(T_HOST.c.name).where(T_HOST.c.name.in_(names)))}
+    if taken:
+        raise Conflict(f"host name(s) {', '.join(sorted(taken))} already in use; rename them in the inventory first")
+    return [{"name": name, "address": name, "cluster_id": cluster_id, "programme_id": programme_id, "role": "app"}
+            for name in names]
 
 
 def reject(database: Database, request_id: int, *, reason: str, actor: str | None = None) -> None:

@@ -42,10 +42,24 @@ def settings() -> "Settings":
 
 
 def open_database() -> "Database":
-    """The configured database, checked to be at this dcops' schema."""
-    from dcops.db import open_database as _open
+    """The configured database, checked to be at this dcops' schema.
 
-    return _open(settings())
+    Also where a job left `running` by a dcops process that died is found and marked
+    interrupted: the check is one small query; the repair runs only when needed.
+    """
+    from dcops.db import open_database as _open
+    from dcops.provisioning.liveness import stale_jobs
+
+    database = _open(settings())
+    with database.transaction() as conn:
+        stale = stale_jobs(conn)
+    if stale:
+        from dcops.provisioning.jobs import reap_stale_jobs
+
+        for job_id in reap_stale_jobs(database):
+            typer.echo(f"dcops: job {job_id} was left running by a dcops process that died: marked interrupted",
+                       err=True)
+    return database
 
 
 def echo_json(data: Any) -> None:

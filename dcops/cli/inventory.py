@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
+from dcops.cli.ansible_inventory import ansible_command
 from dcops.cli.common import ActorOption, Output, echo_json, open_database, progress
 
 app = typer.Typer(help="Load the YAML inventory (the source of truth in git) and export it.", no_args_is_help=True)
+app.command("ansible")(ansible_command)
 
 
 def _value(value) -> str:
