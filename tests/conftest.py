@@ -131,3 +131,13 @@ def loaded_cli(cli) -> Cli:
     """The CLI on a database holding the sample inventory."""
     cli("inventory", "load", SAMPLE_INVENTORY)
     return cli
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback TCP port nothing listens on."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,0 +1,219 @@
+"""Provisioning jobs through the real ansible-runner: states follow jobs; failures, timeouts,
+cancellation and a killed dcops all end in a recorded, retryable state."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from dcops.catalogue.requests import show_request
+from dcops.db import open_database
+from dcops.errors import Conflict, UserError
+from dcops.provisioning.jobs import run_job, show_job
+
+from provisioning_fixtures import TEST_PLAYBOOKS, approved
+
+pytestmark = pytest.mark.slow
+
+
+def status_of(database, slug):
+    with database.transaction() as conn:
+        return conn.execute(sa.text("SELECT status FROM programme WHERE slug = :s"), {"s": slug}).scalar()
+
+
+def request_of(database, request_id):
+    with database.transaction() as conn:
+        return show_request(conn, request_id)
+
+
+def run(database, settings, slugs, **options):
+    options.setdefault("sandbox_root", settings.home / "sandbox")
+    return run_job(database, options.pop("kind", "provision"), slugs, home=settings.home,
+                   playbooks_dir=TEST_PLAYBOOKS, **options)
+
+
+def test_success_moves_request_and_programme_to_active_and_records_the_job(database, settings, tmp_path):
+    ids = approved(database, tmp_path, "portal")
+    events = []
+    outcome = run(database, settings, ["portal"], on_event=events.append)
+    assert outcome.ok and outcome.rc == 0
+    assert outcome.host_stats["portal-01"]["changed"] == 1 and outcome.host_stats["portal-02"]["failed"] == 0
+    assert status_of(database, "portal") == "active"
+    assert request_of(database, ids["portal"])["state"] == "active"
+    assert [e.task for e in events if e.kind == "task"] == ["Write the description", "Fail until the operator fixes it",
+                                                           "Hang"]
+    with database.transaction() as conn:
+        job = show_job(conn, outcome.job_id)
+    assert (job["status"], job["kind"], job["programmes"], job["check_mode"]) == ("successful", "provision",
+                                                                                   ["portal"], False)
+    assert Path(job["event_log"]).is_dir() and len(list(Path(job["event_log"]).glob("*.json"))) > 5
+    assert not (Path(job["private_data_dir"]) / "env").exists()  # nothing secret ever written there
+    history = [h["action"] for h in request_of(database, ids["portal"])["history"]]
+    assert history[-2:] == ["request.provisioning", "request.active"]
+
+
+def test_failure_names_task_host_and_message_and_is_retryable(database, settings, tmp_path):
+    ids = approved(database, tmp_path, "fails-db")
+    outcome = run(database, settings, ["fails-db"])
+    assert (outcome.status, outcome.failed_task) == ("failed", "Fail until the operator fixes it")
+    assert outcome.failed_host in ("fails-db-01", "fails-db-02")
+    assert outcome.failure_message == f"disk full on {outcome.failed_host}"
+    assert status_of(database, "fails-db") == "failed"
+    request = request_of(database, ids["fails-db"])
+    assert request["state"] == "failed" and "disk full" in request["reason"]
+    (settings.home / "sandbox" / "fixed").touch()
+    assert run(database, settings, ["fails-db"]).ok
+    assert status_of(database, "fails-db") == "active"
+
+
+def test_timeout_cancels_the_run_and_records_it(database, settings, tmp_path):
+    approved(database, tmp_path, "hangs")
+    started = time.monotonic()
+    outcome = run(database, settings, ["hangs"], timeout=4)
+    assert time.monotonic() - started < 60
+    assert outcome.status == "timeout" and "timed out after 4 s" in outcome.failure_message
+    assert status_of(database, "hangs") == "failed"
+
+
+def test_check_mode_changes_no_state(database, settings, tmp_path):
+    approved(database, tmp_path, "portal")
+    outcome = run(database, settings, ["portal"], check=True)
+    assert outcome.ok
+    assert status_of(database, "portal") == "approved"
+    assert not (settings.home / "sandbox" / "portal-01.txt").exists()
+
+
+def test_refusals_before_anything_runs(database, settings, tmp_path):
+    approved(database, tmp_path, "portal")
+    with pytest.raises(UserError, match="no programme 'ghost'"):
+        run(database, settings, ["ghost"])
+    with pytest.raises(UserError, match="e-gov-portal has no hosts"):
+        run(database, settings, ["e-gov-portal"])
+    with pytest.raises(UserError, match="decommission takes"):
+        run(database, settings, ["portal"], kind="decommission")
+    with database.transaction() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM job")).scalar() == 0
+
+
+def test_all_approved_runs_many_programmes_in_one_job(database, settings, tmp_path):
+    approved(database, tmp_path, "one", "two", "three")
+    outcome = run(database, settings, None, forks=6)
+    assert outcome.ok and sorted(outcome.programmes) == ["one", "three", "two"]
+    assert len(outcome.host_stats) == 6
+    assert {status_of(database, s) for s in ("one", "two", "three")} == {"active"}
+    with pytest.raises(UserError, match="no approved programme"):
+        run(database, settings, None)
+
+
+def test_templates_in_request_text_stay_literal(database, settings, tmp_path):
+    canary = tmp_path / "pwned"
+    text = "{{ lookup('pipe', 'id') }} $(touch " + str(canary) + ") `touch " + str(canary) + "`"
+    approved(database, tmp_path, "portal", description=text)
+    assert run(database, settings, ["portal"]).ok
+    assert (settings.home / "sandbox" / "portal-01.txt").read_text() == text + "\n"
+    assert not canary.exists()
+
+
+def _cli_env(settings) -> dict:
+    env = {**os.environ, "DCOPS_DATABASE_URL": settings.database_url, "DCOPS_HOME": str(settings.home),
+           "DCOPS_PLAYBOOKS_DIR": str(TEST_PLAYBOOKS)}
+    return env
+
+
+def _wait_for_hang(database, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with database.transaction() as conn:
+            row = conn.execute(sa.text("SELECT private_data_dir FROM job WHERE status = 'running'")).first()
+        if row and row[0]:
+            events = Path(row[0]) / "artifacts" / "run" / "job_events"
+            texts = [p.read_text() for p in events.glob("*.json")]
+            if any('"playbook_on_task_start"' in t and '"task": "Hang"' in t for t in texts):
+                return
+        time.sleep(0.2)
+    raise AssertionError("the run never reached the hanging task")
+
+
+def _kill_processes_mentioning(text: str) -> None:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="replace"):
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
+def test_sigkill_mid_run_leaves_a_job_the_next_command_marks_interrupted(database, settings, tmp_path):
+    ids = approved(database, tmp_path, "hangs")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dcops", "provision", "run", "hangs", "--sandbox", str(settings.home / "sandbox")],
+        env=_cli_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        _wait_for_hang(database)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+        _kill_processes_mentioning(str(settings.home / "jobs"))  # the orphaned ansible-playbook too
+    with database.transaction() as conn:
+        assert conn.execute(sa.text("SELECT status FROM job")).scalar() == "running"
+    listing = subprocess.run([sys.executable, "-m", "dcops", "provision", "jobs", "-o", "json"],
+                             env=_cli_env(settings), capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    assert "marked interrupted" in listing.stderr
+    (job,) = json.loads(listing.stdout)
+    assert job["status"] == "interrupted" and job["finished_at"]
+    assert status_of(database, "hangs") == "failed"
+    assert request_of(database, ids["hangs"])["state"] == "failed"
+
+
+def test_ctrl_c_cancels_cleanly_and_records_it(database, settings, tmp_path):
+    approved(database, tmp_path, "hangs")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dcops", "provision", "run", "hangs", "--sandbox", str(settings.home / "sandbox")],
+        env=_cli_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    _wait_for_hang(database)
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "canceled" in err and "Traceback" not in err
+    with database.transaction() as conn:
+        assert conn.execute(sa.text("SELECT status FROM job")).scalar() == "canceled"
+    assert status_of(database, "hangs") == "failed"
+
+
+def test_a_second_run_on_a_busy_programme_is_refused(database, settings, tmp_path):
+    approved(database, tmp_path, "hangs")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dcops", "provision", "run", "hangs", "--sandbox", str(settings.home / "sandbox"),
+         "--timeout", "60"],
+        env=_cli_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_hang(database)
+        other = open_database(settings)
+        with pytest.raises(UserError):  # it is provisioning now, which a run does not take
+            run(other, settings, ["hangs"])
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+
+
+def test_unreachable_host_is_reported_as_such(database, settings, tmp_path, monkeypatch, unused_port):
+    approved(database, tmp_path, "portal")
+    monkeypatch.setenv("ANSIBLE_REMOTE_PORT", str(unused_port))
+    monkeypatch.setenv("ANSIBLE_TIMEOUT", "5")
+    outcome = run(database, settings, ["portal"], sandbox_root=None)
+    assert outcome.status == "failed"
+    assert outcome.failure_message.startswith("unreachable:")
+    assert all(stats["unreachable"] == 1 for stats in outcome.host_stats.values())
