@@ -218,6 +218,7 @@ def run_job(
     diff: bool = False,
     timeout: int | None = None,
     sandbox_root: Path | None = None,
+    sandbox_over_ssh: bool = False,
     forks: int = 10,
     run_date: str | None = None,
     keep_jobs: int = DEFAULT_JOBS_KEPT,
@@ -226,6 +227,8 @@ def run_job(
 ) -> JobOutcome:
     """Run one playbook over programmes (None: every approved one) as one Ansible run, recorded as a job.
 
+    `sandbox_root`: every path under that folder, over a local connection (or over SSH
+    to the real hosts with `sandbox_over_ssh`, to try the playbooks on a test host).
     Whatever happens inside the run, the job ends with a terminal status.
     """
     if kind not in PLAYBOOKS:
@@ -246,8 +249,9 @@ def run_job(
         inventory_vars = {"ansible_python_interpreter": "/usr/bin/python3"}
         if sandbox:
             sandbox_root.mkdir(parents=True, exist_ok=True)
-            extravars.update(dcops_sandbox_root=str(sandbox_root.resolve()), ansible_connection="local",
-                             ansible_python_interpreter=sys.executable)
+            extravars["dcops_sandbox_root"] = str(sandbox_root.resolve())
+            if not sandbox_over_ssh:
+                extravars.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
         result = run_playbook(
             private_data_dir=private_data_dir, playbook=PLAYBOOKS[kind],
             inventory_text=static_yaml(document, inventory_vars), extravars=extravars,
