@@ -245,17 +245,24 @@ def run_job(
     try:
         with database.transaction() as conn:
             document = build_inventory(conn, programmes=chosen)
-        extravars = {"dcops_sandbox": sandbox, "dcops_run_date": run_date or datetime.now().strftime("%Y%m%d")}
+        extravars = {"dcops_sandbox": sandbox, "dcops_run_date": run_date or datetime.now().strftime("%Y%m%d"),
+                     "dcops_job_id": job_id}
+        extra_env = {}
         inventory_vars = {"ansible_python_interpreter": "/usr/bin/python3"}
         if sandbox:
             sandbox_root.mkdir(parents=True, exist_ok=True)
             extravars["dcops_sandbox_root"] = str(sandbox_root.resolve())
-            if not sandbox_over_ssh:
+            if sandbox_over_ssh:
+                extravars["dcops_sandbox_over_ssh"] = True
+            else:
                 extravars.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
+                # Ansible's remote temp dir is local here: keep it in the job, not in ~/.ansible.
+                extra_env["ANSIBLE_REMOTE_TMP"] = str(private_data_dir / "ansible-home" / "remote-tmp")
         result = run_playbook(
             private_data_dir=private_data_dir, playbook=PLAYBOOKS[kind],
             inventory_text=static_yaml(document, inventory_vars), extravars=extravars,
             forks=forks, check=check, diff=diff, timeout=timeout, on_event=on_event, playbooks_dir=playbooks_dir,
+            extra_env=extra_env,
         )
     except KeyboardInterrupt:
         result = RunResult(status="canceled", rc=None, failure_message="canceled (Ctrl-C)")

@@ -95,6 +95,7 @@ def run_playbook(
     timeout: int | None = None,
     on_event: Callable[[HostEvent], None] = lambda event: None,
     playbooks_dir: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> RunResult:
     """Run one playbook of `playbooks_dir` through ansible-runner and say how it ended.
 
@@ -119,6 +120,7 @@ def run_playbook(
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
+        **(extra_env or {}),
     }
     cmdline = []
     if check:
