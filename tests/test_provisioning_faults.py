@@ -217,3 +217,36 @@ def test_unreachable_host_is_reported_as_such(database, settings, tmp_path, monk
     assert outcome.status == "failed"
     assert outcome.failure_message.startswith("unreachable:")
     assert all(stats["unreachable"] == 1 for stats in outcome.host_stats.values())
+
+
+def test_cli_run_jobs_and_events(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("DCOPS_PLAYBOOKS_DIR", str(TEST_PLAYBOOKS))
+    database = open_database(cli.settings)
+    approved(database, tmp_path, "portal", "fails-x")
+    sandbox = cli.settings.home / "sandbox"
+    result = cli("provision", "run", "portal", "--sandbox", sandbox, "-o", "json")
+    report = json.loads(result.stdout)
+    assert report["status"] == "successful" and set(report["host_stats"]) == {"portal-01", "portal-02"}
+    assert "TASK Write the description" in result.stderr and "changed" in result.stderr
+    failed = cli("provision", "run", "fails-x", "--sandbox", sandbox, expect=1)
+    assert "at task 'Fail until the operator fixes it': disk full on fails-x-0" in failed.stderr
+    jobs = json.loads(cli("provision", "jobs", "-o", "json").stdout)
+    assert [(j["id"], j["status"]) for j in jobs] == [(2, "failed"), (1, "successful")]
+    detail = cli("provision", "job", "2", "--events").stdout
+    assert "Failed task:  Fail until the operator fixes it" in detail
+    assert "runner_on_failed" in detail and "playbook_on_stats" in detail
+    assert "no job 9" in cli("provision", "job", "9", expect=2).stderr
+    assert "give programme slugs or --all-approved" in cli("provision", "run", expect=2).stderr
+    assert "--timeout must be a positive" in cli("provision", "run", "portal", "--timeout", "0", expect=2).stderr
+
+
+def test_old_job_directories_are_pruned(database, settings, tmp_path):
+    approved(database, tmp_path, "portal")
+    for _ in range(3):
+        assert run(database, settings, ["portal"], keep_jobs=2).ok
+    assert sorted(p.name for p in (settings.home / "jobs").iterdir()) == ["job-000002", "job-000003"]
+    with database.transaction() as conn:
+        first = show_job(conn, 1)
+    from dcops.provisioning.jobs import job_events
+
+    assert first["status"] == "successful" and job_events(first) == []
