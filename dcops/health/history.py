@@ -1,0 +1,130 @@
+"""Pure history maths: flap damping of probe results into states, and availability over a window.
+
+No clock and no I/O: times come in as parameters, so every rule here is tested with
+hand-computed examples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Iterable
+
+UP, DOWN, UNKNOWN = "up", "down", "unknown"
+DEFAULT_FAILURE_THRESHOLD = 3
+DEFAULT_SUCCESS_THRESHOLD = 2
+# A check whose last result is older than this many intervals was not being probed:
+# the time after it is unknown, never up or down.
+GAP_INTERVALS = 3
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Gatus-style damping: down after `failures` failures in a row, up after `successes` successes."""
+
+    failures: int = DEFAULT_FAILURE_THRESHOLD
+    successes: int = DEFAULT_SUCCESS_THRESHOLD
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What damping remembers of one check between results."""
+
+    state: str = UNKNOWN
+    since: datetime | None = None
+    fail_streak: int = 0
+    ok_streak: int = 0
+    last_at: datetime | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The check entered `state` at `at` (because of `reason`)."""
+
+    state: str
+    at: datetime
+    reason: str = ""
+
+
+def observe(
+    memory: Memory, *, at: datetime, success: bool, reason: str, interval: timedelta, thresholds: Thresholds
+) -> tuple[Memory, list[Transition]]:
+    """Fold one probe result into the check's memory; return the state changes it causes.
+
+    A gap longer than GAP_INTERVALS intervals since the last result first turns the
+    check unknown from one interval after that result; from unknown, a check needs the
+    full streak to become up or down again.
+    """
+    transitions: list[Transition] = []
+    if memory.last_at is not None and at - memory.last_at > interval * GAP_INTERVALS and memory.state != UNKNOWN:
+        gap_start = memory.last_at + interval
+        transitions.append(Transition(UNKNOWN, gap_start, "no data"))
+        memory = Memory(state=UNKNOWN, since=gap_start, last_at=memory.last_at, reason="no data")
+    if success:
+        memory = replace(memory, ok_streak=memory.ok_streak + 1, fail_streak=0, last_at=at)
+        if memory.state != UP and memory.ok_streak >= thresholds.successes:
+            transitions.append(Transition(UP, at, ""))
+            memory = replace(memory, state=UP, since=at, reason="")
+    else:
+        memory = replace(memory, fail_streak=memory.fail_streak + 1, ok_streak=0, last_at=at)
+        if memory.state != DOWN and memory.fail_streak >= thresholds.failures:
+            transitions.append(Transition(DOWN, at, reason))
+            memory = replace(memory, state=DOWN, since=at, reason=reason)
+    return memory, transitions
+
+
+def worst_state(states: Iterable[str]) -> str:
+    """A programme's state from its checks' states: down if any is down, up if all are up."""
+    states = list(states)
+    if not states:
+        return UNKNOWN
+    if DOWN in states:
+        return DOWN
+    if all(state == UP for state in states):
+        return UP
+    return UNKNOWN
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Seconds up, down and unknown in a window, and the ratio up / (up + down)."""
+
+    up_seconds: float
+    down_seconds: float
+    unknown_seconds: float
+
+    @property
+    def ratio(self) -> float | None:
+        """0-1; None when the window holds no up or down time at all."""
+        known = self.up_seconds + self.down_seconds
+        return self.up_seconds / known if known > 0 else None
+
+    @property
+    def coverage(self) -> float:
+        """The share of the window with data (up or down), 0-1."""
+        total = self.up_seconds + self.down_seconds + self.unknown_seconds
+        return (self.up_seconds + self.down_seconds) / total if total > 0 else 0.0
+
+
+def availability(
+    intervals: Iterable[tuple[str, datetime, datetime | None]], start: datetime, end: datetime, *, now: datetime
+) -> Availability:
+    """Up, down and unknown seconds of [start, end) from (state, from, to) intervals.
+
+    An open interval (to None) lasts until `now`; time no interval covers is unknown.
+    Intervals must not overlap (the store never writes overlapping ones).
+    """
+    up = down = 0.0
+    for state, began, ended in intervals:
+        ended = now if ended is None else ended
+        lo, hi = max(began, start), min(ended, end, now)
+        if hi <= lo:
+            continue
+        seconds = (hi - lo).total_seconds()
+        if state == UP:
+            up += seconds
+        elif state == DOWN:
+            down += seconds
+    window = (min(end, now) - start).total_seconds() if end > start else 0.0
+    return Availability(up, down, max(window - up - down, 0.0))
