@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, CheckConstraint, Column, ForeignKeyConstraint, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from dcops.db import UTCDateTime, utcnow
@@ -120,6 +120,10 @@ class Endpoint(SQLModel, table=True):
     name: str
     kind: str  # http | tcp | tls
     target: str
+    expect_status: str = Field(default="200-399", sa_column_kwargs={"server_default": "200-399"})
+    body_contains: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    timeout_seconds: float = Field(default=5.0, sa_column_kwargs={"server_default": "5.0"})
+    interval_seconds: int = Field(default=60, sa_column_kwargs={"server_default": "60"})
 
 
 class Allocation(SQLModel, table=True):
@@ -268,3 +272,67 @@ class Job(SQLModel, table=True):
     failed_host: str | None = None
     failed_task: str | None = None
     failure_message: str | None = None
+
+
+class CheckState(SQLModel, table=True):
+    """The damped state of one check (endpoint) and what damping remembers."""
+
+    __tablename__ = "check_state"
+
+    endpoint_id: int = Field(foreign_key="endpoint.id", primary_key=True)
+    state: str = "unknown"
+    since: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    fail_streak: int = 0
+    ok_streak: int = 0
+    last_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    last_success: bool | None = None
+    last_duration_seconds: float | None = None
+    last_reason: str = ""
+    tls_expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+
+
+class StateInterval(SQLModel, table=True):
+    """A stretch of time in one state: of a check, or of its programme (endpoint_id null)."""
+
+    __tablename__ = "state_interval"
+    __table_args__ = (Index("ix_state_interval_programme_started", "programme_id", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    programme_id: int = Field(foreign_key="programme.id")
+    endpoint_id: int | None = Field(default=None, foreign_key="endpoint.id", index=True)
+    state: str
+    started_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    reason: str = ""
+
+
+class LatencyRollup(SQLModel, table=True):
+    """Probe latency of one check over one hour (or one day, once compacted)."""
+
+    __tablename__ = "latency_rollup"
+
+    endpoint_id: int = Field(foreign_key="endpoint.id", primary_key=True)
+    period_start: datetime = Field(sa_column=Column(UTCDateTime, primary_key=True))
+    period: str = "hour"  # hour | day
+    count: int = 0
+    failures: int = 0
+    sum_seconds: float = 0.0
+    min_seconds: float | None = None
+    max_seconds: float | None = None
+    le_0_1: int = 0
+    le_0_5: int = 0
+    le_1: int = 0
+    le_5: int = 0
+
+
+class ProbeResult(SQLModel, table=True):
+    """A raw probe result, kept for a short window only (default 48 h)."""
+
+    __tablename__ = "probe_result"
+
+    id: int | None = Field(default=None, primary_key=True)
+    endpoint_id: int = Field(foreign_key="endpoint.id", index=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+    success: bool
+    duration_seconds: float
+    reason: str = ""

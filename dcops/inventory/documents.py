@@ -132,9 +132,18 @@ class EndpointDoc(_Doc):
     name: Name
     kind: Literal["http", "tcp", "tls"]
     target: Annotated[str, Field(min_length=1, max_length=2000)]
+    expect_status: Annotated[str, Field(pattern=r"^[1-5][0-9]{2}(-[1-5][0-9]{2})?(,[1-5][0-9]{2}(-[1-5][0-9]{2})?)*$")] = (
+        "200-399"
+    )
+    body_contains: Annotated[str, Field(max_length=500)] = ""
+    timeout_seconds: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 5.0
+    interval_seconds: Annotated[StrictInt, Field(ge=10, le=86400)] = 60
 
     @model_validator(mode="after")
     def _target_fits_kind(self) -> "EndpointDoc":
+        if self.timeout_seconds >= self.interval_seconds:
+            raise ValueError(f"timeout_seconds ({self.timeout_seconds:g}) must be shorter than interval_seconds "
+                             f"({self.interval_seconds})")
         if self.kind == "http":
             parts = urlsplit(self.target)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -292,7 +301,7 @@ def programme_state(doc: ProgrammeDoc) -> dict[str, Any]:
         "backup_tier": doc.recovery.backup_tier,
         "review_date": doc.review_date,
         "depends_on": sorted(set(doc.depends_on)),
-        "endpoints": {e.name: {"kind": e.kind, "target": e.target} for e in doc.endpoints},
+        "endpoints": {e.name: e.model_dump(exclude={"name"}) for e in doc.endpoints},
         "allocations": {
             a.cluster: {r: getattr(a, r) for r in RESOURCES if getattr(a, r)} for a in doc.allocations
         },

@@ -64,6 +64,7 @@ PROGRAMME_FIELDS = (
     "review_date",
 )
 NESTED_FIELDS = ("depends_on", "endpoints", "allocations", "hosts")
+ENDPOINT_FIELDS = ("kind", "target", "expect_status", "body_contains", "timeout_seconds", "interval_seconds")
 
 
 @dataclass
@@ -121,7 +122,7 @@ def read_current(conn: Connection) -> Current:
         state["depends_on"].sort()
     for row in conn.execute(select(T_ENDPOINT).order_by(T_ENDPOINT.c.id)):
         slug = slug_of[row.programme_id]
-        current.programmes[slug]["endpoints"][row.name] = {"kind": row.kind, "target": row.target}
+        current.programmes[slug]["endpoints"][row.name] = {name: getattr(row, name) for name in ENDPOINT_FIELDS}
         current.ids[("endpoint", slug, row.name)] = row.id
     for row in conn.execute(select(T_ALLOCATION).order_by(T_ALLOCATION.c.cluster_id, T_ALLOCATION.c.resource)):
         allocations = current.programmes[slug_of[row.programme_id]]["allocations"]
