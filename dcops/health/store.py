@@ -1,0 +1,253 @@
+"""The probe history in the database: check states, state intervals, hourly rollups, raw results."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from itertools import groupby
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Iterable, Sequence
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from dcops.health.history import UNKNOWN, Memory, Thresholds, Transition, observe, worst_state
+from dcops.models import CheckState, Endpoint, LatencyRollup, ProbeResult as ProbeResultRow, Programme, StateInterval
+
+T_ENDPOINT = Endpoint.__table__
+T_PROGRAMME = Programme.__table__
+T_STATE = CheckState.__table__
+T_INTERVAL = StateInterval.__table__
+T_ROLLUP = LatencyRollup.__table__
+T_RAW = ProbeResultRow.__table__
+
+DEFAULT_RAW_RETENTION = timedelta(hours=48)
+DEFAULT_HOURLY_RETENTION = timedelta(days=35)
+# Upper bounds (seconds) of the latency buckets kept per hour; the last bucket is everything.
+BUCKETS = (("le_0_1", 0.1), ("le_0_5", 0.5), ("le_1", 1.0), ("le_5", 5.0))
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """A check as the prober needs it: its endpoint and programme, and its probe settings."""
+
+    endpoint_id: int
+    programme_id: int
+    programme: str
+    name: str
+    kind: str
+    target: str
+    expect_status: str
+    body_contains: str
+    timeout_seconds: float
+    interval_seconds: int
+
+
+def load_checks(conn: Connection) -> list[CheckRow]:
+    """Every endpoint of every programme that is not retired: retired programmes drop out by themselves."""
+    rows = conn.execute(
+        select(T_ENDPOINT, T_PROGRAMME.c.slug)
+        .join(T_PROGRAMME, T_PROGRAMME.c.id == T_ENDPOINT.c.programme_id)
+        .where(T_PROGRAMME.c.status != "retired")
+        .order_by(T_PROGRAMME.c.slug, T_ENDPOINT.c.name)
+    )
+    return [
+        CheckRow(r.id, r.programme_id, r.slug, r.name, r.kind, r.target, r.expect_status, r.body_contains,
+                 r.timeout_seconds, r.interval_seconds)
+        for r in rows
+    ]
+
+
+def _memories(conn: Connection, endpoint_ids: Iterable[int]) -> dict[int, Memory]:
+    ids = list(endpoint_ids)
+    memories = {}
+    for chunk in range(0, len(ids), 500):
+        for r in conn.execute(select(T_STATE).where(T_STATE.c.endpoint_id.in_(ids[chunk:chunk + 500]))):
+            memories[r.endpoint_id] = Memory(r.state, r.since, r.fail_streak, r.ok_streak, r.last_at, r.last_reason)
+    return memories
+
+
+def _hour(at: datetime) -> datetime:
+    return at.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def _switch_interval(conn: Connection, programme_id: int, endpoint_id: int | None, change: Transition) -> None:
+    """Close the open interval (of a check, or of the programme when endpoint_id is None) and open one."""
+    which = T_INTERVAL.c.endpoint_id == endpoint_id if endpoint_id is not None else T_INTERVAL.c.endpoint_id.is_(None)
+    conn.execute(update(T_INTERVAL).where(
+        T_INTERVAL.c.programme_id == programme_id, which, T_INTERVAL.c.ended_at.is_(None)).values(ended_at=change.at))
+    conn.execute(insert(T_INTERVAL).values(programme_id=programme_id, endpoint_id=endpoint_id, state=change.state,
+                                           started_at=change.at, ended_at=None, reason=change.reason))
+
+
+def record_results(
+    conn: Connection, checks: Sequence[CheckRow], results: Sequence, *, thresholds: Thresholds = Thresholds()
+) -> list[tuple[str, Transition]]:
+    """Fold probe results into the history, in the caller's transaction.
+
+    `results` carry endpoint_id, at, success, duration_seconds, reason (and optionally
+    tls_expires_at). Returns the programme-level state changes as (slug, transition).
+    """
+    by_id = {check.endpoint_id: check for check in checks}
+    results = sorted((r for r in results if r.endpoint_id in by_id), key=lambda r: (r.at, r.endpoint_id))
+    if not results:
+        return []
+    memories = _memories(conn, by_id)
+    known = set(memories)
+    check_changes: list[tuple[int, Transition]] = []
+    rollups: dict[tuple[int, datetime], dict] = {}
+    tls_expiry: dict[int, datetime] = {}
+    last: dict[int, object] = {}
+    for result in results:
+        check = by_id[result.endpoint_id]
+        memory, changes = observe(memories.get(check.endpoint_id, Memory()), at=result.at, success=result.success,
+                                  reason=result.reason, interval=timedelta(seconds=check.interval_seconds),
+                                  thresholds=thresholds)
+        memories[check.endpoint_id] = memory
+        check_changes += [(check.endpoint_id, change) for change in changes]
+        last[check.endpoint_id] = result
+        if getattr(result, "tls_expires_at", None) is not None:
+            tls_expiry[check.endpoint_id] = result.tls_expires_at
+        key = (check.endpoint_id, _hour(result.at))
+        roll = rollups.setdefault(key, {"count": 0, "failures": 0, "sum_seconds": 0.0, "min_seconds": None,
+                                        "max_seconds": None, **{name: 0 for name, _ in BUCKETS}})
+        _add_sample(roll, result.duration_seconds, result.success)
+
+    for endpoint_id, change in check_changes:
+        _switch_interval(conn, by_id[endpoint_id].programme_id, endpoint_id, change)
+    programme_changes = _programme_changes(conn, by_id, memories, check_changes)
+
+    for endpoint_id, memory in memories.items():
+        if endpoint_id not in last:
+            continue
+        result = last[endpoint_id]
+        values = {"state": memory.state, "since": memory.since, "fail_streak": memory.fail_streak,
+                  "ok_streak": memory.ok_streak, "last_at": memory.last_at, "last_success": result.success,
+                  "last_duration_seconds": result.duration_seconds, "last_reason": result.reason}
+        if endpoint_id in tls_expiry:
+            values["tls_expires_at"] = tls_expiry[endpoint_id]
+        if endpoint_id in known:
+            conn.execute(update(T_STATE).where(T_STATE.c.endpoint_id == endpoint_id).values(**values))
+        else:
+            conn.execute(insert(T_STATE).values(endpoint_id=endpoint_id, **values))
+    conn.execute(insert(T_RAW), [
+        {"endpoint_id": r.endpoint_id, "at": r.at, "success": r.success, "duration_seconds": r.duration_seconds,
+         "reason": r.reason} for r in results
+    ])
+    _merge_rollups(conn, rollups, period="hour")
+    return programme_changes
+
+
+def _add_sample(roll: dict, seconds: float, success: bool) -> None:
+    roll["count"] += 1
+    roll["failures"] += 0 if success else 1
+    roll["sum_seconds"] += seconds
+    roll["min_seconds"] = seconds if roll["min_seconds"] is None else min(roll["min_seconds"], seconds)
+    roll["max_seconds"] = seconds if roll["max_seconds"] is None else max(roll["max_seconds"], seconds)
+    for name, bound in BUCKETS:
+        if seconds <= bound:
+            roll[name] += 1
+
+
+def _merge_rollups(conn: Connection, rollups: dict[tuple[int, datetime], dict], *, period: str) -> None:
+    """Add rollups into the table: existing rows of the same check and period start are summed."""
+    if not rollups:
+        return
+    keys = list(rollups)
+    existing = {}
+    for endpoint_id, start in keys:
+        row = conn.execute(select(T_ROLLUP).where(
+            T_ROLLUP.c.endpoint_id == endpoint_id, T_ROLLUP.c.period_start == start)).first()
+        if row is not None:
+            existing[(endpoint_id, start)] = row
+    for key, roll in rollups.items():
+        row = existing.get(key)
+        if row is None:
+            conn.execute(insert(T_ROLLUP).values(endpoint_id=key[0], period_start=key[1], period=period, **roll))
+            continue
+        merged = {
+            "count": row.count + roll["count"],
+            "failures": row.failures + roll["failures"],
+            "sum_seconds": row.sum_seconds + roll["sum_seconds"],
+            "min_seconds": min(v for v in (row.min_seconds, roll["min_seconds"]) if v is not None),
+            "max_seconds": max(v for v in (row.max_seconds, roll["max_seconds"]) if v is not None),
+            **{name: getattr(row, name) + roll[name] for name, _ in BUCKETS},
+        }
+        conn.execute(update(T_ROLLUP).where(
+            T_ROLLUP.c.endpoint_id == key[0], T_ROLLUP.c.period_start == key[1]).values(**merged))
+
+
+def _programme_changes(conn, by_id, memories, check_changes) -> list[tuple[str, Transition]]:
+    """Programme-level intervals: the worst of its checks' states, changing when a check's does."""
+    programmes = defaultdict(list)
+    for check in by_id.values():
+        programmes[check.programme_id].append(check.endpoint_id)
+    affected = {by_id[endpoint_id].programme_id for endpoint_id, _ in check_changes}
+    changes = []
+    for programme_id in affected:
+        endpoints = programmes[programme_id]
+        # Replay this batch's check transitions in time order from the states before it.
+        batch = sorted(((c.at, e, c) for e, c in check_changes if e in endpoints), key=lambda item: (item[0], item[1]))
+        states = _states_before(conn, endpoints, batch, memories)
+        open_row = conn.execute(select(T_INTERVAL.c.state).where(
+            T_INTERVAL.c.programme_id == programme_id, T_INTERVAL.c.endpoint_id.is_(None),
+            T_INTERVAL.c.ended_at.is_(None))).first()
+        current = open_row[0] if open_row else None
+        slug = by_id[endpoints[0]].programme
+        # Changes at the same instant apply together: no zero-length programme intervals.
+        for at, group in groupby(batch, key=lambda item: item[0]):
+            group = list(group)
+            for _at, endpoint_id, change in group:
+                states[endpoint_id] = change.state
+            worst = worst_state(states.values())
+            if worst != current:
+                reasons = [f"{by_id[e].name}: {c.reason}" for _a, e, c in group if c.reason and c.state == worst]
+                transition = Transition(worst, at, "; ".join(reasons))
+                _switch_interval(conn, programme_id, None, transition)
+                changes.append((slug, transition))
+                current = worst
+    return changes
+
+
+def _states_before(conn, endpoints, batch, memories) -> dict[int, str]:
+    """Each check's state before this batch: its first transition's predecessor, else its state now."""
+    before = {}
+    first_change = {}
+    for _at, endpoint_id, change in batch:
+        first_change.setdefault(endpoint_id, change)
+    for endpoint_id in endpoints:
+        if endpoint_id in first_change:
+            row = conn.execute(select(T_INTERVAL.c.state).where(
+                T_INTERVAL.c.endpoint_id == endpoint_id, T_INTERVAL.c.started_at < first_change[endpoint_id].at)
+                .order_by(T_INTERVAL.c.started_at.desc()).limit(1)).first()
+            before[endpoint_id] = row[0] if row else UNKNOWN
+        else:
+            before[endpoint_id] = memories[endpoint_id].state if endpoint_id in memories else UNKNOWN
+    return before
+
+
+def compact(conn: Connection, *, now: datetime, raw_retention: timedelta = DEFAULT_RAW_RETENTION,
+            hourly_retention: timedelta = DEFAULT_HOURLY_RETENTION) -> dict[str, int]:
+    """Drop raw results past their window and fold old hourly rollups into daily ones."""
+    removed = conn.execute(delete(T_RAW).where(T_RAW.c.at < now - raw_retention)).rowcount
+    cutoff = _hour(now - hourly_retention)
+    old = conn.execute(select(T_ROLLUP).where(T_ROLLUP.c.period == "hour", T_ROLLUP.c.period_start < cutoff)).all()
+    daily: dict[tuple[int, datetime], dict] = {}
+    for row in old:
+        day = row.period_start.replace(hour=0)
+        roll = daily.setdefault((row.endpoint_id, day), {"count": 0, "failures": 0, "sum_seconds": 0.0,
+                                                          "min_seconds": None, "max_seconds": None,
+                                                          **{name: 0 for name, _ in BUCKETS}})
+        roll["count"] += row.count
+        roll["failures"] += row.failures
+        roll["sum_seconds"] += row.sum_seconds
+        for key, pick in (("min_seconds", min), ("max_seconds", max)):
+            value = getattr(row, key)
+            if value is not None:
+                roll[key] = value if roll[key] is None else pick(roll[key], value)
+        for name, _ in BUCKETS:
+            roll[name] += getattr(row, name)
+    if old:
+        conn.execute(delete(T_ROLLUP).where(and_(T_ROLLUP.c.period == "hour", T_ROLLUP.c.period_start < cutoff)))
+        _merge_rollups(conn, daily, period="day")
+    return {"raw_removed": removed, "hourly_folded": len(old)}
