@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from dcops.cli import audit, catalogue, cluster, db, inventory, ministry, programme, provision, request
+from dcops.cli import audit, catalogue, cluster, db, inventory, ministry, probe, programme, provision, request
 from dcops.errors import DcopsError, ValidationError
 
 
@@ -45,6 +45,7 @@ app.add_typer(cluster.app, name="cluster")
 app.add_typer(catalogue.app, name="catalogue")
 app.add_typer(request.app, name="request")
 app.add_typer(provision.app, name="provision")
+app.add_typer(probe.app, name="probe")
 app.add_typer(audit.app, name="audit")
 
 

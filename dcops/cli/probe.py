@@ -1,0 +1,115 @@
+"""`dcops probe`: probe the programmes' endpoints, see their states, import history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dcops.cli.common import OUTPUT_HELP, Output, echo_json, echo_table, open_database
+
+app = typer.Typer(help="Health probes of the programmes' endpoints, and their history.", no_args_is_help=True)
+
+FailuresOption = Annotated[int, typer.Option("--failures", help="Down after this many failures in a row.")]
+SuccessesOption = Annotated[int, typer.Option("--successes", help="Up after this many successes in a row.")]
+CaFileOption = Annotated[Optional[Path], typer.Option("--ca-file", help="CA bundle for TLS checks (default: system).")]
+
+
+def _thresholds(failures: int, successes: int):
+    from dcops.errors import UserError
+    from dcops.health.history import Thresholds
+
+    if not (1 <= failures <= 100 and 1 <= successes <= 100):
+        raise UserError("--failures and --successes must be between 1 and 100")
+    return Thresholds(failures, successes)
+
+
+@app.command("run")
+def run_command(
+    once: Annotated[bool, typer.Option("--once", help="One round over every check, then exit.")] = False,
+    concurrency: Annotated[int, typer.Option(help="Probes in flight at once.")] = 100,
+    failures: FailuresOption = 3,
+    successes: SuccessesOption = 2,
+    ca_file: CaFileOption = None,
+    output: Annotated[Output, typer.Option("--output", "-o", help="table or json (with --once)")] = Output.table,
+) -> None:
+    """Probe every endpoint of every live programme: once, or each when due until stopped.
+
+    A programme turns down after --failures failures in a row and up after --successes
+    successes; its history is kept as state intervals and hourly rollups.
+
+    Example: dcops probe run --once --concurrency 200
+    """
+    from dcops.errors import UserError
+
+    if not 1 <= concurrency <= 10_000:
+        raise UserError("--concurrency must be between 1 and 10000")
+    thresholds = _thresholds(failures, successes)
+    database = open_database()
+    if once:
+        from dcops.health.prober import run_once
+
+        summary = run_once(database, concurrency=concurrency, thresholds=thresholds,
+                           ca_file=str(ca_file) if ca_file else None)
+        if output == Output.json:
+            echo_json(summary.as_dict())
+            return
+        for programme, check, reason in summary.failures:
+            typer.echo(f"  failed  {programme}/{check}: {reason}")
+        for programme, state, reason in summary.programme_changes:
+            typer.echo(f"  {programme} is {state}" + (f" ({reason})" if reason else ""))
+        typer.echo(f"{summary.checks} checks, {summary.succeeded} succeeded, in {summary.seconds:.2f} s")
+        return
+    import asyncio
+    import signal
+    import threading
+
+    from dcops.health.prober import Scheduler
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    typer.echo("probing until stopped (Ctrl-C or SIGTERM)", err=True)
+    scheduler = Scheduler(database, concurrency=concurrency, thresholds=thresholds,
+                          ca_file=str(ca_file) if ca_file else None)
+    asyncio.run(scheduler.run(stop))
+    typer.echo(f"stopped; {scheduler.recorded} results recorded", err=True)
+
+
+@app.command("status")
+def status_command(
+    output: Annotated[Output, typer.Option("--output", "-o", help=OUTPUT_HELP)] = Output.table,
+) -> None:
+    """Each live programme's state (up, down or unknown), since when and why.
+
+    Example: dcops probe status --output json
+    """
+    from dcops.health.prober import programme_states
+
+    rows = programme_states(open_database())
+    if output == Output.json:
+        echo_json(rows)
+        return
+    echo_table(((r["programme"], r["state"], r["since"] or "-", r["reason"]) for r in rows),
+               ("PROGRAMME", "STATE", "SINCE", "REASON"), shrink=(3, 0))
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="CSV or JSON lines: timestamp, programme, check, success, duration, reason.")],
+    fmt: Annotated[Optional[str], typer.Option("--format", help="csv or jsonl (default: from the file name).")] = None,
+    failures: FailuresOption = 3,
+    successes: SuccessesOption = 2,
+) -> None:
+    """Import probe history from another monitoring tool, through the same interval logic.
+
+    Every row is checked first; if any is wrong, nothing is written.
+
+    Example: dcops probe import kuma-export.csv
+    """
+    from dcops.health.importer import import_history
+
+    summary = import_history(open_database(), file, fmt=fmt, thresholds=_thresholds(failures, successes))
+    typer.echo(f"imported {summary.rows} results of {summary.checks} checks "
+               f"({summary.first:%Y-%m-%d} to {summary.last:%Y-%m-%d}), {summary.programme_changes} state changes")

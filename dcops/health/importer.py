@@ -1,0 +1,141 @@
+"""Bringing probe history from another monitoring tool: CSV or JSON lines, through the same interval logic."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import select
+
+from dcops.db import Database, utcnow
+from dcops.errors import UserError, ValidationError
+from dcops.health.history import Thresholds
+from dcops.health.store import T_STATE, compact, load_checks, record_results
+
+MAX_IMPORT_BYTES = 2 * 1024 * 1024 * 1024
+FIELDS = ("timestamp", "programme", "check", "success", "duration", "reason")
+TRUE = {"1", "true", "yes", "up", "ok", "success"}
+FALSE = {"0", "false", "no", "down", "fail", "failure"}
+
+
+@dataclass(frozen=True)
+class ImportedResult:
+    """One historical probe result, shaped like a live one."""
+
+    endpoint_id: int
+    at: datetime
+    success: bool
+    duration_seconds: float
+    reason: str
+    tls_expires_at: None = None
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    rows: int
+    checks: int
+    programme_changes: int
+    first: datetime | None
+    last: datetime | None
+
+
+def _timestamp(value) -> datetime:
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.replace(".", "", 1).isdigit()):
+        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("a timestamp needs a time zone (Z or +07:00), or Unix seconds")
+    return parsed.astimezone(timezone.utc)
+
+
+def _success(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise ValueError(f"success must be true/false, 1/0 or up/down, not {value!r}")
+
+
+def _records(path: Path, fmt: str):
+    text = path.read_text(encoding="utf-8")
+    if fmt == "csv":
+        reader = csv.DictReader(io.StringIO(text))
+        missing = [f for f in FIELDS[:4] if f not in (reader.fieldnames or [])]
+        if missing:
+            raise UserError(f"{path}:1: the CSV header lacks {', '.join(missing)} (columns: {', '.join(FIELDS)})")
+        for number, row in enumerate(reader, start=2):
+            yield number, row
+    else:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as error:
+                yield number, ValueError(f"not JSON: {error.msg}")
+                continue
+            yield number, record if isinstance(record, dict) else ValueError("a line must be a JSON object")
+
+
+def import_history(database: Database, path: Path, *, fmt: str | None = None,
+                   thresholds: Thresholds = Thresholds()) -> ImportSummary:
+    """Validate every row, then fold them (oldest first) into the history in one transaction.
+
+    Rows must be newer than each check's latest stored result, so an import never
+    rewrites history that is already there.
+    """
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    if path.stat().st_size > MAX_IMPORT_BYTES:
+        raise UserError(f"{path}: larger than {MAX_IMPORT_BYTES // 2**30} GiB; split it")
+    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+    if fmt not in ("csv", "jsonl"):
+        raise UserError(f"unknown format {fmt!r}: csv or jsonl")
+    with database.transaction(immediate=True) as conn:
+        checks = load_checks(conn)
+        by_name = {(c.programme, c.name): c for c in checks}
+        latest = {r.endpoint_id: r.last_at for r in conn.execute(select(T_STATE.c.endpoint_id, T_STATE.c.last_at))}
+        results, problems = [], []
+        try:
+            records = list(_records(path, fmt))
+        except UnicodeDecodeError:
+            raise UserError(f"{path}: not UTF-8 text") from None
+        for number, record in records:
+            where = f"{path}:{number}"
+            if isinstance(record, Exception):
+                problems.append(f"{where}: {record}")
+                continue
+            try:
+                check = by_name.get((record.get("programme"), record.get("check")))
+                if check is None:
+                    raise ValueError(f"no check {record.get('check')!r} of programme {record.get('programme')!r}")
+                at = _timestamp(record.get("timestamp"))
+                duration = float(record.get("duration") or 0.0)
+                if not 0 <= duration < 3600:
+                    raise ValueError(f"duration {duration} s is not plausible")
+                last = latest.get(check.endpoint_id)
+                if last is not None and at <= last:
+                    raise ValueError(f"{check.programme}/{check.name} already has history up to {last.isoformat()}")
+                results.append(ImportedResult(check.endpoint_id, at, _success(record.get("success")), duration,
+                                              str(record.get("reason") or "")[:200]))
+            except (ValueError, TypeError, OverflowError) as error:
+                problems.append(f"{where}: {error}")
+            if len(problems) > 50:
+                problems.append("... stopping after 50 problems")
+                break
+        if problems:
+            raise ValidationError(problems)
+        if not results:
+            raise UserError(f"{path}: no results to import")
+        changes = record_results(conn, checks, results, thresholds=thresholds)
+        # Old raw results and old hours are folded at once: an import of a year stays small.
+        compact(conn, now=utcnow())
+    times = [r.at for r in results]
+    return ImportSummary(len(results), len({r.endpoint_id for r in results}), len(changes), min(times), max(times))
