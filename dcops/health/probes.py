@@ -1,0 +1,548 @@
+"""The probes: one HTTP, TCP or TLS check against one target, async, bounded by its timeout."""
+
+# Reasons (ProbeResult.reason) are short and stable, because flap damping records them on
+# state changes and the reports group by them:
+#
+#   ""                      success
+#   "timeout"               nothing (or not enough) within check.timeout_seconds
+#   "refused"               the port answered with a reset to the connect (nothing listening)
+#   "reset"                 the connection was reset, or closed by the server before any response
+#   "unreachable"           no route to the host or network
+#   "dns"                   the name did not resolve
+#   "tls error: <detail>"   the handshake failed or the certificate did not verify; <detail> is one of
+#                           "self-signed certificate", "unknown issuer", "hostname mismatch",
+#                           "certificate not yet valid", ... or OpenSSL's reason in lower case
+#   "certificate expired"   the certificate's not-after is in the past
+#   "status N"              the HTTP status is not in expect_status
+#   "body mismatch"         body_contains is not in the first MAX_BODY_BYTES of the body
+#   "invalid response"      the bytes are not HTTP, or the response is truncated or undecodable
+#   "error: <detail>"       anything else: a bad check (target, URL, expect_status, kind) or a local error
+#
+# Security: a probe only ever connects to the host and port its check names (plus, for a
+# failed TLS handshake, one more non-verifying handshake to the same place to read the
+# certificate's expiry); redirects are never followed; proxies from the environment are ignored.
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import errno
+import logging
+import math
+import re
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+
+import h11
+import httpcore
+import httpx
+from cryptography import x509
+
+log = logging.getLogger(__name__)
+
+KINDS = ("http", "tcp", "tls")
+MAX_BODY_BYTES = 1024 * 1024  # body_contains looks at the first MiB of the (decoded) body only
+CLOSE_GRACE_SECONDS = 1.0  # how long a polite close (TLS close_notify) may take before the socket is dropped
+USER_AGENT = "dcops-health/1"
+DETAIL_MAX = 80
+
+# OpenSSL verification codes (X509_V_ERR_*) and the short, stable details used for them.
+_CERT_HAS_EXPIRED = 10
+_VERIFY_DETAILS = {
+    2: "unknown issuer",  # unable to get issuer certificate
+    9: "certificate not yet valid",
+    18: "self-signed certificate",
+    19: "self-signed certificate in chain",
+    20: "unknown issuer",  # unable to get local issuer certificate
+    21: "unknown issuer",  # unable to verify the first certificate
+    23: "certificate revoked",
+    24: "invalid CA certificate",
+    26: "unsuitable certificate purpose",
+    62: "hostname mismatch",
+    64: "hostname mismatch",  # IP address mismatch
+}
+_UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One endpoint to probe, with its probe settings."""
+
+    endpoint_id: int
+    programme: str  # slug
+    name: str  # endpoint name
+    kind: str  # "http" | "tcp" | "tls"
+    target: str  # http: URL; tcp/tls: "host:port" (IPv6 as "[::1]:443")
+    expect_status: str = "200-399"  # ranges/codes: "200-299,301"
+    body_contains: str = ""
+    timeout_seconds: float = 5.0
+    interval_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one probe saw; `reason` is "" on success, else one of the reasons listed at the top."""
+
+    endpoint_id: int
+    at: datetime  # when the probe started (timezone-aware UTC)
+    success: bool
+    duration_seconds: float
+    reason: str
+    status_code: int | None = None
+    tls_expires_at: datetime | None = None  # https and tls checks, whenever a certificate was seen
+
+
+# --- expected status ------------------------------------------------------------------------
+
+_CODE = re.compile(r"[0-9]{3}")
+
+
+@lru_cache(maxsize=1024)
+def parse_expect_status(expect: str) -> tuple[tuple[int, int], ...]:
+    """'200-299,301' -> ((200, 299), (301, 301)); ValueError when malformed."""
+    ranges = []
+    for part in expect.split(","):
+        low, sep, high = (piece.strip() for piece in part.partition("-"))
+        if not _CODE.fullmatch(low) or (sep and not _CODE.fullmatch(high)):
+            raise ValueError(f"bad expect_status {expect!r}: use codes and ranges like '200-299,301'")
+        ranges.append((int(low), int(high) if sep else int(low)))
+        if ranges[-1][0] > ranges[-1][1]:
+            raise ValueError(f"bad expect_status {expect!r}: range {part.strip()!r} is backwards")
+    return tuple(ranges)
+
+
+def status_matches(code: int, expect: str) -> bool:
+    """Whether an HTTP status is one of `expect` ("200-299,301"); ValueError when `expect` is malformed."""
+    return any(low <= code <= high for low, high in parse_expect_status(expect))
+
+
+# --- TLS contexts and certificates ----------------------------------------------------------
+
+
+def verifying_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """A new client context that verifies certificates and host names against the system CA store,
+    plus `ca_file` (PEM) when given: operators point that at the data centre's internal CA."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
+@lru_cache(maxsize=16)
+def _shared_verifying_context(ca_file: str | None) -> ssl.SSLContext:
+    # Loading the CA store takes milliseconds: the tls checks share one context per CA file.
+    return verifying_context(ca_file)
+
+
+@lru_cache(maxsize=1)
+def _reading_context() -> ssl.SSLContext:
+    """A context that verifies nothing: only ever used to read a certificate that failed verification."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _not_after(der: bytes | None) -> datetime | None:
+    if not der:
+        return None
+    try:
+        return x509.load_der_x509_certificate(der).not_valid_after_utc
+    except ValueError:
+        return None
+
+
+def _peer_not_after(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> datetime | None:
+    return _not_after(ssl_object.getpeercert(binary_form=True)) if ssl_object is not None else None
+
+
+# --- the client -----------------------------------------------------------------------------
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    """httpcore's stream, except that a cancelled TLS handshake closes the socket.
+
+    httpcore closes the socket when the handshake fails, but not when it is cancelled, which is
+    what the probe's deadline does to a server that accepts and then stalls the handshake: each
+    probe would leave a socket open for as long as that server keeps it.
+    """
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        try:
+            return await self._inner.start_tls(ssl_context, server_hostname, timeout)
+        except BaseException:
+            await self._inner.aclose()  # anyio aborts the transport before its first await
+            raise
+
+    def get_extra_info(self, info: str):
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.AsyncNetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        return _Stream(await self._inner.connect_tcp(host, port, timeout=timeout, local_address=local_address,
+                                                     socket_options=socket_options))
+
+    async def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        return _Stream(await self._inner.connect_unix_socket(path, timeout=timeout, socket_options=socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _Transport(httpx.AsyncHTTPTransport):
+    """httpx's own transport, with its connection pool on _Backend (httpx offers no public way to
+    choose the network backend; the prober's tests check that the sockets do get closed)."""
+
+    def __init__(self, *, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
+        super().__init__(verify=ssl_context, trust_env=False, http1=True, http2=False, limits=limits)
+        if not isinstance(getattr(self, "_pool", None), httpcore.AsyncConnectionPool):
+            raise RuntimeError("this httpx keeps its connection pool elsewhere: update dcops.health.probes")
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=True,
+            http2=False,
+            network_backend=_Backend(),
+        )
+
+
+def make_client(concurrency: int, ca_file: str | None = None) -> httpx.AsyncClient:
+    """The shared client for http checks.
+
+    Verifies TLS (system CA store, plus `ca_file` when given), never follows redirects, ignores
+    proxy and certificate settings from the environment, speaks HTTP/1.1 only, keeps no cookies,
+    and opens a fresh connection for every probe (no keep-alive), so each probe measures connect
+    and handshake and sees the certificate the server presents now.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    context = verifying_context(ca_file)
+    return httpx.AsyncClient(
+        transport=_Transport(
+            ssl_context=context, limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=0)
+        ),
+        follow_redirects=False,
+        trust_env=False,
+        http2=False,
+        cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+# --- probing --------------------------------------------------------------------------------
+
+
+class _BadCheck(Exception):
+    """The check itself is unusable; the message is the reason's detail."""
+
+
+@dataclass
+class _Outcome:
+    reason: str = ""
+    status_code: int | None = None
+    tls_expires_at: datetime | None = None
+    tls_peer: tuple[str, int] | None = None  # where to read the certificate from if the handshake fails
+    writer: asyncio.StreamWriter | None = None  # a connection to close once the outcome is known
+
+
+def split_host_port(target: str) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' -> (host, port); ValueError when malformed."""
+    if target.startswith("["):
+        host, sep, rest = target[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ValueError(f"bad target {target!r}")
+        port = rest[1:]
+    else:
+        host, sep, port = target.rpartition(":")
+        if not sep:
+            raise ValueError(f"bad target {target!r}")
+    if not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad target {target!r}")
+    return host, int(port)
+
+
+async def probe(
+    check: Check,
+    *,
+    client: httpx.AsyncClient,
+    now: Callable[[], datetime] = utcnow,
+    ca_file: str | None = None,
+) -> ProbeResult:
+    """Probe one check; never raises (except when cancelled): every failure becomes a reason.
+
+    Connect, TLS handshake, response and body read are all bounded by check.timeout_seconds.
+    http checks use `client` (its TLS settings apply); tls checks verify against the system CA
+    store plus `ca_file`.
+    """
+    at = now()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    timeout = float(check.timeout_seconds)
+    bad_timeout = not (math.isfinite(timeout) and timeout > 0)
+    deadline = started + (0.0 if bad_timeout else timeout)
+    outcome = _Outcome()
+    tls_failure = False
+    try:
+        async with asyncio.timeout_at(deadline):
+            if bad_timeout:
+                raise _BadCheck("invalid timeout")
+            if check.kind == "http":
+                await _probe_http(check, client, outcome)
+            elif check.kind == "tcp":
+                await _probe_tcp(check, outcome)
+            elif check.kind == "tls":
+                await _probe_tls(check, _shared_verifying_context(ca_file), outcome)
+            else:
+                raise _BadCheck(f"unknown kind {check.kind!r}")
+    except TimeoutError:
+        outcome.reason = "timeout"
+    except _BadCheck as exc:
+        outcome.reason = f"error: {exc}"
+    except Exception as exc:  # a probe never raises; the failure is its result
+        outcome.reason, tls_failure = classify(exc)
+        log.debug("probe of %s (%s) failed: %s", check.target, check.kind, outcome.reason, exc_info=True)
+    duration = loop.time() - started
+
+    # After the verdict, still within the deadline: close politely, and read the certificate
+    # of a failed handshake with a second, non-verifying one.
+    if outcome.writer is not None:
+        await _close(outcome.writer, deadline)
+    if tls_failure and outcome.tls_expires_at is None and outcome.tls_peer is not None:
+        outcome.tls_expires_at = await _read_not_after(*outcome.tls_peer, deadline)
+    expires = outcome.tls_expires_at
+    if expires is not None and expires <= at and (outcome.reason == "" or tls_failure):
+        outcome.reason = "certificate expired"
+    return ProbeResult(
+        endpoint_id=check.endpoint_id,
+        at=at,
+        success=outcome.reason == "",
+        duration_seconds=duration,
+        reason=outcome.reason,
+        status_code=outcome.status_code,
+        tls_expires_at=expires,
+    )
+
+
+async def _probe_http(check: Check, client: httpx.AsyncClient, outcome: _Outcome) -> None:
+    try:
+        url = httpx.URL(check.target)
+    except httpx.InvalidURL:
+        raise _BadCheck("invalid URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise _BadCheck("unsupported URL")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise _BadCheck("invalid URL")
+    try:
+        parse_expect_status(check.expect_status)
+    except ValueError:
+        raise _BadCheck("invalid expect_status") from None
+    if url.scheme == "https":
+        outcome.tls_peer = (url.host, url.port or 443)
+    async with client.stream("GET", url, follow_redirects=False, timeout=check.timeout_seconds) as response:
+        stream = response.extensions.get("network_stream")
+        if stream is not None:
+            outcome.tls_expires_at = _peer_not_after(stream.get_extra_info("ssl_object"))
+        outcome.status_code = response.status_code
+        if not status_matches(response.status_code, check.expect_status):
+            outcome.reason = f"status {response.status_code}"
+            return
+        if check.body_contains:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) >= MAX_BODY_BYTES:
+                    break
+            if check.body_contains not in _decode(bytes(body[:MAX_BODY_BYTES]), response.charset_encoding):
+                outcome.reason = "body mismatch"
+
+
+def _decode(body: bytes, charset: str | None) -> str:
+    try:
+        codecs.lookup(charset or "utf-8")
+    except LookupError:
+        charset = "utf-8"
+    return body.decode(charset or "utf-8", errors="replace")
+
+
+async def _probe_tcp(check: Check, outcome: _Outcome) -> None:
+    host, port = _target(check)
+    _, outcome.writer = await asyncio.open_connection(host, port)
+
+
+async def _probe_tls(check: Check, context: ssl.SSLContext, outcome: _Outcome) -> None:
+    host, port = _target(check)
+    outcome.tls_peer = (host, port)
+    _, outcome.writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
+    outcome.tls_expires_at = _peer_not_after(outcome.writer.get_extra_info("ssl_object"))
+
+
+def _target(check: Check) -> tuple[str, int]:
+    try:
+        return split_host_port(check.target)
+    except ValueError:
+        raise _BadCheck("invalid target") from None
+
+
+async def _close(writer: asyncio.StreamWriter, deadline: float) -> None:
+    """Close politely (TLS: send close_notify and wait a moment for the peer's), never past the deadline."""
+    loop = asyncio.get_running_loop()
+    try:
+        writer.close()
+        async with asyncio.timeout_at(min(deadline, loop.time() + CLOSE_GRACE_SECONDS)):
+            await writer.wait_closed()
+    except Exception:  # noqa: BLE001 - a peer that does not close nicely is no longer our concern
+        writer.transport.abort()
+    except BaseException:
+        writer.transport.abort()
+        raise
+
+
+async def _read_not_after(host: str, port: int, deadline: float) -> datetime | None:
+    """The expiry of the certificate at host:port, read with a handshake that verifies nothing."""
+    writer = None
+    try:
+        async with asyncio.timeout_at(deadline):
+            _, writer = await asyncio.open_connection(host, port, ssl=_reading_context(), server_hostname=host)
+            return _peer_not_after(writer.get_extra_info("ssl_object"))
+    except Exception:  # noqa: BLE001 - best effort: the probe's reason is already known
+        return None
+    finally:
+        if writer is not None:
+            writer.transport.abort()
+
+
+# --- classifying failures -------------------------------------------------------------------
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc`, the exceptions it was raised from or wraps, and the members of exception groups among them."""
+    seen: list[BaseException] = []
+    queue: list[BaseException | None] = [exc]
+    while queue:
+        current = queue.pop(0)
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        if isinstance(current, BaseExceptionGroup):
+            queue.extend(current.exceptions)
+        # httpcore re-raises its own exceptions `from None`, keeping the original as an argument
+        queue.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        queue.append(current.__cause__)
+        if current.__cause__ is None and not current.__suppress_context__:
+            queue.append(current.__context__)
+    return seen
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= DETAIL_MAX else text[: DETAIL_MAX - 3] + "..."
+
+
+def _verify_reason(exc: ssl.SSLCertVerificationError) -> str:
+    if exc.verify_code == _CERT_HAS_EXPIRED:
+        return "certificate expired"
+    detail = _VERIFY_DETAILS.get(exc.verify_code) or (exc.verify_message or "verification failed").lower()
+    return f"tls error: {_short(detail)}"
+
+
+def _ssl_reason(exc: ssl.SSLError) -> str:
+    reason = getattr(exc, "reason", None)
+    detail = reason.lower().replace("_", " ") if reason else "handshake failed"
+    return f"tls error: {_short(detail)}"
+
+
+def classify(exc: BaseException) -> tuple[str, bool]:
+    """The reason for a failed probe's exception, and whether it was a TLS failure."""
+    chain = _chain(exc)
+
+    def first(*types: type[BaseException]) -> BaseException | None:
+        return next((e for e in chain if isinstance(e, types)), None)
+
+    if (found := first(ssl.SSLCertVerificationError)) is not None:
+        return _verify_reason(found), True  # type: ignore[arg-type]
+    if (found := first(ssl.SSLError)) is not None:
+        return _ssl_reason(found), True  # type: ignore[arg-type]
+    if first(socket.gaierror) is not None:
+        return "dns", False
+    if first(httpx.PoolTimeout) is not None:
+        return "error: connection pool full", False
+    if first(TimeoutError, httpx.TimeoutException) is not None:
+        return "timeout", False
+    if first(ConnectionRefusedError) is not None:
+        return "refused", False
+    if first(ConnectionResetError, ConnectionAbortedError, BrokenPipeError) is not None:
+        return "reset", False
+    if any(isinstance(e, OSError) and e.errno in _UNREACHABLE for e in chain):
+        return "unreachable", False
+    if first(h11.ProtocolError, httpx.DecodingError) is not None:
+        return "invalid response", False  # not HTTP, malformed, truncated or undecodable
+    if first(httpx.RemoteProtocolError) is not None:
+        return "reset", False  # httpcore's own: the server closed without sending a response
+    if first(httpx.UnsupportedProtocol, httpx.InvalidURL) is not None:
+        return "error: unsupported URL", False
+    oserror = next((e for e in chain if isinstance(e, OSError) and e.errno), None)
+    if oserror is not None:
+        return f"error: {_short(oserror.strerror or errno.errorcode.get(oserror.errno, 'OSError')).lower()}", False
+    return f"error: {type(chain[-1]).__name__}", False  # the innermost exception says the most
+
+
+# --- many checks ----------------------------------------------------------------------------
+
+
+async def probe_all(
+    checks: Sequence[Check],
+    *,
+    concurrency: int = 100,
+    client: httpx.AsyncClient | None = None,
+    ca_file: str | None = None,
+) -> list[ProbeResult]:
+    """Probe every check, at most `concurrency` at a time; results in the order of `checks`.
+
+    A slow or hanging target holds one slot for at most its own timeout. Without `client`, one
+    is made (make_client(concurrency, ca_file)) and closed afterwards; `ca_file` also applies to
+    tls checks.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    own_client = client is None
+    shared = make_client(concurrency, ca_file) if client is None else client
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(check: Check) -> ProbeResult:
+        async with slots:
+            return await probe(check, client=shared, ca_file=ca_file)
+
+    try:
+        return list(await asyncio.gather(*(one(check) for check in checks)))
+    finally:
+        if own_client:
+            await shared.aclose()
