@@ -101,14 +101,16 @@ class Scheduler:
     def _flush(self) -> None:
         if not self.pending:
             return
-        batch, self.pending = self.pending, []
+        # Results leave `pending` only once written (probes keep appending meanwhile).
+        batch = list(self.pending)
         try:
             with self.database.transaction(immediate=True) as conn:
                 record_results(conn, list(self.rows.values()), batch, thresholds=self.thresholds)
-            self.recorded += len(batch)
         except DatabaseBusy:
             log.warning("database locked: %d results wait for the next write", len(batch))
-            self.pending = batch + self.pending
+            return
+        del self.pending[:len(batch)]
+        self.recorded += len(batch)
 
     def _compact(self) -> None:
         with self.database.transaction(immediate=True) as conn:
