@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from dcops.cli import audit, catalogue, cluster, db, inventory, ministry, probe, programme, provision, request
+from dcops.cli import audit, catalogue, cluster, db, inventory, metrics, ministry, probe, programme, provision, request
 from dcops.errors import DcopsError, ValidationError
 
 
@@ -47,6 +47,7 @@ app.add_typer(request.app, name="request")
 app.add_typer(provision.app, name="provision")
 app.add_typer(probe.app, name="probe")
 app.add_typer(audit.app, name="audit")
+app.add_typer(metrics.app, name="metrics")
 
 
 @app.callback()

@@ -1,0 +1,90 @@
+"""`dcops metrics`: the Prometheus exporter, file_sd targets and alert rules for Prometheus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dcops.cli.common import fail, open_database
+
+app = typer.Typer(help="Prometheus: serve /metrics, write file_sd targets and alert rules.", no_args_is_help=True)
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on; a non-loopback one exposes the metrics.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 9410,
+    cache_seconds: Annotated[float, typer.Option(help="Serve one database read to the scrapes within this many "
+                                                      "seconds (0: read at every scrape).", min=0)] = 5.0,
+    tls_cert: Annotated[Optional[Path], typer.Option(help="TLS certificate (PEM); serves HTTPS with --tls-key.")] = None,
+    tls_key: Annotated[Optional[Path], typer.Option(help="The certificate's private key (PEM).")] = None,
+    basic_auth_user: Annotated[Optional[str], typer.Option(help="Require HTTP basic auth with this user.")] = None,
+    basic_auth_password_file: Annotated[Optional[Path], typer.Option(
+        help="File whose first line is the password, or a pbkdf2_sha256$... hash of it.")] = None,
+) -> None:
+    """Serve /metrics (Prometheus text format) and /healthz until SIGTERM or Ctrl-C.
+
+    Metrics are read from the database at scrape time. Listens on loopback unless
+    --host names another address; basic auth on a non-loopback address needs TLS.
+
+    Example: dcops metrics serve --host 10.0.0.5 --cache-seconds 10
+    """
+    import threading
+
+    from dcops.metrics.server import read_password_file, serve, stop_on_signals
+
+    if (basic_auth_user is None) != (basic_auth_password_file is None):
+        fail("basic auth needs both --basic-auth-user and --basic-auth-password-file")
+    basic_auth = None
+    if basic_auth_user is not None:
+        basic_auth = (basic_auth_user, read_password_file(basic_auth_password_file))
+    database = open_database()
+    with stop_on_signals(threading.Event()) as stop:
+        # The default is loopback, so a non-loopback --host was typed by the operator: that is the opt-in.
+        serve(database, host=host, port=port, cache_seconds=cache_seconds, tls_cert=tls_cert, tls_key=tls_key,
+              basic_auth=basic_auth, allow_remote=True, stop_event=stop,
+              on_ready=lambda server: typer.echo(f"serving {server.url} (Ctrl-C to stop)", err=True))
+    database.dispose()
+
+
+@app.command("targets")
+def targets_command(
+    out: Annotated[Path, typer.Argument(help="The JSON file to write (replaced atomically).")],
+) -> None:
+    """Write Prometheus file_sd targets for blackbox_exporter: one per programme endpoint.
+
+    Each target carries the labels programme, ministry, tier, check and module
+    (http_2xx, tcp_connect or tls_connect); retired programmes are left out.
+
+    Example: dcops metrics targets /etc/prometheus/file_sd/dcops.json
+    """
+    from dcops.metrics.files import dump_targets, file_sd_targets, write_atomically
+
+    with open_database().transaction() as conn:
+        targets = file_sd_targets(conn)
+    write_atomically(out, dump_targets(targets))
+    typer.echo(f"wrote {len(targets)} targets to {out}")
+
+
+@app.command("rules")
+def rules_command(
+    out: Annotated[Path, typer.Argument(help="The rules file (YAML) to write (replaced atomically).")],
+    down_for_minutes: Annotated[int, typer.Option(help="DcopsProgrammeDown fires after this many minutes down.",
+                                                  min=0)] = 5,
+) -> None:
+    """Write Prometheus alert rules: programme down, certificates expiring, SLO burn rates per tier.
+
+    Burn-rate alerts follow the SRE workbook (page at 14.4x over 1h and 5m or 6x over
+    6h and 30m, ticket at 1x over 3d and 6h), with each tier's SLA target.
+
+    Example: dcops metrics rules /etc/prometheus/rules/dcops.yml
+    """
+    from dcops.metrics.files import alert_rules, dump_rules, sla_tiers, write_atomically
+
+    with open_database().transaction() as conn:
+        tiers = sla_tiers(conn)
+    document = alert_rules(tiers, down_for_minutes=down_for_minutes)
+    write_atomically(out, dump_rules(document))
+    typer.echo(f"wrote {sum(len(g['rules']) for g in document['groups'])} rules to {out}")

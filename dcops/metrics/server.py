@@ -1,0 +1,348 @@
+"""The exporter's HTTP server: /metrics for Prometheus and /healthz, with optional TLS and basic auth."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import hashlib
+import hmac
+import ipaddress
+import os
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable, Iterator
+from urllib.parse import urlsplit
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy import text
+
+from dcops.db import Database, utcnow
+from dcops.errors import UserError
+from dcops.metrics.collector import InventoryCollector
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9410
+DEFAULT_CACHE_SECONDS = 5.0
+PBKDF2_PREFIX = "pbkdf2_sha256"
+PBKDF2_ITERATIONS = 600_000
+# A client gets this long to send its request (and finish the TLS handshake).
+REQUEST_TIMEOUT_SECONDS = 30
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and 127.0.0.0/8 or ::1; any other name or address is remote."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def hash_password(password: str, *, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS) -> str:
+    """A PBKDF2-SHA256 hash to keep in the password file instead of the password.
+
+    Format: pbkdf2_sha256$<iterations>$<salt, base64>$<hash, base64>.
+    """
+    salt = os.urandom(16) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    return f"{PBKDF2_PREFIX}${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def check_password(supplied: str, stored: str) -> bool:
+    """True when `supplied` matches `stored`: a hash_password() hash, else the password itself."""
+    if stored.startswith(PBKDF2_PREFIX + "$"):
+        try:
+            _prefix, iterations, salt, digest = stored.split("$")
+            expected = base64.b64decode(digest, validate=True)
+            actual = hashlib.pbkdf2_hmac("sha256", supplied.encode(), base64.b64decode(salt, validate=True),
+                                         int(iterations))
+        except (ValueError, binascii.Error):
+            return False
+        return hmac.compare_digest(actual, expected)
+    return hmac.compare_digest(supplied.encode(), stored.encode())
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    exporter: "MetricsServer"
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that hangs up or fails the TLS handshake is its own problem, not a traceback.
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, ssl.SSLError, TimeoutError, socket.timeout)):
+            return
+        super().handle_error(request, client_address)
+
+
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    timeout = REQUEST_TIMEOUT_SECONDS
+    server_version = "dcops-exporter"
+
+    def setup(self) -> None:
+        # The handshake runs here, in the request's thread, so that a slow client
+        # cannot hold up accept() for everyone else.
+        self.request.settimeout(self.timeout)
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()
+        super().setup()
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        exporter = self.server.exporter
+        if not exporter.authorized(self.headers.get("Authorization")):
+            self._reply(401, b"unauthorized\n", "text/plain; charset=utf-8",
+                        {"WWW-Authenticate": 'Basic realm="dcops", charset="UTF-8"'})
+            return
+        path = urlsplit(self.path).path
+        if path == "/metrics":
+            try:
+                body = exporter.render()
+            except Exception as error:  # the scrape fails, the server carries on
+                self.log_error("scrape failed: %s", str(error).splitlines()[0] if str(error) else type(error).__name__)
+                self._reply(500, b"dcops: cannot read the database\n", "text/plain; charset=utf-8")
+                return
+            headers = {}
+            if "gzip" in self.headers.get("Accept-Encoding", ""):
+                body = gzip.compress(body, compresslevel=1)
+                headers["Content-Encoding"] = "gzip"
+            self._reply(200, body, CONTENT_TYPE_LATEST, headers)
+        elif path == "/healthz":
+            if exporter.healthy():
+                self._reply(200, b"ok\n", "text/plain; charset=utf-8")
+            else:
+                self._reply(503, b"database unavailable\n", "text/plain; charset=utf-8")
+        else:
+            self._reply(404, b"not found: try /metrics\n", "text/plain; charset=utf-8")
+
+    def _reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002
+        # Prometheus scrapes every few seconds: an access log line per scrape is noise.
+        pass
+
+    def log_error(self, format: str, *args) -> None:  # noqa: A002
+        sys.stderr.write(f"dcops: metrics: {format % args}\n")
+
+
+class MetricsServer:
+    """The exporter's HTTP server, bound at construction; start() serves in a thread, stop() ends it.
+
+    Refuses (UserError) a non-loopback address without `allow_remote`, basic auth
+    without TLS on a non-loopback address, and half a TLS configuration.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        cache_seconds: float = DEFAULT_CACHE_SECONDS,
+        tls_cert: Path | str | None = None,
+        tls_key: Path | str | None = None,
+        basic_auth: tuple[str, str] | None = None,
+        allow_remote: bool = False,
+        now: Callable[[], datetime] = utcnow,
+    ):
+        remote = not is_loopback(host)
+        if remote and not allow_remote:
+            raise UserError(f"refusing to serve metrics on {host}, not a loopback address: "
+                            "pass the address explicitly (dcops metrics serve --host) to expose them")
+        if (tls_cert is None) != (tls_key is None):
+            raise UserError("TLS needs both a certificate and its key (--tls-cert and --tls-key)")
+        if basic_auth is not None and remote and tls_cert is None:
+            raise UserError(f"refusing basic auth without TLS on {host}: the password would cross "
+                            "the network in clear (add --tls-cert and --tls-key)")
+        if basic_auth is not None and (not basic_auth[0] or not basic_auth[1]):
+            raise UserError("basic auth needs a user name and a non-empty password")
+        self.database = database
+        self.basic_auth = basic_auth
+        self.registry = CollectorRegistry()
+        # The server caches the rendered bytes, so the collector itself need not cache.
+        self.collector = InventoryCollector(database, now=now, registry=self.registry)
+        self.cache_seconds = cache_seconds
+        self._render_lock = threading.Lock()
+        self._rendered: tuple[float, bytes] | None = None
+        self._verified: set[bytes] = set()
+        self._thread: threading.Thread | None = None
+
+        context = None
+        if tls_cert is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            try:
+                context.load_cert_chain(str(tls_cert), str(tls_key))
+            except (OSError, ssl.SSLError) as error:
+                reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or str(error)
+                raise UserError(f"cannot load the TLS certificate {tls_cert} and key {tls_key}: {reason}") from None
+        try:
+            self._server = (_HTTPServer6 if ":" in host else _HTTPServer)((host, port), _Handler)
+        except OSError as error:
+            raise UserError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+        if context is not None:
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True,
+                                                      do_handshake_on_connect=False)
+        self._server.exporter = self
+        self.tls = context is not None
+        self.host = host
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """The /metrics URL, for people and tests."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}/metrics"
+
+    def render(self) -> bytes:
+        """The exposition of the collector's registry (text format), reused for `cache_seconds`."""
+        if self.cache_seconds <= 0:
+            return generate_latest(self.registry)
+        # One scrape at a time reads the database; scrapes arriving meanwhile wait and share it.
+        with self._render_lock:
+            moment = time.monotonic()
+            if self._rendered is None or not 0 <= moment - self._rendered[0] < self.cache_seconds:
+                self._rendered = (moment, generate_latest(self.registry))
+            return self._rendered[1]
+
+    def healthy(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            with self.database.transaction() as conn:
+                conn.execute(text("SELECT 1")).scalar()
+            return True
+        except Exception:  # whatever the driver raises, the answer is "not healthy"
+            return False
+
+    def authorized(self, header: str | None) -> bool:
+        """True without basic auth, else when the Authorization header carries the user and password."""
+        if self.basic_auth is None:
+            return True
+        if not header or not header.startswith("Basic "):
+            return False
+        # A PBKDF2 check costs a good fraction of a second: remember credentials already verified.
+        fingerprint = hashlib.sha256(header.encode()).digest()
+        if fingerprint in self._verified:
+            return True
+        try:
+            user, _sep, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            return False
+        good = hmac.compare_digest(user.encode(), self.basic_auth[0].encode())
+        good = check_password(password, self.basic_auth[1]) and good
+        if good:
+            if len(self._verified) > 16:
+                self._verified.clear()
+            self._verified.add(fingerprint)
+        return good
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until stop() is called from another."""
+        self._server.serve_forever(poll_interval=0.2)
+
+    def start(self) -> None:
+        """Serve in a background (daemon) thread."""
+        self._thread = threading.Thread(target=self.serve_forever, name="dcops-metrics", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving, close the listening socket and wait for the serving thread."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> "MetricsServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def make_server(database: Database, **options) -> MetricsServer:
+    """A bound, not yet started MetricsServer (the options of MetricsServer); `dcops serve` can reuse it."""
+    return MetricsServer(database, **options)
+
+
+def serve(
+    database: Database,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    cache_seconds: float = DEFAULT_CACHE_SECONDS,
+    tls_cert: Path | str | None = None,
+    tls_key: Path | str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+    allow_remote: bool = False,
+    stop_event: threading.Event | None = None,
+    on_ready: Callable[[MetricsServer], None] | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> None:
+    """Serve /metrics and /healthz until `stop_event` is set (forever without one).
+
+    `basic_auth` is (user, password), the password in clear or as a hash_password() hash.
+    """
+    server = make_server(database, host=host, port=port, cache_seconds=cache_seconds, tls_cert=tls_cert,
+                         tls_key=tls_key, basic_auth=basic_auth, allow_remote=allow_remote, now=now)
+    stop_event = stop_event or threading.Event()
+    server.start()
+    try:
+        if on_ready is not None:
+            on_ready(server)
+        # A bounded wait, so that a signal handler setting the event is seen promptly.
+        while not stop_event.wait(0.5):
+            pass
+    finally:
+        server.stop()
+
+
+@contextmanager
+def stop_on_signals(stop_event: threading.Event) -> Iterator[threading.Event]:
+    """Set `stop_event` on SIGTERM and SIGINT while inside (main thread only); the old handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield stop_event
+        return
+    handler = lambda _signum, _frame: stop_event.set()  # noqa: E731
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop_event
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def read_password_file(path: Path | str) -> str:
+    """The password (or hash_password() hash) on the first line of `path`."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read the password file {path}: {getattr(error, 'strerror', None) or error}") from None
+    if not lines or not lines[0]:
+        raise UserError(f"the password file {path} is empty")
+    return lines[0]
