@@ -113,3 +113,22 @@ def test_compaction_drops_old_raw_results_and_folds_hours_into_days(db):
     # hours 0-13 fall on the first day (10:00-23:00), 14-29 on the second
     assert [tuple(r) for r in rows] == [("day", 14, pytest.approx(0.2), pytest.approx(0.33)),
                                         ("day", 16, pytest.approx(0.34), pytest.approx(0.49))]
+
+
+def test_removing_a_probed_endpoint_keeps_the_programme_record_and_retiring_closes_it(db, tmp_path):
+    mine, every = checks_of(db, "dhis2")
+    web, api = mine["web"].endpoint_id, mine["api"].endpoint_id
+    results = [Result(e, T0 + m * MINUTE, True) for m in range(3) for e in (web, api)]
+    with db.transaction(immediate=True) as conn:
+        record_results(conn, every, results)
+    files = inventories.base()
+    load_directory(db, inventories.write(tmp_path / "again", files))  # the api endpoint is gone
+    with db.transaction() as conn:
+        left = conn.execute(sa.text("SELECT count(*) FROM state_interval WHERE endpoint_id = :e"), {"e": api}).scalar()
+        programme_rows = conn.execute(sa.text(
+            "SELECT count(*) FROM state_interval WHERE endpoint_id IS NULL AND ended_at IS NULL")).scalar()
+    assert left == 0 and programme_rows == 1
+    from dcops.inventory.service import retire_programme
+
+    retire_programme(db, "dhis2")
+    assert all(ended is not None for _s, _a, ended, _r in intervals(db))

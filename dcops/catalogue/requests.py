@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from dcops import audit
 from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import Conflict, NotFound, UserError, ValidationError
+from dcops.health.store import end_programme_history
 from dcops.inventory.capacity import ResourceUsage
 from dcops.inventory.documents import Email, Name, Slug, Text, Title, pydantic_problems
 from dcops.inventory.yamlfile import YamlProblem, line_of, load_yaml
@@ -291,6 +292,7 @@ def transition(
         )
         if to_state == "retired":
             conn.execute(T_ALLOCATION.delete().where(T_ALLOCATION.c.programme_id == programme_id))
+            end_programme_history(conn, programme_id, now)
     audit.record(conn, audit.Event(
         actor, f"request.{to_state}", "request", str(request.id),
         {"state": request.state}, {"state": to_state, **({"reason": reason} if reason else {}), **changes},

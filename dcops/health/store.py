@@ -251,3 +251,15 @@ def compact(conn: Connection, *, now: datetime, raw_retention: timedelta = DEFAU
         conn.execute(delete(T_ROLLUP).where(and_(T_ROLLUP.c.period == "hour", T_ROLLUP.c.period_start < cutoff)))
         _merge_rollups(conn, daily, period="day")
     return {"raw_removed": removed, "hourly_folded": len(old)}
+
+
+def end_programme_history(conn: Connection, programme_id: int, at: datetime) -> None:
+    """Close a retiring programme's open intervals: it is not up, down or unknown any more."""
+    conn.execute(update(T_INTERVAL).where(T_INTERVAL.c.programme_id == programme_id,
+                                          T_INTERVAL.c.ended_at.is_(None)).values(ended_at=at))
+
+
+def forget_check(conn: Connection, endpoint_id: int) -> None:
+    """Remove a deleted endpoint's own history; its programme's intervals (the SLA record) stay."""
+    for table in (T_STATE, T_RAW, T_ROLLUP, T_INTERVAL):
+        conn.execute(delete(table).where(table.c.endpoint_id == endpoint_id))

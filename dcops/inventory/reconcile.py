@@ -13,6 +13,7 @@ from dcops import audit
 from dcops.db import Database, utcnow
 from dcops.errors import ValidationError
 from dcops.inventory.capacity import capacity, fits
+from dcops.health.store import end_programme_history, forget_check
 from dcops.inventory.documents import Desired
 from dcops.models import (
     Allocation,
@@ -470,10 +471,13 @@ def _apply_programmes(conn, plan: Plan, desired: Desired, current: Current, ids:
             conn.execute(
                 update(T_PROGRAMME).where(T_PROGRAMME.c.id == ids[("programme", slug)]).values(**scalar, updated_at=now)
             )
+            if scalar.get("status") == "retired":
+                end_programme_history(conn, ids[("programme", slug)], now)
         elif change.action == "retire":
             programme_id = ids[("programme", slug)]
             conn.execute(update(T_PROGRAMME).where(T_PROGRAMME.c.id == programme_id).values(status="retired", updated_at=now))
             conn.execute(delete(T_ALLOCATION).where(T_ALLOCATION.c.programme_id == programme_id))
+            end_programme_history(conn, programme_id, now)
     if new_rows:
         conn.execute(insert(T_PROGRAMME), new_rows)
         for row in conn.execute(select(T_PROGRAMME.c.id, T_PROGRAMME.c.slug)):
@@ -498,6 +502,7 @@ def _apply_programmes(conn, plan: Plan, desired: Desired, current: Current, ids:
         if "endpoints" in fields:
             # Keyed by name and updated in place, so an endpoint keeps its id (and its history).
             for name in old["endpoints"].keys() - state["endpoints"].keys():
+                forget_check(conn, ids[("endpoint", slug, name)])
                 conn.execute(delete(T_ENDPOINT).where(T_ENDPOINT.c.id == ids[("endpoint", slug, name)]))
             for name, endpoint in state["endpoints"].items():
                 if name not in old["endpoints"]:

@@ -17,6 +17,7 @@ from dcops import audit
 from dcops.catalogue.requests import OPEN_STATES, transition
 from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import Conflict, NotFound, UserError
+from dcops.health.store import end_programme_history
 from dcops.inventory.ansible import build_inventory, static_yaml
 from dcops.models import Allocation, Host, HostingRequest, Job, Programme
 from dcops.provisioning.liveness import process_start, stale_jobs, this_host
@@ -81,6 +82,7 @@ def _move(conn: Connection, slug: str, status: str, *, actor: str, reason: str =
     conn.execute(update(T_PROGRAMME).where(T_PROGRAMME.c.id == programme.id).values(status=status, updated_at=utcnow()))
     if status == "retired":
         conn.execute(delete(T_ALLOCATION).where(T_ALLOCATION.c.programme_id == programme.id))
+        end_programme_history(conn, programme.id, utcnow())
     audit.record(conn, audit.Event(actor, "programme.status", "programme", slug, {"status": programme.status},
                                    {"status": status, **({"reason": reason} if reason else {})}))
 
