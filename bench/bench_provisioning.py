@@ -26,17 +26,21 @@ every run does the same first-run work (everything is created: 11 changed tasks 
      subprocess (the whole CLI: start-up, database, job records, ansible-runner). Programmes
      that are active are provisioned again (allowed), into a fresh sandbox each time.
    - ansible-playbook: the `ansible-playbook` next to sys.executable, with the static
-     inventory dcops wrote for that same selection (inventory/hosts.yml of the untimed
-     warm-up job's private data directory), `-f F` and the extra vars dcops passes
-     (dcops_sandbox=true, dcops_sandbox_root=FRESH, dcops_run_date=20261129,
-     ansible_connection=local, ansible_python_interpreter=sys.executable), and the
-     environment dcops gives ansible-runner: ANSIBLE_ROLES_PATH=playbooks/roles,
-     ANSIBLE_HOME, ANSIBLE_LOCAL_TEMP and ANSIBLE_REMOTE_TMP in a fresh temp folder per run
-     (as each dcops job has its own), retry files off, no colour.
-   One untimed warm-up of each, then the two alternate (the order flips every round, so
-   drift in machine load hits both alike): 1 host median of 5 runs, the batch median of 3
-   (--quick: 3 and 2). `python -m dcops --help` (3 runs) is printed beside them, as the
-   CLI's bare start-up. The same forks F = min(hosts, 25) is given to both.
+     inventory dcops wrote for that same selection (inventory/hosts.yml of a dcops job's
+     private data directory; every later dcops job must write the very same file), `-f F`
+     and the extra vars dcops passes (dcops_sandbox=true, dcops_sandbox_root=FRESH,
+     dcops_run_date=20261129, ansible_connection=local, ansible_python_interpreter=
+     sys.executable), and the environment dcops gives ansible-runner: ANSIBLE_ROLES_PATH=
+     playbooks/roles, ANSIBLE_HOME, ANSIBLE_LOCAL_TEMP and ANSIBLE_REMOTE_TMP in a fresh
+     folder per run (as each dcops job has its own), retry files off, no colour.
+   The two alternate, the order flipping every round (so that drift in machine load hits
+   both alike): 1 host, median of 5 runs after one untimed warm-up of each (whose dcops job
+   writes the inventory); the batch, median of 3 runs, no warm-up (all is warm by then;
+   the first round starts with dcops, whose job writes the inventory). --quick: 3 and 2.
+   The same forks F = min(hosts, 25) is given to both. Printed beside them, as peers:
+   `python -m dcops --help` (bare start-up) and `python -c "import dcops.cli.main,
+   dcops.provisioning.jobs, ansible_runner"` (the start-up `provision run` pays before
+   Ansible starts), 3 runs each.
 
 The CLI runs as `sys.executable -m dcops` (the interpreter running this script), not the
 `dcops` console script, so that no shell shim (pyenv) is measured. PYTHONDONTWRITEBYTECODE
@@ -79,6 +83,8 @@ RUN_DATE = "20261129"
 MAX_FORKS = 25
 FIRST_PORT = 20000
 OVERHEAD_TARGET = 1.1
+# What `dcops provision run` imports before it starts Ansible (timed as a peer: start-up cost).
+IMPORTS_OF_PROVISION_RUN = "import dcops.cli.main, dcops.provisioning.jobs, ansible_runner"
 RECAP_RE = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
 
 
@@ -238,8 +244,9 @@ def dcops_job(result: subprocess.CompletedProcess, slugs: list[str], where: str)
         report = json.loads(result.stdout)
     except ValueError:
         return {}, [f"{where}: output is not JSON: {result.stdout[-300:]!r}"]
-    problems = [] if report.get("status") == "successful" else [f"{where}: job {report.get('job')} "
-                                                                 f"{report.get('status')}: {report.get('failure_message')}"]
+    problems = []
+    if report.get("status") != "successful":
+        problems.append(f"{where}: job {report.get('job')} {report.get('status')}: {report.get('failure_message')}")
     return report, problems + check_stats(report.get("host_stats") or {}, slugs, where)
 
 
@@ -292,7 +299,7 @@ def main() -> int:
             slugs = [slug_of(i) for i in range(n)]
             print(f"1. {n} programmes in one job (forks {batch_forks}) against {n} jobs of one programme "
                   "(library: run_job in this process, ansible-runner)")
-            _s, warm_db, warm_ports = make_home(root, "warm", [slug_of(0, "warm")])
+            _s, warm_db, _ports = make_home(root, "warm", [slug_of(0, "warm")])
             t0 = time.perf_counter()
             outcome = run_job(warm_db, "provision", None, home=root / "warm", sandbox_root=root / "sandbox-warm",
                               run_date=RUN_DATE, forks=1, actor="bench")
@@ -331,7 +338,7 @@ def main() -> int:
             results += [
                 (f"one job, {n} programmes (library)", batch_time, None, "s"),
                 (f"{n} jobs of 1 programme (library)", separate_time, None, "s"),
-                (f"separate / one job", separate_time / batch_time, None, "x"),
+                ("separate / one job", separate_time / batch_time, None, "x"),
             ]
             print()
 
@@ -343,55 +350,71 @@ def main() -> int:
             cli_db.dispose()
             env = clean_env(root / "cli", f"sqlite:///{root / 'cli' / 'dcops.db'}")
             help_times = [run([*cli, "--help"], env)[0] for _ in range(help_runs + 1)][1:]
-            describe("python -m dcops --help (start-up)", help_times, width=40)
+            describe("python -m dcops --help (bare start-up)", help_times, width=40)
+            import_argv = [sys.executable, "-c", IMPORTS_OF_PROVISION_RUN]
+            import_times = [run(import_argv, env)[0] for _ in range(help_runs + 1)][1:]
+            describe("python -c 'import ...' (see below)", import_times, width=40)
+            print(f"    (the imports `provision run` needs before Ansible starts: {IMPORTS_OF_PROVISION_RUN})")
             counter = iter(range(10_000))
             cases = (("1 host", [solo], 1, solo_runs), (f"{n} hosts", slugs, batch_forks, batch_runs))
 
             def fresh(kind: str) -> Path:
                 return root / "sandbox-cli" / f"{kind}-{next(counter):03d}"
 
+            def job_inventory(report: dict) -> Path:
+                return root / "cli" / "jobs" / f"job-{report.get('job', 0):06d}" / "inventory" / "hosts.yml"
+
             for label, chosen, forks, runs in cases:
-                # warm-up: the dcops run also writes the static inventory ansible-playbook is given
-                elapsed, result = run(dcops_argv(cli, chosen, fresh("dcops"), forks), env)
-                report, found = dcops_job(result, chosen, f"dcops warm-up ({label})")
-                problems += found
                 inventory = root / f"hosts-{len(chosen)}.yml"
-                shutil.copyfile(root / "cli" / "jobs" / f"job-{report.get('job', 0):06d}" / "inventory" / "hosts.yml",
-                                inventory)
-                ansible_home = root / "ansible-homes" / f"{next(counter):03d}"
-                warm_ap, _r = run(playbook_argv(str(ansible_playbook), inventory, fresh("playbook"), forks),
-                                  playbook_env(env, ansible_home))
-                print(f"  {label}: warm-ups (untimed) dcops {fmt(elapsed)}, ansible-playbook {fmt(warm_ap)}; "
-                      f"inventory {inventory.name} from job {report.get('job')}, forks {forks}")
+                if len(chosen) == 1:
+                    # warm-ups (the first `provision run` of this home writes the .pyc files it needs);
+                    # the dcops one also writes the static inventory ansible-playbook is given
+                    elapsed, result = run(dcops_argv(cli, chosen, fresh("dcops"), forks), env)
+                    report, found = dcops_job(result, chosen, f"dcops warm-up ({label})")
+                    problems += found
+                    shutil.copyfile(job_inventory(report), inventory)
+                    warm_ap, _r = run(playbook_argv(str(ansible_playbook), inventory, fresh("playbook"), forks),
+                                      playbook_env(env, root / "ansible-homes" / f"{next(counter):03d}"))
+                    print(f"  {label}: warm-ups (untimed) dcops {fmt(elapsed)}, ansible-playbook {fmt(warm_ap)}; "
+                          f"inventory from job {report.get('job')}; forks {forks}")
+                else:
+                    print(f"  {label}: no warm-ups (everything is warm by now); the first dcops run, which comes "
+                          f"first, writes the inventory; forks {forks}")
 
                 times: dict[str, list[float]] = {"dcops": [], "ansible-playbook": []}
                 for i in range(runs):
                     order = ("dcops", "ansible-playbook") if i % 2 == 0 else ("ansible-playbook", "dcops")
                     for kind in order:
                         sandbox = fresh(kind)
+                        where = f"{kind} ({label}, run {i})"
                         if kind == "dcops":
                             elapsed, result = run(dcops_argv(cli, chosen, sandbox, forks), env)
-                            _report, found = dcops_job(result, chosen, f"dcops ({label}, run {i})")
+                            report, found = dcops_job(result, chosen, where)
+                            if not inventory.exists():
+                                shutil.copyfile(job_inventory(report), inventory)
+                            elif job_inventory(report).read_bytes() != inventory.read_bytes():
+                                found.append(f"{where}: job {report.get('job')} wrote another inventory than the one "
+                                             "ansible-playbook is given")
                         else:
-                            ansible_home = root / "ansible-homes" / f"{next(counter):03d}"
                             elapsed, result = run(playbook_argv(str(ansible_playbook), inventory, sandbox, forks),
-                                                  playbook_env(env, ansible_home))
-                            found = check_stats(recap(result.stdout), chosen, f"ansible-playbook ({label}, run {i})")
+                                                  playbook_env(env, root / "ansible-homes" / f"{next(counter):03d}"))
+                            found = check_stats(recap(result.stdout), chosen, where)
                         times[kind].append(elapsed)
-                        problems += found + check_sandbox(sandbox, ports, chosen, f"{kind} ({label}, run {i})")
+                        problems += found + check_sandbox(sandbox, ports, chosen, where)
                 describe(f"dcops provision run ({label})", times["dcops"], width=40)
                 describe(f"ansible-playbook ({label})", times["ansible-playbook"], width=40)
                 dcops_median = statistics.median(times["dcops"])
                 playbook_median = statistics.median(times["ansible-playbook"])
                 ratio = dcops_median / playbook_median
                 print(f"  ratio ({label}): dcops = {ratio:.3f}x ansible-playbook; dcops adds "
-                      f"{fmt(dcops_median - playbook_median)} (its bare start-up alone: "
-                      f"{fmt(statistics.median(help_times))})")
+                      f"{fmt(dcops_median - playbook_median)} (its start-up with those imports alone: "
+                      f"{fmt(statistics.median(import_times))})")
                 results += [
                     (f"ansible-playbook ({label}) (peer)", playbook_median, None, "s"),
                     (f"dcops provision run ({label})", dcops_median, None, "s"),
                     (f"dcops / ansible-playbook ({label})", ratio, OVERHEAD_TARGET, "x"),
                 ]
+            results.append(("python -c 'import ...' (peer)", statistics.median(import_times), None, "s"))
             results.append(("python -m dcops --help (peer)", statistics.median(help_times), None, "s"))
             print()
         except CommandFailed as error:

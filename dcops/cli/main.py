@@ -6,6 +6,7 @@ import typer
 from typer.core import TyperGroup
 
 from dcops.cli import audit, catalogue, cluster, db, inventory, metrics, ministry, probe, programme, provision, request
+from dcops.cli.serve import serve_command
 from dcops.errors import DcopsError, ValidationError
 
 
@@ -48,6 +49,9 @@ app.add_typer(provision.app, name="provision")
 app.add_typer(probe.app, name="probe")
 app.add_typer(audit.app, name="audit")
 app.add_typer(metrics.app, name="metrics")
+
+
+app.command("serve")(serve_command)
 
 
 @app.callback()
