@@ -64,6 +64,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -213,6 +214,23 @@ def recap(stdout: str) -> dict[str, dict[str, int]]:
 # --------------------------------------------------------------------------- part 2 commands
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far, theirs included."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """`run`, plus the CPU seconds the command and its descendants used (runs are sequential)."""
+    before = children_cpu()
+    elapsed, result = run(argv, env)
+    return elapsed, children_cpu() - before, result
+
+
+def load() -> str:
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
 def dcops_argv(cli: list[str], slugs: list[str], sandbox: Path, forks: int) -> list[str]:
     return [*cli, "provision", "run", *slugs, "--sandbox", str(sandbox), "--forks", str(forks), "-o", "json",
             "--actor", "bench"]
@@ -297,6 +315,7 @@ def main() -> int:
         try:
             # 1. one job for N programmes against N jobs ----------------------------------
             slugs = [slug_of(i) for i in range(n)]
+            print(f"  ({load()} at the start)")
             print(f"1. {n} programmes in one job (forks {batch_forks}) against {n} jobs of one programme "
                   "(library: run_job in this process, ansible-runner)")
             _s, warm_db, _ports = make_home(root, "warm", [slug_of(0, "warm")])
@@ -333,6 +352,7 @@ def main() -> int:
             separate_db.dispose()
             print(f"  {n} jobs, one programme each: {fmt(separate_time)}  (per job: median "
                   f"{fmt(statistics.median(separate))}, min {fmt(min(separate))}, max {fmt(max(separate))})")
+            print(f"  ({load()})")
             print(f"  ratio: {n} separate jobs take {separate_time / batch_time:.2f}x the one job "
                   f"(one job saves {fmt(separate_time - batch_time)})")
             results += [
@@ -382,13 +402,14 @@ def main() -> int:
                           f"first, writes the inventory; forks {forks}")
 
                 times: dict[str, list[float]] = {"dcops": [], "ansible-playbook": []}
+                cpu: dict[str, list[float]] = {"dcops": [], "ansible-playbook": []}
                 for i in range(runs):
                     order = ("dcops", "ansible-playbook") if i % 2 == 0 else ("ansible-playbook", "dcops")
                     for kind in order:
                         sandbox = fresh(kind)
                         where = f"{kind} ({label}, run {i})"
                         if kind == "dcops":
-                            elapsed, result = run(dcops_argv(cli, chosen, sandbox, forks), env)
+                            elapsed, used, result = timed(dcops_argv(cli, chosen, sandbox, forks), env)
                             report, found = dcops_job(result, chosen, where)
                             if not inventory.exists():
                                 shutil.copyfile(job_inventory(report), inventory)
@@ -396,13 +417,19 @@ def main() -> int:
                                 found.append(f"{where}: job {report.get('job')} wrote another inventory than the one "
                                              "ansible-playbook is given")
                         else:
-                            elapsed, result = run(playbook_argv(str(ansible_playbook), inventory, sandbox, forks),
-                                                  playbook_env(env, root / "ansible-homes" / f"{next(counter):03d}"))
+                            elapsed, used, result = timed(
+                                playbook_argv(str(ansible_playbook), inventory, sandbox, forks),
+                                playbook_env(env, root / "ansible-homes" / f"{next(counter):03d}"))
                             found = check_stats(recap(result.stdout), chosen, where)
                         times[kind].append(elapsed)
+                        cpu[kind].append(used)
                         problems += found + check_sandbox(sandbox, ports, chosen, where)
                 describe(f"dcops provision run ({label})", times["dcops"], width=40)
                 describe(f"ansible-playbook ({label})", times["ansible-playbook"], width=40)
+                cpu_ratio = statistics.median(cpu["dcops"]) / statistics.median(cpu["ansible-playbook"])
+                print(f"  CPU seconds (user + system, all processes; less sensitive to other load than wall time): "
+                      f"dcops median {statistics.median(cpu['dcops']):.3f}, ansible-playbook median "
+                      f"{statistics.median(cpu['ansible-playbook']):.3f}, ratio {cpu_ratio:.3f}x")
                 dcops_median = statistics.median(times["dcops"])
                 playbook_median = statistics.median(times["ansible-playbook"])
                 ratio = dcops_median / playbook_median
@@ -413,7 +440,9 @@ def main() -> int:
                     (f"ansible-playbook ({label}) (peer)", playbook_median, None, "s"),
                     (f"dcops provision run ({label})", dcops_median, None, "s"),
                     (f"dcops / ansible-playbook ({label})", ratio, OVERHEAD_TARGET, "x"),
+                    (f"CPU seconds, dcops / ansible-playbook ({label})", cpu_ratio, None, "x"),
                 ]
+                print(f"  ({load()})")
             results.append(("python -c 'import ...' (peer)", statistics.median(import_times), None, "s"))
             results.append(("python -m dcops --help (peer)", statistics.median(help_times), None, "s"))
             print()
@@ -422,7 +451,7 @@ def main() -> int:
             return 1
 
     # summary -----------------------------------------------------------------------
-    print(f"Summary (total benchmark time {time.perf_counter() - started:.0f} s)")
+    print(f"Summary (total benchmark time {time.perf_counter() - started:.0f} s; {load()}, on {os.cpu_count()} CPUs)")
     width = max(len(r[0]) for r in results)
     print(f"  {'measure':<{width}}  {'value':>9}  {'target':>9}  result")
     print(f"  {'-' * width}  {'-' * 9}  {'-' * 9}  ------")
