@@ -40,7 +40,10 @@ every run does the same first-run work (everything is created: 11 changed tasks 
    The same forks F = min(hosts, 25) is given to both. Printed beside them, as peers:
    `python -m dcops --help` (bare start-up) and `python -c "import dcops.cli.main,
    dcops.provisioning.jobs, ansible_runner"` (the start-up `provision run` pays before
-   Ansible starts), 3 runs each.
+   Ansible starts), 3 runs each. The CPU seconds of each command (user + system, its
+   descendants included, from getrusage) are printed beside the wall times with their
+   ratio (information only: the target is on wall time), and the load average after each
+   part: other work on the machine moves wall times much more than CPU seconds.
 
 The CLI runs as `sys.executable -m dcops` (the interpreter running this script), not the
 `dcops` console script, so that no shell shim (pyenv) is measured. PYTHONDONTWRITEBYTECODE
