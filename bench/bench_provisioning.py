@@ -56,7 +56,8 @@ a test); it exits 1 if a command fails (its stderr is printed) or a sanity check
 
 Run it from the project root, with dcops installed (`pip install -e .`):
 
-    python3 bench/bench_provisioning.py                  # 50 programmes (~5 min, more on a slow machine)
+    python3 bench/bench_provisioning.py                  # 50 programmes: ~5 min where a 1-host run takes
+                                                         # ~1.5 s; ~40 min on 2 CPUs where it takes ~9 s
     python3 bench/bench_provisioning.py --quick          # 10 programmes, fewer repetitions
     python3 bench/bench_provisioning.py --programmes 20
 """
