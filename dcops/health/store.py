@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from dcops.health.history import UNKNOWN, Memory, Thresholds, Transition, observe, worst_state
@@ -25,6 +25,33 @@ DEFAULT_RAW_RETENTION = timedelta(hours=48)
 DEFAULT_HOURLY_RETENTION = timedelta(days=35)
 # Upper bounds (seconds) of the latency buckets kept per hour; the last bucket is everything.
 BUCKETS = (("le_0_1", 0.1), ("le_0_5", 0.5), ("le_1", 1.0), ("le_5", 5.0))
+ROLLUP_SUMS = ("count", "failures", "sum_seconds", "min_seconds", "max_seconds", *(name for name, _ in BUCKETS))
+
+# The statements run once per result or per change are built once, with bound parameters: a round
+# of 2,000 checks runs thousands of them, and building a statement (and its cache key) costs
+# several times what running it does.
+_CLOSE_CHECK_INTERVAL = update(T_INTERVAL).where(
+    T_INTERVAL.c.programme_id == bindparam("b_programme"), T_INTERVAL.c.endpoint_id == bindparam("b_endpoint"),
+    T_INTERVAL.c.ended_at.is_(None)).values(ended_at=bindparam("b_at"))
+_CLOSE_PROGRAMME_INTERVAL = update(T_INTERVAL).where(
+    T_INTERVAL.c.programme_id == bindparam("b_programme"), T_INTERVAL.c.endpoint_id.is_(None),
+    T_INTERVAL.c.ended_at.is_(None)).values(ended_at=bindparam("b_at"))
+_OPEN_INTERVAL = insert(T_INTERVAL)
+_PROGRAMME_STATE = select(T_INTERVAL.c.state).where(
+    T_INTERVAL.c.programme_id == bindparam("b_programme"), T_INTERVAL.c.endpoint_id.is_(None),
+    T_INTERVAL.c.ended_at.is_(None))
+_STATE_BEFORE = select(T_INTERVAL.c.state).where(
+    T_INTERVAL.c.endpoint_id == bindparam("b_endpoint"), T_INTERVAL.c.started_at < bindparam("b_at")
+).order_by(T_INTERVAL.c.started_at.desc()).limit(1)
+_STATE_FIELDS = ("state", "since", "fail_streak", "ok_streak", "last_at", "last_success", "last_duration_seconds",
+                 "last_reason")
+_UPDATE_STATE = update(T_STATE).where(T_STATE.c.endpoint_id == bindparam("b_endpoint")).values(
+    {name: bindparam(f"b_{name}") for name in _STATE_FIELDS})
+_UPDATE_STATE_TLS = update(T_STATE).where(T_STATE.c.endpoint_id == bindparam("b_endpoint")).values(
+    {name: bindparam(f"b_{name}") for name in (*_STATE_FIELDS, "tls_expires_at")})
+_UPDATE_ROLLUP = update(T_ROLLUP).where(
+    T_ROLLUP.c.endpoint_id == bindparam("b_endpoint"), T_ROLLUP.c.period_start == bindparam("b_start")).values(
+    {name: bindparam(f"b_{name}") for name in ROLLUP_SUMS})
 
 
 @dataclass(frozen=True)
@@ -73,11 +100,12 @@ def _hour(at: datetime) -> datetime:
 
 def _switch_interval(conn: Connection, programme_id: int, endpoint_id: int | None, change: Transition) -> None:
     """Close the open interval (of a check, or of the programme when endpoint_id is None) and open one."""
-    which = T_INTERVAL.c.endpoint_id == endpoint_id if endpoint_id is not None else T_INTERVAL.c.endpoint_id.is_(None)
-    conn.execute(update(T_INTERVAL).where(
-        T_INTERVAL.c.programme_id == programme_id, which, T_INTERVAL.c.ended_at.is_(None)).values(ended_at=change.at))
-    conn.execute(insert(T_INTERVAL).values(programme_id=programme_id, endpoint_id=endpoint_id, state=change.state,
-                                           started_at=change.at, ended_at=None, reason=change.reason))
+    if endpoint_id is not None:
+        conn.execute(_CLOSE_CHECK_INTERVAL, {"b_programme": programme_id, "b_endpoint": endpoint_id, "b_at": change.at})
+    else:
+        conn.execute(_CLOSE_PROGRAMME_INTERVAL, {"b_programme": programme_id, "b_at": change.at})
+    conn.execute(_OPEN_INTERVAL, {"programme_id": programme_id, "endpoint_id": endpoint_id, "state": change.state,
+                                  "started_at": change.at, "ended_at": None, "reason": change.reason})
 
 
 def record_results(
@@ -117,6 +145,8 @@ def record_results(
         _switch_interval(conn, by_id[endpoint_id].programme_id, endpoint_id, change)
     programme_changes = _programme_changes(conn, by_id, memories, check_changes)
 
+    updates: dict[bool, list[dict]] = {False: [], True: []}  # by whether the TLS expiry is known
+    inserts = []
     for endpoint_id, memory in memories.items():
         if endpoint_id not in last:
             continue
@@ -127,9 +157,15 @@ def record_results(
         if endpoint_id in tls_expiry:
             values["tls_expires_at"] = tls_expiry[endpoint_id]
         if endpoint_id in known:
-            conn.execute(update(T_STATE).where(T_STATE.c.endpoint_id == endpoint_id).values(**values))
+            updates[endpoint_id in tls_expiry].append(
+                {"b_endpoint": endpoint_id, **{f"b_{name}": value for name, value in values.items()}})
         else:
-            conn.execute(insert(T_STATE).values(endpoint_id=endpoint_id, **values))
+            inserts.append({"endpoint_id": endpoint_id, "tls_expires_at": None, **values})
+    for statement, params in ((_UPDATE_STATE, updates[False]), (_UPDATE_STATE_TLS, updates[True])):
+        if params:
+            conn.execute(statement, params)
+    if inserts:
+        conn.execute(insert(T_STATE), inserts)
     conn.execute(insert(T_RAW), [
         {"endpoint_id": r.endpoint_id, "at": r.at, "success": r.success, "duration_seconds": r.duration_seconds,
          "reason": r.reason} for r in results
@@ -153,28 +189,35 @@ def _merge_rollups(conn: Connection, rollups: dict[tuple[int, datetime], dict], 
     """Add rollups into the table: existing rows of the same check and period start are summed."""
     if not rollups:
         return
-    keys = list(rollups)
     existing = {}
-    for endpoint_id, start in keys:
-        row = conn.execute(select(T_ROLLUP).where(
-            T_ROLLUP.c.endpoint_id == endpoint_id, T_ROLLUP.c.period_start == start)).first()
-        if row is not None:
-            existing[(endpoint_id, start)] = row
+    endpoints = sorted({endpoint_id for endpoint_id, _start in rollups})
+    starts = sorted({start for _endpoint_id, start in rollups})
+    for e in range(0, len(endpoints), 400):
+        for p in range(0, len(starts), 400):
+            for row in conn.execute(select(T_ROLLUP).where(T_ROLLUP.c.endpoint_id.in_(endpoints[e:e + 400]),
+                                                           T_ROLLUP.c.period_start.in_(starts[p:p + 400]))):
+                if (row.endpoint_id, row.period_start) in rollups:
+                    existing[(row.endpoint_id, row.period_start)] = row
+    new, merged = [], []
     for key, roll in rollups.items():
         row = existing.get(key)
         if row is None:
-            conn.execute(insert(T_ROLLUP).values(endpoint_id=key[0], period_start=key[1], period=period, **roll))
+            new.append({"endpoint_id": key[0], "period_start": key[1], "period": period, **roll})
             continue
-        merged = {
-            "count": row.count + roll["count"],
-            "failures": row.failures + roll["failures"],
-            "sum_seconds": row.sum_seconds + roll["sum_seconds"],
-            "min_seconds": min(v for v in (row.min_seconds, roll["min_seconds"]) if v is not None),
-            "max_seconds": max(v for v in (row.max_seconds, roll["max_seconds"]) if v is not None),
-            **{name: getattr(row, name) + roll[name] for name, _ in BUCKETS},
-        }
-        conn.execute(update(T_ROLLUP).where(
-            T_ROLLUP.c.endpoint_id == key[0], T_ROLLUP.c.period_start == key[1]).values(**merged))
+        merged.append({
+            "b_endpoint": key[0],
+            "b_start": key[1],
+            "b_count": row.count + roll["count"],
+            "b_failures": row.failures + roll["failures"],
+            "b_sum_seconds": row.sum_seconds + roll["sum_seconds"],
+            "b_min_seconds": min(v for v in (row.min_seconds, roll["min_seconds"]) if v is not None),
+            "b_max_seconds": max(v for v in (row.max_seconds, roll["max_seconds"]) if v is not None),
+            **{f"b_{name}": getattr(row, name) + roll[name] for name, _ in BUCKETS},
+        })
+    if new:
+        conn.execute(insert(T_ROLLUP), new)
+    if merged:
+        conn.execute(_UPDATE_ROLLUP, merged)
 
 
 def _programme_changes(conn, by_id, memories, check_changes) -> list[tuple[str, Transition]]:
@@ -183,15 +226,16 @@ def _programme_changes(conn, by_id, memories, check_changes) -> list[tuple[str, 
     for check in by_id.values():
         programmes[check.programme_id].append(check.endpoint_id)
     affected = {by_id[endpoint_id].programme_id for endpoint_id, _ in check_changes}
+    by_programme: dict[int, list] = defaultdict(list)  # its checks' changes, in the order of check_changes
+    for endpoint_id, change in check_changes:
+        by_programme[by_id[endpoint_id].programme_id].append((change.at, endpoint_id, change))
     changes = []
     for programme_id in affected:
         endpoints = programmes[programme_id]
         # Replay this batch's check transitions in time order from the states before it.
-        batch = sorted(((c.at, e, c) for e, c in check_changes if e in endpoints), key=lambda item: (item[0], item[1]))
+        batch = sorted(by_programme[programme_id], key=lambda item: (item[0], item[1]))
         states = _states_before(conn, endpoints, batch, memories)
-        open_row = conn.execute(select(T_INTERVAL.c.state).where(
-            T_INTERVAL.c.programme_id == programme_id, T_INTERVAL.c.endpoint_id.is_(None),
-            T_INTERVAL.c.ended_at.is_(None))).first()
+        open_row = conn.execute(_PROGRAMME_STATE, {"b_programme": programme_id}).first()
         current = open_row[0] if open_row else None
         slug = by_id[endpoints[0]].programme
         # Changes at the same instant apply together: no zero-length programme intervals.
@@ -217,9 +261,7 @@ def _states_before(conn, endpoints, batch, memories) -> dict[int, str]:
         first_change.setdefault(endpoint_id, change)
     for endpoint_id in endpoints:
         if endpoint_id in first_change:
-            row = conn.execute(select(T_INTERVAL.c.state).where(
-                T_INTERVAL.c.endpoint_id == endpoint_id, T_INTERVAL.c.started_at < first_change[endpoint_id].at)
-                .order_by(T_INTERVAL.c.started_at.desc()).limit(1)).first()
+            row = conn.execute(_STATE_BEFORE, {"b_endpoint": endpoint_id, "b_at": first_change[endpoint_id].at}).first()
             before[endpoint_id] = row[0] if row else UNKNOWN
         else:
             before[endpoint_id] = memories[endpoint_id].state if endpoint_id in memories else UNKNOWN
