@@ -13,7 +13,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -34,21 +33,12 @@ from dcops.models import Job
 
 import requests_fixtures
 import inventories
+from test_health_store import Result
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 ONE_BY_ONE = Thresholds(failures=1, successes=1)
-
-
-@dataclass(frozen=True)
-class Result:
-    endpoint_id: int
-    at: datetime
-    success: bool
-    duration_seconds: float = 0.05
-    reason: str = ""
-    tls_expires_at: datetime | None = None
 
 
 def _programme(slug: str, *, ministry: str = "mtc", tier: int = 3, endpoints=()) -> dict:
