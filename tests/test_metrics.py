@@ -276,6 +276,8 @@ def test_server_serves_metrics_healthz_and_404(populated):
         import gzip
 
         assert gzip.decompress(gz) == body
+        # The server writes the text itself; it must be what prometheus_client would write.
+        assert body == generate_latest(server.registry)
         assert fetch(f"{base}/healthz")[::2] == (200, b"ok\n")
         assert fetch(f"{base}/")[0] == 404
         assert fetch(f"{base}/metricsx")[0] == 404
