@@ -30,7 +30,7 @@ What it measures (wall time with time.perf_counter, CPU time alongside; SQLite i
    byte-identical), generate_latest of each, uncached (median of 7). Target: dcops >= 2x faster.
 5. A synthetic year of 1-minute probes for 200 programmes (300 checks) in the form the store keeps
    after compaction: state intervals of the year (about 3 outages a month per check, 2 prober-wide
-   gaps a month), hourly latency rollups for the last 35 days and daily ones before, raw results of
+   gaps a month), hourly latency rollups for the last 14 days and daily ones before, raw results of
    the last 48 h (1 a minute per check), check states. After VACUUM: the file size (target < 50 MB,
    with the largest tables and indexes from dbstat), and every programme's availability (1d, 7d,
    30d) through the exporter's collector from a fresh collector, which reads the intervals of the
@@ -306,8 +306,12 @@ def bulk_insert(conn, table, columns: tuple[str, ...], rows: list[tuple], times:
     (checked against a Core read by the caller); elsewhere through Core with datetimes."""
     if not rows:
         return
-    slots = [columns.index(c) for c in times]
+    from dcops.db import EpochMicroseconds
+
     sqlite = conn.dialect.name == "sqlite"
+    # Columns of type EpochMicroseconds store the integers themselves.
+    slots = [columns.index(c) for c in times
+             if not (sqlite and isinstance(table.c[c].type, EpochMicroseconds))]
     convert = stored_time if sqlite else aware_time
     if slots:
         rows = [list(row) for row in rows]
@@ -891,7 +895,7 @@ def metrics_10k(root: Path, quick: bool, results: list, problems: list[str]) -> 
 
 
 def build_latency(database, *, now: datetime, seed: int) -> dict[str, int]:
-    """What compaction leaves of a year of 1-minute probes: hourly rollups for the last 35 days,
+    """What compaction leaves of a year of 1-minute probes: hourly rollups for the last 14 days,
     daily ones before, raw results for the last 48 hours (1 a minute per check)."""
     from sqlalchemy import select
 
@@ -928,7 +932,7 @@ def build_latency(database, *, now: datetime, seed: int) -> dict[str, int]:
                      "max_seconds", "le_0_1", "le_0_5", "le_1", "le_5"), rollups, times=("period_start",))
         bulk_insert(conn, ProbeResult.__table__, ("endpoint_id", "at", "success", "duration_seconds", "reason"), raw,
                     times=("at",))
-    return {"rollups": len(rollups), "raw": len(raw)}
+    return {"rollups": len(rollups), "raw": len(raw), "hourly_days": DEFAULT_HOURLY_RETENTION.days}
 
 
 def storage_year(root: Path, quick: bool, results: list, problems: list[str]) -> None:
@@ -938,7 +942,8 @@ def storage_year(root: Path, quick: bool, results: list, problems: list[str]) ->
     settings, database, counts = history_database(root, "year", 200, now=now, days=365, outages_per_week=0.75, seed=7)
     t0 = time.perf_counter()
     latency = build_latency(database, now=now, seed=8)
-    print(f"  plus {latency['rollups']} latency rollups (hourly for 35 days, daily before) and {latency['raw']} raw "
+    print(f"  plus {latency['rollups']} latency rollups (hourly for the last {latency['hourly_days']} days, daily "
+          f"before) and {latency['raw']} raw "
           f"results (48 h at 1 a minute per check), in {fmt(time.perf_counter() - t0)}")
     database.dispose()
     path = root / "year" / "dcops.db"

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, CheckConstraint, Column, ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from dcops.db import UTCDateTime, utcnow
+from dcops.db import EpochMicroseconds, UTCDateTime, utcnow
 
 
 class SlaTier(SQLModel, table=True):
@@ -310,9 +310,11 @@ class LatencyRollup(SQLModel, table=True):
     """Probe latency of one check over one hour (or one day, once compacted)."""
 
     __tablename__ = "latency_rollup"
+    # Clustered on its key (SQLite): one b-tree instead of a table plus its key's index.
+    __table_args__ = {"sqlite_with_rowid": False}
 
     endpoint_id: int = Field(foreign_key="endpoint.id", primary_key=True)
-    period_start: datetime = Field(sa_column=Column(UTCDateTime, primary_key=True))
+    period_start: datetime = Field(sa_column=Column(EpochMicroseconds, primary_key=True))
     period: str = "hour"  # hour | day
     count: int = 0
     failures: int = 0
@@ -326,13 +328,18 @@ class LatencyRollup(SQLModel, table=True):
 
 
 class ProbeResult(SQLModel, table=True):
-    """A raw probe result, kept for a short window only (default 48 h)."""
+    """A raw probe result, kept for a short window only (default 48 h).
+
+    Keyed and clustered (SQLite) by time, then check: rows arrive in time order and leave
+    by age, so one b-tree serves both and pages fill up; a check probed twice in the same
+    microsecond is one result.
+    """
 
     __tablename__ = "probe_result"
+    __table_args__ = {"sqlite_with_rowid": False}
 
-    id: int | None = Field(default=None, primary_key=True)
-    endpoint_id: int = Field(foreign_key="endpoint.id", index=True)
-    at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+    at: datetime = Field(sa_column=Column(EpochMicroseconds, primary_key=True))
+    endpoint_id: int = Field(foreign_key="endpoint.id", primary_key=True)
     success: bool
     duration_seconds: float
     reason: str = ""

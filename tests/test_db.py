@@ -175,3 +175,67 @@ def test_default_database_lives_under_dcops_home(tmp_path):
     config = Settings.from_env({"DCOPS_HOME": str(tmp_path)})
     assert config.database_url == f"sqlite:///{tmp_path / 'dcops.db'}"
     assert config.timezone == "Asia/Vientiane"
+
+
+def _migrate(url: str, revision: str, *, down: bool = False) -> None:
+    from alembic import command
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(dcops_db.__file__).parent / "migrations"))
+    engine = dcops_db.make_engine(url)
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(config, revision)
+    finally:
+        engine.dispose()
+
+
+def test_0005_carries_probe_history_over_to_integer_times_and_back(any_url):
+    """Raw results and rollups written by 0004 (text times on SQLite) read back as the same
+    aware times after 0005; a duplicate raw result collapses into one; downgrade restores them."""
+    _migrate(any_url, "0004")
+    at = datetime(2026, 10, 31, 23, 59, 58, 123456, tzinfo=timezone.utc)
+    hour = datetime(2026, 10, 31, 23, tzinfo=timezone.utc)
+    engine = dcops_db.make_engine(any_url)
+    old_time = dcops_db.UTCDateTime()
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO ministry (code, name, contact) VALUES ('mtc', 'MTC', '')"))
+        conn.execute(sa.text(
+            "INSERT INTO programme (slug, name, ministry_id, description, tier, status, classification, environment, "
+            "owner_contact, security_contact, personal_data, backup_tier, created_at, updated_at) "
+            "SELECT 'p', 'P', id, '', 1, 'active', 'internal', 'production', '', '', false, 'daily', :t, :t "
+            "FROM ministry").bindparams(sa.bindparam("t", at, type_=old_time)))
+        conn.execute(sa.text(
+            "INSERT INTO endpoint (programme_id, name, kind, target, expect_status, body_contains, timeout_seconds, "
+            "interval_seconds) SELECT id, 'web', 'http', 'http://127.0.0.1:1/', '200-399', '', 5, 60 FROM programme"))
+        endpoint = conn.execute(sa.text("SELECT id FROM endpoint")).scalar_one()
+        for success in (True, False):  # the same check and microsecond twice: one result after 0005
+            conn.execute(sa.text("INSERT INTO probe_result (endpoint_id, at, success, duration_seconds, reason) "
+                                 "VALUES (:e, :at, :ok, 0.25, '')").bindparams(sa.bindparam("at", type_=old_time)),
+                         {"e": endpoint, "at": at, "ok": success})
+        conn.execute(sa.text(
+            "INSERT INTO latency_rollup (endpoint_id, period_start, period, count, failures, sum_seconds, min_seconds, "
+            "max_seconds, le_0_1, le_0_5, le_1, le_5) VALUES (:e, :start, 'hour', 60, 1, 3.5, 0.01, 0.9, 50, 58, 60, 60)"
+        ).bindparams(sa.bindparam("start", type_=old_time)), {"e": endpoint, "start": hour})
+    engine.dispose()
+
+    _migrate(any_url, "0005")
+    from dcops.models import LatencyRollup, ProbeResult
+
+    engine = dcops_db.make_engine(any_url)
+    with engine.connect() as conn:
+        raw = conn.execute(sa.select(ProbeResult.__table__)).all()
+        assert [(r.at, r.endpoint_id, r.success) for r in raw] == [(at, endpoint, True)]
+        rollup = conn.execute(sa.select(LatencyRollup.__table__)).one()
+        assert (rollup.period_start, rollup.count, rollup.sum_seconds) == (hour, 60, 3.5)
+    engine.dispose()
+
+    _migrate(any_url, "0004", down=True)
+    engine = dcops_db.make_engine(any_url)
+    with engine.connect() as conn:
+        back = conn.execute(sa.text("SELECT at FROM probe_result").columns(sa.column("at", old_time))).scalar_one()
+        start = conn.execute(sa.text("SELECT period_start FROM latency_rollup")
+                             .columns(sa.column("period_start", old_time))).scalar_one()
+        assert (back, start) == (at, hour)
+    engine.dispose()

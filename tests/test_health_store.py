@@ -132,3 +132,16 @@ def test_removing_a_probed_endpoint_keeps_the_programme_record_and_retiring_clos
 
     retire_programme(db, "dhis2")
     assert all(ended is not None for _s, _a, ended, _r in intervals(db))
+
+
+def test_a_result_recorded_twice_is_stored_once(db):
+    """The same check at the same microsecond is the same probe (an import run twice): one raw row."""
+    _mine, every = checks_of(db, "dhis2")
+    web = _mine["web"].endpoint_id
+    result = Result(web, T0, True)
+    for _ in range(2):
+        with db.transaction(immediate=True) as conn:
+            record_results(conn, every, [result])
+    with db.transaction() as conn:
+        raw = conn.execute(sa.text("SELECT count(*) FROM probe_result WHERE endpoint_id = :e"), {"e": web}).scalar()
+    assert raw == 1

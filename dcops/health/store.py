@@ -22,7 +22,9 @@ T_ROLLUP = LatencyRollup.__table__
 T_RAW = ProbeResultRow.__table__
 
 DEFAULT_RAW_RETENTION = timedelta(hours=48)
-DEFAULT_HOURLY_RETENTION = timedelta(days=35)
+# Hourly latency detail for two weeks covers "what happened last week"; older hours are
+# folded into days, which keeps a year of history small (see the health benchmark).
+DEFAULT_HOURLY_RETENTION = timedelta(days=14)
 # Upper bounds (seconds) of the latency buckets kept per hour; the last bucket is everything.
 BUCKETS = (("le_0_1", 0.1), ("le_0_5", 0.5), ("le_1", 1.0), ("le_5", 5.0))
 ROLLUP_SUMS = ("count", "failures", "sum_seconds", "min_seconds", "max_seconds", *(name for name, _ in BUCKETS))
@@ -166,12 +168,26 @@ def record_results(
             conn.execute(statement, params)
     if inserts:
         conn.execute(insert(T_STATE), inserts)
-    conn.execute(insert(T_RAW), [
+    conn.execute(_insert_ignoring_duplicates(conn), [
         {"endpoint_id": r.endpoint_id, "at": r.at, "success": r.success, "duration_seconds": r.duration_seconds,
          "reason": r.reason} for r in results
     ])
     _merge_rollups(conn, rollups, period="hour")
     return programme_changes
+
+
+def _insert_ignoring_duplicates(conn: Connection):
+    """An insert of raw results that skips one already stored (same check, same microsecond):
+    an import run twice, or a result reported twice, is the same probe."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(T_RAW).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(T_RAW).on_conflict_do_nothing()
+    return insert(T_RAW)
 
 
 def _add_sample(roll: dict, seconds: float, success: bool) -> None:
@@ -273,7 +289,9 @@ def compact(conn: Connection, *, now: datetime, raw_retention: timedelta = DEFAU
     """Drop raw results past their window and fold old hourly rollups into daily ones."""
     removed = conn.execute(delete(T_RAW).where(T_RAW.c.at < now - raw_retention)).rowcount
     cutoff = _hour(now - hourly_retention)
-    old = conn.execute(select(T_ROLLUP).where(T_ROLLUP.c.period == "hour", T_ROLLUP.c.period_start < cutoff)).all()
+    # In key order, so that the floating-point sums come out the same however the rows were written.
+    old = conn.execute(select(T_ROLLUP).where(T_ROLLUP.c.period == "hour", T_ROLLUP.c.period_start < cutoff)
+                       .order_by(T_ROLLUP.c.endpoint_id, T_ROLLUP.c.period_start)).all()
     daily: dict[tuple[int, datetime], dict] = {}
     for row in old:
         day = row.period_start.replace(hour=0)
