@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import Callable
+from zoneinfo import ZoneInfo
 
 from dcops.db import Database
 from dcops.health.history import Thresholds
+
+log = logging.getLogger(__name__)
+# How often the service looks whether today's capacity snapshot is still to be taken.
+SNAPSHOT_CHECK_SECONDS = 600.0
 
 
 def run_service(
@@ -18,13 +24,15 @@ def run_service(
     concurrency: int = 100,
     thresholds: Thresholds = Thresholds(),
     ca_file: str | None = None,
+    tz: ZoneInfo = ZoneInfo("Asia/Vientiane"),
     on_ready: Callable[[object], None] = lambda server: None,
 ) -> int:
-    """Probe every check when due and serve /metrics and /healthz until `stop` is set.
+    """Probe every check when due, serve /metrics and /healthz, and take the day's capacity
+    snapshot, until `stop` is set.
 
     Returns how many probe results were recorded. The HTTP server runs in its own
-    threads; the prober in this thread's event loop. Pending results are written
-    before returning.
+    threads, the snapshots in one more; the prober in this thread's event loop. Pending
+    results are written before returning.
     """
     from dcops.health.prober import Scheduler
     from dcops.metrics.server import make_server
@@ -32,9 +40,29 @@ def run_service(
     server = make_server(database, **server_options)
     scheduler = Scheduler(database, concurrency=concurrency, thresholds=thresholds, ca_file=ca_file)
     server.start()
+    snapshots = threading.Thread(target=snapshot_daily, args=(database, stop, tz), name="dcops-snapshots",
+                                 daemon=True)
+    snapshots.start()
     try:
         on_ready(server)
         asyncio.run(scheduler.run(stop))
     finally:
         server.stop()
+        snapshots.join(timeout=10)
     return scheduler.recorded
+
+
+def snapshot_daily(database: Database, stop: threading.Event, tz: ZoneInfo,
+                   check_seconds: float = SNAPSHOT_CHECK_SECONDS) -> None:
+    """Take the capacity snapshot once per local day, whichever process gets there first."""
+    from dcops.errors import DcopsError
+    from dcops.reports.documents import snapshot_due, take_capacity_snapshot
+
+    while not stop.is_set():
+        try:
+            if snapshot_due(database, tz=tz):
+                day, count = take_capacity_snapshot(database, tz=tz)
+                log.info("capacity snapshot of %s: %d cluster resources", day, count)
+        except DcopsError as error:  # a locked database: the next check tries again
+            log.warning("capacity snapshot not taken: %s", error)
+        stop.wait(check_seconds)

@@ -72,6 +72,7 @@ class ClusterCapacity(SQLModel, table=True):
     total: int
     reserved: int = 0
     allocation_ratio: float = 1.0
+    largest_host: int | None = None  # the largest physical host's amount (N+1 reserve), when known
 
 
 class Programme(SQLModel, table=True):
@@ -91,6 +92,7 @@ class Programme(SQLModel, table=True):
     owner_contact: str = ""
     security_contact: str = ""
     personal_data: bool = False
+    plan_id: str | None = Field(default=None, foreign_key="plan.id")  # the catalogue plan that prices it
     rto_minutes: int | None = None
     rpo_minutes: int | None = None
     backup_tier: str = "daily"
@@ -343,3 +345,56 @@ class ProbeResult(SQLModel, table=True):
     success: bool
     duration_seconds: float
     reason: str = ""
+
+
+class MaintenanceWindow(SQLModel, table=True):
+    """Planned work on a programme or on a whole cluster, recorded ahead (or, flagged, after)."""
+
+    __tablename__ = "maintenance_window"
+    __table_args__ = (
+        CheckConstraint("(programme_id IS NULL) <> (cluster_id IS NULL)", name="ck_maintenance_target"),
+        CheckConstraint("ends_at > starts_at", name="ck_maintenance_order"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    programme_id: int | None = Field(default=None, foreign_key="programme.id", index=True)
+    cluster_id: int | None = Field(default=None, foreign_key="cluster.id", index=True)
+    starts_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+    ends_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    reason: str
+    change_ref: str
+    recorded_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    recorded_by: str
+    cancelled_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    cancelled_by: str | None = None
+
+
+class CapacitySnapshot(SQLModel, table=True):
+    """What one cluster resource held on one day (local date): the history run-out forecasts fit."""
+
+    __tablename__ = "capacity_snapshot"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    cluster_id: int = Field(foreign_key="cluster.id", primary_key=True)
+    resource: str = Field(primary_key=True)
+    taken_on: date = Field(primary_key=True)
+    total: int
+    reserved: int
+    allocation_ratio: float
+    allocated: int
+    taken_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class FrozenReport(SQLModel, table=True):
+    """A report as issued: its document (figures) and the digest of the inputs it was computed from."""
+
+    __tablename__ = "frozen_report"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # uptime | capacity
+    period: str = Field(index=True)  # e.g. 2026-10, or 2026-10-01..2026-10-15
+    scope: str = ""  # e.g. "ministry=moh" ("" for the whole data centre)
+    frozen_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    frozen_by: str
+    inputs_digest: str
+    document: str  # canonical JSON, byte for byte what re-issues render from

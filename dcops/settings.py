@@ -11,6 +11,7 @@ from dcops.errors import ConfigError
 
 DEFAULT_TIMEZONE = "Asia/Vientiane"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+DEFAULT_DATA_CENTRE_NAME = "National Data Centre"
 # The playbooks shipped with dcops, beside the package in a source checkout.
 DEFAULT_PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "playbooks"
 
@@ -30,10 +31,12 @@ class Settings:
     timezone: str = DEFAULT_TIMEZONE
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
     playbooks_dir: Path = DEFAULT_PLAYBOOKS_DIR
+    data_centre_name: str = DEFAULT_DATA_CENTRE_NAME  # the name on reports
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> "Settings":
-        """Read DCOPS_HOME, DCOPS_DATABASE_URL, DCOPS_TIMEZONE, DCOPS_BUSY_TIMEOUT_MS, DCOPS_PLAYBOOKS_DIR."""
+        """Read DCOPS_HOME, DCOPS_DATABASE_URL, DCOPS_TIMEZONE, DCOPS_BUSY_TIMEOUT_MS, DCOPS_PLAYBOOKS_DIR,
+        DCOPS_DATA_CENTRE_NAME."""
         env = os.environ if environ is None else environ
         home = Path(env.get("DCOPS_HOME") or default_home(env)).expanduser()
         url = env.get("DCOPS_DATABASE_URL") or f"sqlite:///{home / 'dcops.db'}"
@@ -50,8 +53,11 @@ class Settings:
         if not raw_timeout.isdigit():
             raise ConfigError(f"DCOPS_BUSY_TIMEOUT_MS must be a whole number of milliseconds, not {raw_timeout!r}")
         playbooks_dir = Path(env.get("DCOPS_PLAYBOOKS_DIR") or DEFAULT_PLAYBOOKS_DIR).expanduser()
+        name = (env.get("DCOPS_DATA_CENTRE_NAME") or DEFAULT_DATA_CENTRE_NAME).strip()
+        if len(name) > 120 or any(ch in name for ch in "\r\n"):
+            raise ConfigError("DCOPS_DATA_CENTRE_NAME: one line of at most 120 characters")
         return cls(home=home, database_url=url, timezone=timezone, busy_timeout_ms=int(raw_timeout),
-                   playbooks_dir=playbooks_dir)
+                   playbooks_dir=playbooks_dir, data_centre_name=name)
 
     @property
     def tz(self) -> ZoneInfo:

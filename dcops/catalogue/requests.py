@@ -438,7 +438,8 @@ def approve(
                 description=request.description, tier=request.tier, status="approved",
                 classification=request.classification, environment=request.environment,
                 owner_contact=request.owner_contact, security_contact=request.security_contact,
-                personal_data=request.personal_data, backup_tier="daily", created_at=now, updated_at=now,
+                personal_data=request.personal_data, plan_id=request.plan_id, backup_tier="daily",
+                created_at=now, updated_at=now,
             ).returning(T_PROGRAMME.c.id)
         ).scalar_one()
         if needed:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from dcops.cli import audit, catalogue, cluster, db, inventory, metrics, ministry, probe, programme, provision, request
+from dcops.cli import (audit, capacity, catalogue, cluster, db, inventory, maintenance, metrics, ministry, probe,
+                       programme, provision, report, request)
 from dcops.cli.serve import serve_command
 from dcops.errors import DcopsError, ValidationError
 
@@ -47,6 +48,9 @@ app.add_typer(catalogue.app, name="catalogue")
 app.add_typer(request.app, name="request")
 app.add_typer(provision.app, name="provision")
 app.add_typer(probe.app, name="probe")
+app.add_typer(maintenance.app, name="maintenance")
+app.add_typer(report.app, name="report")
+app.add_typer(capacity.app, name="capacity")
 app.add_typer(audit.app, name="audit")
 app.add_typer(metrics.app, name="metrics")
 

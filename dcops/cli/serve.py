@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import fail, open_database
+from dcops.cli.common import fail, open_database, settings
 
 
 def serve_command(
@@ -46,7 +46,7 @@ def serve_command(
         recorded = run_service(
             database, stop, server_options=options, concurrency=concurrency,
             thresholds=Thresholds(failures, successes), ca_file=str(ca_file) if ca_file else None,
-            on_ready=lambda server: typer.echo(f"probing; serving {server.url}/metrics (Ctrl-C to stop)", err=True),
+            tz=settings().tz, on_ready=lambda server: typer.echo(f"probing; serving {server.url}/metrics (Ctrl-C to stop)", err=True),
         )
     typer.echo(f"stopped; {recorded} probe results recorded", err=True)
     database.dispose()

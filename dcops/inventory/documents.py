@@ -97,11 +97,16 @@ class CapacityDoc(_Doc):
     total: Annotated[StrictInt, Field(ge=0)]
     reserved: Annotated[StrictInt, Field(ge=0)] = 0
     allocation_ratio: Ratio = 1.0
+    # The largest physical host's share of this resource: the capacity report keeps that much
+    # free (N+1), so losing any one host strands nothing. Unknown when not given.
+    largest_host: Annotated[StrictInt, Field(ge=0)] | None = None
 
     @model_validator(mode="after")
     def _reserved_within_total(self) -> "CapacityDoc":
         if self.reserved > self.total:
             raise ValueError(f"reserved ({self.reserved}) is more than total ({self.total})")
+        if self.largest_host is not None and self.largest_host > self.total:
+            raise ValueError(f"largest_host ({self.largest_host}) is more than total ({self.total})")
         return self
 
 
@@ -198,6 +203,7 @@ class ProgrammeDoc(_Doc):
     environment: Literal["production", "staging"] = "production"
     contacts: ContactsDoc
     personal_data: StrictBool = False
+    plan: Name | None = None  # the catalogue plan it is hosted on, which prices it
     recovery: RecoveryDoc = RecoveryDoc()
     review_date: date | None = None
     depends_on: list[Slug] = []
@@ -296,6 +302,7 @@ def programme_state(doc: ProgrammeDoc) -> dict[str, Any]:
         "owner_contact": doc.contacts.owner,
         "security_contact": doc.contacts.security,
         "personal_data": doc.personal_data,
+        "plan_id": doc.plan,
         "rto_minutes": doc.recovery.rto_minutes,
         "rpo_minutes": doc.recovery.rpo_minutes,
         "backup_tier": doc.recovery.backup_tier,

@@ -37,6 +37,7 @@ def programme_document(slug: str, state: dict) -> dict:
         "environment": state["environment"],
         "contacts": {"owner": state["owner_contact"], "security": state["security_contact"]},
         "personal_data": state["personal_data"],
+        "plan": state["plan_id"],
         "recovery": {
             "rto_minutes": state["rto_minutes"],
             "rpo_minutes": state["rpo_minutes"],

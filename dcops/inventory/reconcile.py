@@ -59,6 +59,7 @@ PROGRAMME_FIELDS = (
     "owner_contact",
     "security_contact",
     "personal_data",
+    "plan_id",
     "rto_minutes",
     "rpo_minutes",
     "backup_tier",
@@ -108,6 +109,7 @@ def read_current(conn: Connection) -> Current:
             "total": row.total,
             "reserved": row.reserved,
             "allocation_ratio": row.allocation_ratio,
+            "largest_host": row.largest_host,
         }
     slug_of = {}
     for row in conn.execute(select(T_PROGRAMME)):
@@ -215,6 +217,7 @@ def check(desired: Desired, current: Current, retiring: set[str]) -> list[str]:
     """Every cross-reference and capacity problem of `desired` against `current`."""
     problems: list[str] = []
     ministries = set(current.ministries) | set(desired.ministries)
+    plans = set(current.plans) | set(desired.plans)
     clusters = {**current.clusters, **desired.clusters}
     effective = _effective_programmes(desired, current, retiring)
 
@@ -223,6 +226,8 @@ def check(desired: Desired, current: Current, retiring: set[str]) -> list[str]:
         status = effective[slug]["status"]
         if state["ministry"] not in ministries:
             problems.append(f"{at}programme {slug}: unknown ministry {state['ministry']!r}")
+        if state["plan_id"] is not None and state["plan_id"] not in plans:
+            problems.append(f"{at}programme {slug}: unknown catalogue plan {state['plan_id']!r}")
         for dependency in state["depends_on"]:
             if dependency == slug:
                 problems.append(f"{at}programme {slug}: depends on itself")

@@ -1,0 +1,109 @@
+"""`dcops maintenance`: record, list and cancel maintenance windows."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from dcops.cli.common import OUTPUT_HELP, ActorOption, Output, echo_csv, echo_json, echo_table, open_database, settings
+
+app = typer.Typer(help="Maintenance windows: planned work that the SLA excuses when recorded ahead.",
+                  no_args_is_help=True)
+
+WINDOW_COLUMNS = ("id", "programme", "cluster", "starts_at", "ends_at", "announced", "change_ref", "reason",
+                  "recorded_at", "recorded_by", "cancelled_at", "cancelled_by")
+
+
+@app.command("add")
+def add_command(
+    programme: Annotated[Optional[str], typer.Argument(help="The programme (slug); or give --cluster.")] = None,
+    cluster: Annotated[Optional[str], typer.Option(help="A whole cluster: every programme on it.")] = None,
+    start: Annotated[str, typer.Option("--start", help="When work starts: local time (data centre's zone) "
+                                       "or ISO 8601 with an offset.")] = ...,
+    end: Annotated[str, typer.Option("--end", help="When work ends (same forms as --start).")] = ...,
+    reason: Annotated[str, typer.Option(help="What is done, one line.")] = ...,
+    change_ref: Annotated[str, typer.Option("--change-ref", help="The change request's reference.")] = ...,
+    actor: ActorOption = None,
+    output: Annotated[Output, typer.Option("--output", "-o", help=OUTPUT_HELP)] = Output.table,
+) -> None:
+    """Record a maintenance window for one programme or a whole cluster.
+
+    Only a window recorded before it starts is taken out of the SLA; one recorded later
+    is kept and shown, but its time counts as downtime and the report flags it.
+
+    Example: dcops maintenance add e-crvs --start "2026-12-05 22:00" --end "2026-12-06 02:00"
+    --reason "database minor upgrade" --change-ref CHG-1042
+    """
+    from dcops.maintenance import add_window, parse_time
+
+    tz = settings().tz
+    starts_at = parse_time(start, tz, option="--start")
+    ends_at = parse_time(end, tz, option="--end")
+    window = add_window(open_database(), programme=programme, cluster=cluster, starts_at=starts_at, ends_at=ends_at,
+                        reason=reason, change_ref=change_ref, actor=actor)
+    if output == Output.json:
+        echo_json(window.as_dict())
+        return
+    target = f"programme {window.programme}" if window.programme else f"cluster {window.cluster}"
+    local = window.starts_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), window.ends_at.astimezone(tz).strftime(
+        "%Y-%m-%d %H:%M %Z")
+    typer.echo(f"maintenance window {window.id} recorded: {target}, {local[0]} to {local[1]} ({window.change_ref})")
+    if not window.announced:
+        typer.echo("note: recorded after it started, so its time counts as downtime in the uptime report",
+                   err=True)
+
+
+@app.command("list")
+def list_command(
+    programme: Annotated[Optional[str], typer.Option(help="Windows of this programme (its own and its "
+                                                     "clusters').")] = None,
+    cluster: Annotated[Optional[str], typer.Option(help="Windows of this cluster.")] = None,
+    since: Annotated[Optional[str], typer.Option(help="Windows ending after this time.")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Windows starting before this time.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include cancelled windows.")] = False,
+    output: Annotated[Output, typer.Option("--output", "-o", help=OUTPUT_HELP)] = Output.table,
+) -> None:
+    """List maintenance windows, oldest first; times in the data centre's zone.
+
+    Example: dcops maintenance list --programme e-crvs --since 2026-12-01
+    """
+    from dcops.maintenance import list_windows, parse_time
+
+    tz = settings().tz
+    since_at = parse_time(since, tz, option="--since") if since else None
+    until_at = parse_time(until, tz, option="--until") if until else None
+    with open_database().transaction() as conn:
+        windows = list_windows(conn, programme=programme, cluster=cluster, since=since_at, until=until_at,
+                               include_cancelled=all_)
+    rows = [w.as_dict() for w in windows]
+    if output == Output.json:
+        echo_json(rows)
+    elif output == Output.csv:
+        echo_csv(rows, WINDOW_COLUMNS)
+    else:
+        def when(w):
+            return f"{w.starts_at.astimezone(tz):%Y-%m-%d %H:%M}-{w.ends_at.astimezone(tz):%H:%M}"
+
+        def flag(w):
+            return "cancelled" if w.cancelled_at else ("late" if not w.announced else "")
+
+        echo_table(((w.id, w.programme or f"[{w.cluster}]", when(w), w.change_ref, flag(w), w.reason)
+                    for w in windows),
+                   ("ID", "TARGET", f"WHEN ({tz.key})", "CHANGE", "FLAG", "REASON"),
+                   right=(0,), shrink=(5, 1, 3))
+
+
+@app.command("cancel")
+def cancel_command(
+    window_id: Annotated[int, typer.Argument(help="The window's number (see `dcops maintenance list`).")],
+    actor: ActorOption = None,
+) -> None:
+    """Cancel a window that has not started yet (audited).
+
+    Example: dcops maintenance cancel 12
+    """
+    from dcops.maintenance import cancel_window
+
+    window = cancel_window(open_database(), window_id, actor=actor)
+    typer.echo(f"maintenance window {window.id} cancelled")

@@ -1,0 +1,179 @@
+"""`dcops report`: the monthly uptime (SLA) and capacity reports, frozen reports and their history."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dcops.cli.common import OUTPUT_HELP, ActorOption, Output, echo_json, echo_table, open_database, settings
+
+app = typer.Typer(help="Uptime (SLA) and capacity reports: HTML, Markdown, CSV, JSON.", no_args_is_help=True)
+
+
+class Format(str, Enum):
+    """What a report is written as."""
+
+    md = "md"
+    html = "html"
+    csv = "csv"
+    json = "json"
+
+
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="md (e-mail, wikis), html (self-contained, "
+                                              "with charts), csv or json.")]
+FileOption = Annotated[Optional[Path], typer.Option("--output-file", "-o", help="Write to this file (default: "
+                                                    "standard output).", dir_okay=False)]
+TemplateOption = Annotated[Optional[Path], typer.Option("--template", help="An edited copy of a template from "
+                                                        "templates/reports/ (html and md).", dir_okay=False)]
+
+
+def _deliver(document: dict, fmt: Format, output_file: Optional[Path], template: Optional[Path]) -> None:
+    """Render, then write all at once: a failed render leaves no half-written file."""
+    from dcops.reports.render import render
+
+    body = render(document, fmt.value, template=template)
+    if output_file is None:
+        sys.stdout.write(body)
+        return
+    from dcops.errors import UserError
+
+    target = output_file.expanduser()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(body)
+        os.replace(temporary, target)
+    except OSError as error:
+        raise UserError(f"cannot write {target}: {error.strerror or error}") from None
+    typer.echo(f"wrote {target} ({len(body.encode()):,} bytes)", err=True)
+
+
+@app.command("uptime")
+def uptime_command(
+    period: Annotated[Optional[str], typer.Option(help="A month, YYYY-MM, cut at midnight in the data "
+                                                  "centre's time zone.")] = None,
+    date_from: Annotated[Optional[str], typer.Option("--from", help="First day, YYYY-MM-DD (with --to).")] = None,
+    date_to: Annotated[Optional[str], typer.Option("--to", help="Last day, YYYY-MM-DD, included.")] = None,
+    ministry: Annotated[Optional[str], typer.Option(help="Only this ministry's programmes (its code).")] = None,
+    programme: Annotated[Optional[str], typer.Option(help="Only this programme (slug).")] = None,
+    fmt: FormatOption = Format.md,
+    output_file: FileOption = None,
+    template: TemplateOption = None,
+    freeze: Annotated[bool, typer.Option("--freeze", help="Store this report as issued (figures and the digest "
+                                         "of its inputs), to re-issue it later byte for byte.")] = False,
+    actor: ActorOption = None,
+) -> None:
+    """Availability per programme against its tier's SLA, rolled up per ministry and overall.
+
+    availability = up / (up + down), where announced maintenance and unknown time (no
+    probe data) are left out of both; the report shows them apart, with coverage, incidents,
+    MTTR, MTBF and error budget used.
+
+    Example: dcops report uptime --period 2026-10 --format html -o uptime-2026-10.html
+    """
+    from dcops.db import utcnow
+    from dcops.reports.documents import freeze as freeze_document
+    from dcops.reports.documents import resolve_period, uptime_document
+
+    config = settings()
+    chosen = resolve_period(period, date_from, date_to, config.tz)
+    database = open_database()
+    with database.transaction() as conn:
+        document = uptime_document(conn, chosen, tz=config.tz, now=utcnow(), data_centre_name=config.data_centre_name,
+                                   ministry=ministry, programme=programme)
+    if freeze:
+        from dcops.reports.render import render
+
+        render(document, fmt.value, template=template)  # a bad template fails before anything is stored
+        document = freeze_document(database, document, actor=actor)
+        typer.echo(f"frozen as report {document['frozen']['id']} (inputs {document['inputs_digest'][:19]}…); "
+                   f"re-issue with: dcops report reissue {document['frozen']['id']}", err=True)
+    _deliver(document, fmt, output_file, template)
+
+
+@app.command("capacity")
+def capacity_command(
+    site: Annotated[Optional[str], typer.Option(help="Only this site (its code).")] = None,
+    buffer: Annotated[float, typer.Option(help="Percent of capacity kept as a buffer, beyond N+1.")] = 10.0,
+    red_days: Annotated[float, typer.Option(help="Red when a resource runs out within this many days.")] = 30,
+    amber_days: Annotated[float, typer.Option(help="Amber when it runs out within this many days.")] = 120,
+    trend_days: Annotated[int, typer.Option(help="Days of snapshot history the trend is fitted to.")] = 90,
+    fmt: FormatOption = Format.md,
+    output_file: FileOption = None,
+    template: TemplateOption = None,
+) -> None:
+    """Capacity per site, cluster and resource: usable after N+1 and buffer, allocated, free,
+    pipeline, run-out forecast from the daily snapshots, status, top consumers, monthly cost.
+
+    Example: dcops report capacity --format html -o capacity.html
+    """
+    from dcops.db import utcnow
+    from dcops.reports.documents import capacity_document
+
+    config = settings()
+    with open_database().transaction() as conn:
+        document = capacity_document(conn, tz=config.tz, now=utcnow(), data_centre_name=config.data_centre_name,
+                                     site=site, buffer_percent=buffer, red_days=red_days, amber_days=amber_days,
+                                     trend_days=trend_days)
+    _deliver(document, fmt, output_file, template)
+
+
+@app.command("reissue")
+def reissue_command(
+    report_id: Annotated[int, typer.Argument(help="The frozen report's number (see `dcops report history`).")],
+    fmt: FormatOption = Format.md,
+    output_file: FileOption = None,
+    template: TemplateOption = None,
+) -> None:
+    """Render a frozen report again from its stored figures: byte for byte what was issued
+    (with the same format and template).
+
+    Example: dcops report reissue 3 --format html -o uptime-2026-10.html
+    """
+    from dcops.reports.documents import frozen_document
+
+    with open_database().transaction() as conn:
+        document = frozen_document(conn, report_id)
+    _deliver(document, fmt, output_file, template)
+
+
+@app.command("history")
+def history_command(
+    period: Annotated[Optional[str], typer.Option(help="Only reports of this period (e.g. 2026-10).")] = None,
+    output: Annotated[Output, typer.Option("--output", help=OUTPUT_HELP)] = Output.table,
+) -> None:
+    """Frozen reports, each checked against the same report computed now: a figure changed
+    after the fact (late data, an edited history) shows as "changed", with what changed.
+
+    Example: dcops report history --period 2026-10
+    """
+    from dcops.db import utcnow
+    from dcops.reports.documents import history
+
+    config = settings()
+    with open_database().transaction() as conn:
+        entries = history(conn, tz=config.tz, now=utcnow(), data_centre_name=config.data_centre_name, period=period)
+    if output == Output.json:
+        echo_json(entries)
+        return
+    if output == Output.csv:
+        from dcops.cli.common import echo_csv
+
+        echo_csv([{**e, "changes": len(e["changes"])} for e in entries],
+                 ("id", "kind", "period", "scope", "frozen_at", "frozen_by", "status", "changes", "inputs_digest"))
+        return
+    echo_table(((e["id"], e["period"], e["scope"] or "all", e["frozen_at"], e["frozen_by"], e["status"])
+                for e in entries), ("ID", "PERIOD", "SCOPE", "FROZEN AT", "BY", "STATUS"), right=(0,), shrink=(2, 4))
+    for entry in entries:
+        for change in entry["changes"][:20]:
+            typer.echo(f"  report {entry['id']}: {change['programme']} {change['figure']}: "
+                       f"{change['frozen']} then, {change['now']} now")
+        if len(entry["changes"]) > 20:
+            typer.echo(f"  report {entry['id']}: … and {len(entry['changes']) - 20} more changes")

@@ -1,0 +1,314 @@
+"""Report documents: inputs gathered, maths run, plain JSON-ready documents built; freezing, history, snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from dcops.audit import Event, default_actor, record
+from dcops.db import Database, iso_utc, utcnow
+from dcops.errors import NotFound, UserError
+from dcops.models import CapacitySnapshot, FrozenReport
+from dcops.reports import capacity as capacity_maths
+from dcops.reports import uptime as uptime_maths
+from dcops.reports.queries import capacity_inputs, snapshot_days, snapshot_rows, uptime_inputs
+
+T_FROZEN = FrozenReport.__table__
+T_SNAPSHOT = CapacitySnapshot.__table__
+
+# The figures compared between a frozen report and the same report computed again.
+COMPARED_FIGURES = ("availability", "met", "downtime_seconds", "maintenance_seconds", "late_maintenance_seconds",
+                    "unknown_seconds", "incident_count")
+DEFAULT_BUFFER_PERCENT = 10.0
+DEFAULT_TREND_DAYS = 90
+
+
+@dataclass(frozen=True)
+class Period:
+    """A report period: its label and its bounds in UTC, cut at local midnights."""
+
+    label: str
+    start: datetime
+    end: datetime
+    first_day: date
+    last_day: date
+
+
+def resolve_period(period: str | None, date_from: str | None, date_to: str | None, tz: ZoneInfo) -> Period:
+    """`--period YYYY-MM`, or `--from D --to D` (both days included); exactly one of the two forms."""
+    if period is not None and (date_from is not None or date_to is not None):
+        raise UserError("give --period YYYY-MM or --from/--to, not both")
+    if period is not None:
+        try:
+            start, end = uptime_maths.period_bounds(period, tz)
+        except ValueError as error:
+            raise UserError(f"--period: {error}") from None
+        label = period
+    elif date_from is not None and date_to is not None:
+        try:
+            first, last = date.fromisoformat(date_from), date.fromisoformat(date_to)
+        except ValueError:
+            raise UserError(f"--from/--to: dates are YYYY-MM-DD, not {date_from!r} and {date_to!r}") from None
+        try:
+            start, end = uptime_maths.range_bounds(first, last, tz)
+        except ValueError as error:
+            raise UserError(f"--from/--to: {error}") from None
+        if last - first > timedelta(days=366):
+            raise UserError("--from/--to: at most a year (366 days)")
+        label = f"{first.isoformat()}..{last.isoformat()}"
+    else:
+        raise UserError("give --period YYYY-MM, or --from YYYY-MM-DD and --to YYYY-MM-DD")
+    return Period(label, start, end, start.astimezone(tz).date(), (end.astimezone(tz) - timedelta(days=1)).date())
+
+
+def _digest(data) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+def canonical_json(data) -> str:
+    """The one JSON form documents are stored and digested in: sorted keys, no spaces, UTF-8."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def uptime_document(conn: Connection, period: Period, *, tz: ZoneInfo, now: datetime, data_centre_name: str,
+                    ministry: str | None = None, programme: str | None = None) -> dict:
+    """The uptime (SLA) report of one period: per programme, per ministry and for the data centre."""
+    histories, windows = uptime_inputs(conn, start=period.start, end=period.end, ministry=ministry,
+                                       programme=programme)
+    measured_end = min(period.end, now)
+    figures = []
+    by_ministry: dict[str, list] = {}
+    programmes = []
+    digest_input = []
+    for history in histories:
+        result = uptime_maths.programme_uptime(history.spans, history.windows, start=period.start, end=period.end,
+                                               now=now, target_percent=history.target_percent, tz=tz)
+        figures.append(result)
+        by_ministry.setdefault(history.ministry, []).append((history, result))
+        programmes.append({"slug": history.slug, "name": history.name, "ministry": history.ministry,
+                           "ministry_name": history.ministry_name, "tier": history.tier,
+                           "tier_name": history.tier_name, **result.as_dict()})
+        digest_input.append([
+            history.slug, history.name, history.ministry, history.tier, history.target_percent,
+            [[s.state, iso_utc(max(s.start, period.start)),
+              iso_utc(min(s.end or measured_end, measured_end)), s.reason]
+             for s in history.spans if s.start < measured_end],
+            [[w.id, iso_utc(w.start), iso_utc(w.end), iso_utc(w.recorded_at)] for w in history.windows],
+        ])
+    ministries = []
+    for code, members in by_ministry.items():
+        summary = uptime_maths.rollup([result for _h, result in members])
+        ministries.append({"code": code, "name": members[0][0].ministry_name, **_without_days(summary.as_dict())})
+    data_centre = _without_days(uptime_maths.rollup(figures).as_dict())
+    return {
+        "kind": "uptime",
+        "title": "Uptime report",
+        "data_centre_name": data_centre_name,
+        "period": {"label": period.label, "start": iso_utc(period.start), "end": iso_utc(period.end),
+                   "timezone": tz.key, "partial": now < period.end, "first_day": period.first_day.isoformat(),
+                   "last_day": period.last_day.isoformat()},
+        "generated_at": iso_utc(now),
+        "filters": {"ministry": ministry, "programme": programme},
+        "frozen": None,
+        "inputs_digest": _digest({"period": [iso_utc(period.start), iso_utc(measured_end)], "timezone": tz.key,
+                                  "programmes": digest_input}),
+        "data_centre": data_centre,
+        "ministries": ministries,
+        "programmes": programmes,
+        "maintenance": [
+            {"id": w.id, "programme": w.programme, "cluster": w.cluster, "start": iso_utc(w.start),
+             "end": iso_utc(w.end), "recorded_at": iso_utc(w.recorded_at), "recorded_by": w.recorded_by,
+             "change_ref": w.change_ref, "reason": w.reason, "announced": w.recorded_at <= w.start}
+            for w in windows
+        ],
+    }
+
+
+def _without_days(summary: dict) -> dict:
+    """Roll-ups are tables in the report; the daily strips belong to programmes."""
+    return {k: v for k, v in summary.items() if k != "days"}
+
+
+def capacity_document(conn: Connection, *, tz: ZoneInfo, now: datetime, data_centre_name: str,
+                      site: str | None = None, buffer_percent: float = DEFAULT_BUFFER_PERCENT,
+                      red_days: float = capacity_maths.RED_DAYS, amber_days: float = capacity_maths.AMBER_DAYS,
+                      trend_days: int = DEFAULT_TREND_DAYS) -> dict:
+    """The capacity report: per site, cluster and resource, with run-out forecasts, consumers and cost."""
+    if not 0 <= buffer_percent < 100:
+        raise UserError(f"--buffer: a percentage from 0 to 100, not {buffer_percent:g}")
+    if not 0 < red_days <= amber_days:
+        raise UserError(f"--red-days ({red_days:g}) must be more than 0 and at most --amber-days ({amber_days:g})")
+    if trend_days < 2:
+        raise UserError("--trend-days: at least 2")
+    today = now.astimezone(tz).date()
+    inputs = capacity_inputs(conn, site=site, history_since=today - timedelta(days=trend_days))
+    clusters: dict[tuple[str, str], list] = {}
+    for resource in inputs.resources:
+        figures = capacity_maths.resource_figures(resource, buffer_percent=buffer_percent)
+        points = inputs.history.get((resource.cluster, resource.resource), [])
+        forecast = capacity_maths.forecast(points, usable=figures.usable, now=now)
+        clusters.setdefault((resource.site, resource.cluster), []).append((figures, forecast, points))
+    sites = []
+    for code, name in inputs.sites.items():
+        entries = []
+        for (site_code, cluster), members in clusters.items():
+            if site_code != code:
+                continue
+            summary = capacity_maths.cluster_summary({f.resource: f for f, _fc, _p in members},
+                                                     {f.resource: fc for f, fc, _p in members},
+                                                     red_days=red_days, amber_days=amber_days)
+            resources = []
+            for figures, forecast, points in sorted(members, key=lambda m: capacity_maths.RESOURCE_ORDER.index(
+                    m[0].resource) if m[0].resource in capacity_maths.RESOURCE_ORDER else 99):
+                resources.append({
+                    **figures.as_dict(),
+                    "forecast": {**forecast.as_dict(), "points": len(points)},
+                    "status": summary.resource_statuses[figures.resource],
+                    "history": [{"day": p.at.date().isoformat(), "allocated": p.allocated} for p in points],
+                })
+            entries.append({"name": cluster, "status": summary.status, "binding_resource": summary.binding_resource,
+                            "first_to_run_out": summary.first_to_run_out,
+                            "earliest_run_out": summary.runs_out_on.isoformat() if summary.runs_out_on else None,
+                            "resources": resources})
+        sites.append({"code": code, "name": name, "clusters": entries})
+    top = capacity_maths.top_consumers(inputs.allocations)
+    cost = capacity_maths.monthly_cost(inputs.priced)
+    return {
+        "kind": "capacity",
+        "title": "Capacity report",
+        "data_centre_name": data_centre_name,
+        "generated_at": iso_utc(now),
+        "timezone": tz.key,
+        "filters": {"site": site},
+        "settings": {"buffer_percent": buffer_percent, "red_days": red_days, "amber_days": amber_days,
+                     "trend_days": trend_days},
+        "sites": sites,
+        "top_consumers": {
+            resource: {"ministries": [{"code": c, "amount": a} for c, a in lists["ministries"]],
+                       "programmes": [{"slug": s, "ministry": m, "amount": a} for s, m, a in lists["programmes"]]}
+            for resource, lists in top.items()
+        },
+        "cost": {
+            "currency": "LAK",
+            "ministries": [{"code": m.ministry, "name": inputs.ministry_names.get(m.ministry, ""),
+                            "monthly_lak": m.total_lak, "programmes": m.programme_count,
+                            "unpriced": list(m.without_plan)} for m in cost.ministries],
+            "total_lak": cost.total_lak,
+        },
+        "pipeline": {"approved": inputs.approved, "submitted": inputs.submitted},
+    }
+
+
+# --- freezing and history -----------------------------------------------------------------------
+
+
+def freeze(database: Database, document: dict, *, actor: str | None = None, now: datetime | None = None) -> dict:
+    """Store an uptime document as issued; returns it with its `frozen` stamp, as stored."""
+    actor = actor or default_actor()
+    now = now or utcnow()
+    filters = document["filters"]
+    scope = ",".join(f"{k}={v}" for k, v in sorted(filters.items()) if v is not None)
+    with database.transaction(immediate=True) as conn:
+        report_id = conn.execute(insert(T_FROZEN).values(
+            kind=document["kind"], period=document["period"]["label"], scope=scope, frozen_at=now, frozen_by=actor,
+            inputs_digest=document["inputs_digest"], document="",
+        ).returning(T_FROZEN.c.id)).scalar_one()
+        frozen = {**document, "frozen": {"id": report_id, "inputs_digest": document["inputs_digest"],
+                                          "frozen_at": iso_utc(now), "frozen_by": actor}}
+        conn.execute(update(T_FROZEN).where(T_FROZEN.c.id == report_id).values(document=canonical_json(frozen)))
+        record(conn, Event(actor, "report.freeze", "report", str(report_id), None,
+                           {"kind": document["kind"], "period": document["period"]["label"], "scope": scope,
+                            "inputs_digest": document["inputs_digest"]}))
+    return frozen
+
+
+def frozen_document(conn: Connection, report_id: int) -> dict:
+    """A frozen report's document, exactly as stored."""
+    row = conn.execute(select(T_FROZEN.c.document).where(T_FROZEN.c.id == report_id)).first()
+    if row is None:
+        raise NotFound(f"no frozen report {report_id} (see `dcops report history`)")
+    return json.loads(row[0])
+
+
+def history(conn: Connection, *, tz: ZoneInfo, now: datetime, data_centre_name: str,
+            period: str | None = None) -> list[dict]:
+    """Frozen reports, each compared with the same report computed again now."""
+    query = select(T_FROZEN).order_by(T_FROZEN.c.id)
+    if period is not None:
+        query = query.where(T_FROZEN.c.period == period)
+    entries = []
+    for row in conn.execute(query).all():
+        frozen = json.loads(row.document)
+        again = uptime_document(
+            conn, _period_of(frozen), tz=ZoneInfo(frozen["period"]["timezone"]), now=now,
+            data_centre_name=data_centre_name, **frozen["filters"])
+        changes = compare(frozen, again)
+        entries.append({
+            "id": row.id, "kind": row.kind, "period": row.period, "scope": row.scope,
+            "frozen_at": iso_utc(row.frozen_at), "frozen_by": row.frozen_by,
+            "inputs_digest": row.inputs_digest, "current_digest": again["inputs_digest"],
+            "status": "unchanged" if row.inputs_digest == again["inputs_digest"] and not changes else "changed",
+            "changes": changes,
+        })
+    return entries
+
+
+def _period_of(document: dict) -> Period:
+    period = document["period"]
+    return Period(period["label"], _parse_z(period["start"]), _parse_z(period["end"]),
+                  date.fromisoformat(period["first_day"]), date.fromisoformat(period["last_day"]))
+
+
+def _parse_z(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def compare(frozen: dict, again: dict) -> list[dict]:
+    """Figures that differ between two uptime documents: programme, figure, then and now."""
+    before = {p["slug"]: p for p in frozen["programmes"]}
+    after = {p["slug"]: p for p in again["programmes"]}
+    changes = []
+    for slug in sorted(before.keys() | after.keys()):
+        if slug not in after or slug not in before:
+            changes.append({"programme": slug, "figure": "reported", "frozen": slug in before, "now": slug in after})
+            continue
+        for figure in COMPARED_FIGURES:
+            if before[slug].get(figure) != after[slug].get(figure):
+                changes.append({"programme": slug, "figure": figure, "frozen": before[slug].get(figure),
+                                "now": after[slug].get(figure)})
+    return changes
+
+
+# --- capacity snapshots -------------------------------------------------------------------------
+
+
+def take_capacity_snapshot(database: Database, *, tz: ZoneInfo, now: datetime | None = None) -> tuple[date, int]:
+    """Record what every cluster resource holds today (local date); taken again the same day, it replaces."""
+    now = now or utcnow()
+    today = now.astimezone(tz).date()
+    with database.transaction(immediate=True) as conn:
+        rows = snapshot_rows(conn)
+        conn.execute(delete(T_SNAPSHOT).where(T_SNAPSHOT.c.taken_on == today))
+        if rows:
+            conn.execute(insert(T_SNAPSHOT), [
+                {"cluster_id": cluster_id, "resource": resource, "taken_on": today, "total": total,
+                 "reserved": reserved, "allocation_ratio": ratio, "allocated": int(allocated), "taken_at": now}
+                for cluster_id, resource, total, reserved, ratio, allocated in rows
+            ])
+    return today, len(rows)
+
+
+def snapshot_due(database: Database, *, tz: ZoneInfo, now: datetime | None = None) -> bool:
+    """True when today (local date) has no capacity snapshot yet."""
+    today = (now or utcnow()).astimezone(tz).date()
+    with database.transaction() as conn:
+        return today not in snapshot_days(conn, since=today)
+
+
+UTC = timezone.utc

@@ -1,0 +1,261 @@
+"""The reports' query layer: reads the database into the plain rows the report maths takes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from dcops.db import UTCDateTime
+from dcops.errors import NotFound
+from dcops.inventory.capacity import ResourceUsage
+from dcops.reports.capacity import ResourceInput, SnapshotPoint
+from dcops.reports.uptime import MaintenanceWindow, StateSpan
+
+_TIME = UTCDateTime()
+# Programmes in these states have nothing to measure yet.
+NOT_YET_RUNNING = ("requested", "approved", "provisioning")
+
+
+def _time(conn: Connection, value) -> datetime | None:
+    """A UTCDateTime read through text SQL: SQLite hands back its stored text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return _TIME.process_result_value(value, conn.dialect)
+
+
+@dataclass
+class ProgrammeHistory:
+    """One programme's descriptive fields, its programme-level state spans and its maintenance windows."""
+
+    id: int
+    slug: str
+    name: str
+    ministry: str
+    ministry_name: str
+    tier: int
+    tier_name: str
+    target_percent: float
+    status: str
+    spans: list[StateSpan] = field(default_factory=list)
+    windows: list[MaintenanceWindow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WindowRow:
+    """A maintenance window as the report lists it (programme or cluster)."""
+
+    id: int
+    programme: str | None
+    cluster: str | None
+    start: datetime
+    end: datetime
+    recorded_at: datetime
+    recorded_by: str
+    change_ref: str
+    reason: str
+
+
+def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, ministry: str | None = None,
+                  programme: str | None = None) -> tuple[list[ProgrammeHistory], list[WindowRow]]:
+    """The programmes to report on over [start, end), with their spans and windows.
+
+    A programme is reported when it was running during the period: not retired, or retired
+    with history inside the period; and past provisioning. Cancelled windows are left out.
+    """
+    if ministry is not None and conn.execute(text("SELECT 1 FROM ministry WHERE code = :m"),
+                                             {"m": ministry}).first() is None:
+        raise NotFound(f"no ministry {ministry!r} (see `dcops ministry list`)")
+    if programme is not None and conn.execute(text("SELECT 1 FROM programme WHERE slug = :p"),
+                                              {"p": programme}).first() is None:
+        raise NotFound(f"no programme {programme!r} (see `dcops programme list`)")
+    where, params = ["p.status NOT IN ('requested', 'approved', 'provisioning')"], {"start": start, "end": end}
+    if ministry is not None:
+        where.append("m.code = :ministry")
+        params["ministry"] = ministry
+    if programme is not None:
+        where.append("p.slug = :programme")
+        params["programme"] = programme
+    bind = _bind_times(conn, params)
+    rows = conn.execute(text(
+        "SELECT p.id, p.slug, p.name, m.code, m.name, p.tier, t.name, t.sla_target_percent, p.status "
+        "FROM programme p JOIN ministry m ON m.id = p.ministry_id JOIN sla_tier t ON t.tier = p.tier "
+        f"WHERE {' AND '.join(where)} ORDER BY m.code, p.slug"), bind).all()
+    programmes = {r[0]: ProgrammeHistory(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows}
+    for r in conn.execute(text(
+            "SELECT programme_id, state, started_at, ended_at, reason FROM state_interval "
+            "WHERE endpoint_id IS NULL AND started_at < :end AND (ended_at IS NULL OR ended_at > :start) "
+            "ORDER BY programme_id, started_at"), bind):
+        history = programmes.get(r[0])
+        if history is not None:
+            history.spans.append(StateSpan(r[1], _time(conn, r[2]), _time(conn, r[3]), r[4] or ""))
+    programmes = {pid: h for pid, h in programmes.items() if h.status != "retired" or h.spans}
+
+    clusters_of: dict[int, set[int]] = defaultdict(set)
+    for r in conn.execute(text("SELECT programme_id, cluster_id FROM allocation UNION "
+                               "SELECT programme_id, cluster_id FROM host")):
+        clusters_of[r[0]].add(r[1])
+    windows: list[WindowRow] = []
+    for r in conn.execute(text(
+            "SELECT w.id, w.programme_id, w.cluster_id, p.slug, c.name, w.starts_at, w.ends_at, w.recorded_at, "
+            "w.recorded_by, w.change_ref, w.reason FROM maintenance_window w "
+            "LEFT JOIN programme p ON p.id = w.programme_id LEFT JOIN cluster c ON c.id = w.cluster_id "
+            "WHERE w.cancelled_at IS NULL AND w.starts_at < :end AND w.ends_at > :start "
+            "ORDER BY w.starts_at, w.id"), bind):
+        row = WindowRow(r[0], r[3], r[4], _time(conn, r[5]), _time(conn, r[6]), _time(conn, r[7]), r[8], r[9], r[10])
+        window = MaintenanceWindow(row.id, row.start, row.end, row.recorded_at, row.change_ref, row.reason)
+        applies = [h for pid, h in programmes.items()
+                   if (r[1] is not None and pid == r[1]) or (r[2] is not None and r[2] in clusters_of[pid])]
+        for history in applies:
+            history.windows.append(window)
+        if applies:
+            windows.append(row)
+    return list(programmes.values()), windows
+
+
+def _bind_times(conn: Connection, params: dict) -> dict:
+    """Times and dates bound to text SQL in the form their columns store them (on SQLite,
+    the text that compares in time order with what UTCDateTime and Date write)."""
+    sqlite = conn.dialect.name == "sqlite"
+    bound = {}
+    for key, value in params.items():
+        if isinstance(value, datetime):
+            value = _TIME.process_bind_param(value, conn.dialect)
+            if sqlite:
+                value = value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        elif isinstance(value, date) and sqlite:
+            value = value.isoformat()
+        bound[key] = value
+    return bound
+
+
+# --- capacity ---------------------------------------------------------------------------------
+
+
+@dataclass
+class CapacityInputs:
+    """Everything the capacity report computes from."""
+
+    sites: dict[str, str]  # code -> name, in report order
+    resources: list[ResourceInput]
+    history: dict[tuple[str, str], list[SnapshotPoint]]  # (cluster, resource) -> daily points
+    allocations: list[tuple[str, str, str, str, int]]  # ministry, programme, cluster, resource, amount
+    priced: list[tuple[str, str, str | None, int | None]]  # ministry, programme, plan, monthly LAK
+    ministry_names: dict[str, str]
+    approved: list[dict]
+    submitted: list[dict]
+
+
+def capacity_inputs(conn: Connection, *, site: str | None, history_since: date) -> CapacityInputs:
+    """Capacity rows, allocations, pipeline, snapshot history and plan prices (one site or all)."""
+    from dcops.catalogue.requests import choose_cluster
+
+    params: dict = {}
+    site_filter = ""
+    if site is not None:
+        if conn.execute(text("SELECT 1 FROM site WHERE code = :s"), {"s": site}).first() is None:
+            raise NotFound(f"no site {site!r} (see `dcops cluster list`)")
+        site_filter = "AND s.code = :site"
+        params["site"] = site
+    sites = dict(conn.execute(text(
+        f"SELECT s.code, s.name FROM site s WHERE 1 = 1 {site_filter} ORDER BY s.role DESC, s.code"), params).all())
+    # Programmes approved but not yet provisioned already hold their allocations (reserved at
+    # approval): they are shown apart as pipeline, not added again.
+    rows = conn.execute(text(
+        "SELECT c.name, s.code, k.resource, k.total, k.reserved, k.allocation_ratio, k.largest_host, "
+        "COALESCE(SUM(a.amount), 0), "
+        "COALESCE(SUM(CASE WHEN p.status IN ('approved', 'provisioning') THEN a.amount END), 0) "
+        "FROM cluster_capacity k JOIN cluster c ON c.id = k.cluster_id JOIN site s ON s.id = c.site_id "
+        "LEFT JOIN allocation a ON a.cluster_id = k.cluster_id AND a.resource = k.resource "
+        "LEFT JOIN programme p ON p.id = a.programme_id "
+        f"WHERE 1 = 1 {site_filter} "
+        "GROUP BY c.name, s.code, k.resource, k.total, k.reserved, k.allocation_ratio, k.largest_host "
+        "ORDER BY s.code, c.name, k.resource"), params).all()
+
+    submitted_rows = conn.execute(text(
+        "SELECT r.id, r.programme_slug, m.code, r.plan_id, r.site, pl.vcpu, pl.ram_gib, pl.storage_gib, "
+        "pl.instances FROM hosting_request r JOIN ministry m ON m.id = r.ministry_id "
+        "JOIN plan pl ON pl.id = r.plan_id WHERE r.state = 'submitted' ORDER BY r.id")).all()
+    usage: dict[str, dict[str, ResourceUsage]] = defaultdict(dict)
+    site_of: dict[str, str] = {}
+    for r in rows:
+        usage[r[0]][r[2]] = ResourceUsage(r[0], r[1], r[2], r[3], r[4], r[5], int(r[7]))
+        site_of[r[0]] = r[1]
+    # Submitted demand lands, for the forecast, where placement would put it today.
+    submitted_demand: dict[tuple[str, str], int] = defaultdict(int)
+    submitted = []
+    for r in submitted_rows:
+        needed = {name: amount * r[8] for name, amount in (("vcpu", r[5]), ("ram_gib", r[6]), ("storage_gib", r[7]))
+                  if amount}
+        candidates = {name: u for name, u in usage.items() if r[4] is None or site_of[name] == r[4]}
+        cluster, _refusals = choose_cluster(needed, candidates)
+        if cluster is not None:
+            for resource, amount in needed.items():
+                submitted_demand[(cluster, resource)] += amount
+        submitted.append({"id": r[0], "programme": r[1], "ministry": r[2], "plan": r[3], "cluster": cluster})
+    resources = [
+        ResourceInput(cluster=r[0], site=r[1], resource=r[2], total=r[3], reserved=r[4], allocation_ratio=r[5],
+                      largest_host=r[6], allocated=int(r[7]), pipeline_approved=int(r[8]),
+                      pipeline_submitted=submitted_demand.get((r[0], r[2]), 0))
+        for r in rows
+    ]
+    approved = [
+        {"id": r[0], "programme": r[1], "ministry": r[2], "plan": r[3], "cluster": r[4]}
+        for r in conn.execute(text(
+            "SELECT r.id, r.programme_slug, m.code, r.plan_id, MIN(c.name) FROM hosting_request r "
+            "JOIN ministry m ON m.id = r.ministry_id JOIN programme p ON p.id = r.programme_id "
+            "LEFT JOIN allocation a ON a.programme_id = p.id LEFT JOIN cluster c ON c.id = a.cluster_id "
+            "WHERE p.status IN ('approved', 'provisioning') GROUP BY r.id, r.programme_slug, m.code, r.plan_id "
+            "ORDER BY r.id"))
+    ]
+
+    history: dict[tuple[str, str], list[SnapshotPoint]] = defaultdict(list)
+    for r in conn.execute(text(
+            "SELECT c.name, x.resource, x.taken_on, x.allocated FROM capacity_snapshot x "
+            "JOIN cluster c ON c.id = x.cluster_id JOIN site s ON s.id = c.site_id "
+            f"WHERE x.taken_on >= :since {site_filter} ORDER BY c.name, x.resource, x.taken_on"),
+            _bind_times(conn, {**params, "since": history_since})):
+        day = r[2] if isinstance(r[2], date) else date.fromisoformat(r[2])
+        history[(r[0], r[1])].append(SnapshotPoint(_noon_utc(day), float(r[3])))
+
+    allocations = [tuple(r) for r in conn.execute(text(
+        "SELECT m.code, p.slug, c.name, a.resource, a.amount FROM allocation a "
+        "JOIN programme p ON p.id = a.programme_id JOIN ministry m ON m.id = p.ministry_id "
+        "JOIN cluster c ON c.id = a.cluster_id JOIN site s ON s.id = c.site_id "
+        f"WHERE 1 = 1 {site_filter} ORDER BY m.code, p.slug"), params)]
+    priced = [tuple(r) for r in conn.execute(text(
+        "SELECT m.code, p.slug, p.plan_id, pl.monthly_cost_lak FROM programme p "
+        "JOIN ministry m ON m.id = p.ministry_id LEFT JOIN plan pl ON pl.id = p.plan_id "
+        "WHERE p.status NOT IN ('requested', 'retired') ORDER BY m.code, p.slug"))]
+    ministry_names = dict(conn.execute(text("SELECT code, name FROM ministry")).all())
+    return CapacityInputs(sites, resources, dict(history), allocations, priced, ministry_names, approved, submitted)
+
+
+def _noon_utc(day: date) -> datetime:
+    """A snapshot's day as one instant; the fit only needs the days evenly placed."""
+    from datetime import timezone
+
+    return datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
+
+
+def snapshot_rows(conn: Connection) -> list[tuple[int, str, int, int, float, int]]:
+    """Every cluster resource now: cluster_id, resource, total, reserved, ratio, allocated."""
+    return [tuple(r) for r in conn.execute(text(
+        "SELECT k.cluster_id, k.resource, k.total, k.reserved, k.allocation_ratio, "
+        "COALESCE((SELECT SUM(a.amount) FROM allocation a WHERE a.cluster_id = k.cluster_id "
+        "AND a.resource = k.resource), 0) FROM cluster_capacity k ORDER BY k.cluster_id, k.resource"))]
+
+
+def snapshot_days(conn: Connection, *, since: date) -> set[date]:
+    """The days that have a capacity snapshot."""
+    return {r[0] if isinstance(r[0], date) else date.fromisoformat(r[0]) for r in conn.execute(
+        text("SELECT DISTINCT taken_on FROM capacity_snapshot WHERE taken_on >= :since"),
+        _bind_times(conn, {"since": since}))}
+
+
+ONE_DAY = timedelta(days=1)
