@@ -7,6 +7,7 @@ from typer.core import TyperGroup
 
 from dcops.cli import (audit, capacity, catalogue, cluster, db, inventory, maintenance, metrics, ministry, probe,
                        programme, provision, report, request)
+from dcops.cli.demo import demo_command
 from dcops.cli.serve import serve_command
 from dcops.errors import DcopsError, ValidationError
 
@@ -56,6 +57,7 @@ app.add_typer(metrics.app, name="metrics")
 
 
 app.command("serve")(serve_command)
+app.command("demo")(demo_command)
 
 
 @app.callback()

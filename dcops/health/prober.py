@@ -130,7 +130,7 @@ class Scheduler:
 
         async def one(row: CheckRow) -> None:
             async with slots:
-                result = await probe(as_probe_check(row), client=client)
+                result = await probe(as_probe_check(row), client=client, ca_file=self.ca_file)
             self.pending.append(result)
 
         try:

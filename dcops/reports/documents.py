@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, insert, select, update
@@ -310,5 +310,3 @@ def snapshot_due(database: Database, *, tz: ZoneInfo, now: datetime | None = Non
     with database.transaction() as conn:
         return today not in snapshot_days(conn, since=today)
 
-
-UTC = timezone.utc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -257,5 +257,3 @@ def snapshot_days(conn: Connection, *, since: date) -> set[date]:
         text("SELECT DISTINCT taken_on FROM capacity_snapshot WHERE taken_on >= :since"),
         _bind_times(conn, {"since": since}))}
 
-
-ONE_DAY = timedelta(days=1)

@@ -1,0 +1,142 @@
+"""`dcops demo`: the whole chain in a folder of its own, nothing left running; refusals write nothing."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import text
+
+from conftest import Cli
+from dcops.db import open_database
+from dcops.demo import DEMO_REQUESTS, run_demo, demo_settings
+from dcops.reports.documents import resolve_period, uptime_document
+
+
+def tree(directory: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `directory` with its size and modification time, to see that nothing changed."""
+    return {str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(directory.rglob("*"))}
+
+
+def refused(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect((host, port))
+        except ConnectionRefusedError:
+            return True
+    return False
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_chain_and_leaves_nothing_running(tmp_path, settings):
+    threads_before = threading.active_count()
+    lines: list[str] = []
+    directory = tmp_path / "demo"
+
+    result = run_demo(directory, probe_seconds=15, echo=lines.append)
+
+    output = "\n".join(lines)
+    for step in range(1, 9):
+        assert f"[{step}/8] " in output, output
+    assert lines[-1].startswith("demo finished in "), output
+    assert not result.failures and not result.skipped, output
+    assert result.seconds < 120
+
+    # Nothing left running: the stand-ins, the prober, /metrics and their threads are gone.
+    assert threading.active_count() == threads_before, threading.enumerate()
+    metrics = urlsplit(result.metrics_url)
+    assert refused(metrics.hostname, metrics.port)
+    assert result.metrics_series and result.metrics_series >= 20, output
+
+    # The requests became active programmes through one successful sandbox job.
+    assert result.job_status == "successful"
+    assert sorted(result.programmes) == sorted(r.slug for r in DEMO_REQUESTS)
+    config = demo_settings(directory)
+    assert config.database_url == f"sqlite:///{directory / 'dcops.db'}"
+    database = open_database(config)
+    try:
+        with database.transaction() as conn:
+            statuses = dict(conn.execute(text(
+                "SELECT slug, status FROM programme WHERE slug IN ('maternal-health-tracker', "
+                "'school-grants-portal', 'customs-risk-engine')")).all())
+            requests = [row[0] for row in conn.execute(text("SELECT state FROM hosting_request"))]
+            job = conn.execute(text("SELECT status, sandbox FROM job")).one()
+            intervals = {row[0] for row in conn.execute(text("SELECT DISTINCT interval_seconds FROM endpoint"))}
+            tls = conn.execute(text(
+                "SELECT e.target, s.state, s.last_reason FROM endpoint e JOIN check_state s "
+                "ON s.endpoint_id = e.id WHERE e.kind = 'tls'")).all()
+            period = resolve_period(None, result.started_at.astimezone(config.tz).date().isoformat(),
+                                    result.started_at.astimezone(config.tz).date().isoformat(), config.tz)
+            from dcops.db import utcnow
+
+            uptime = uptime_document(conn, period, tz=config.tz, now=utcnow(), data_centre_name="x",
+                                     programme=result.outage)
+    finally:
+        database.dispose()
+    assert statuses == {slug: "active" for slug in result.programmes}
+    assert requests == ["active"] * len(DEMO_REQUESTS)
+    assert tuple(job) == ("successful", True)
+    assert intervals == {60}, "the demo's dense probing is undone afterwards"
+    assert (directory / "sandbox").is_dir() and result.job_dir.is_dir()
+
+    # The failing programme has an incident and downtime, in the figures and in both renderings.
+    assert result.outage == "immunisation-registry"
+    figures = uptime["programmes"][0]
+    assert figures["incident_count"] >= 1 and figures["downtime_seconds"] > 0, figures
+    reports = {path.name: path for path in result.reports}
+    assert len(reports) == 4 and all(path.stat().st_size > 0 for path in reports.values())
+    uptime_md = next(path for name, path in reports.items() if name.startswith("uptime") and name.endswith(".md"))
+    uptime_html = uptime_md.with_suffix(".html")
+    for path in (uptime_md, uptime_html):
+        body = path.read_text(encoding="utf-8")
+        assert "immunisation-registry" in body and "status 503" in body, path
+        assert "CHG-DEMO-1" in body, "the announced maintenance window is in the report"
+    incidents = uptime_md.read_text(encoding="utf-8").split("## Incidents", 1)[1]
+    assert "Electronic immunisation registry" in incidents.split("\n## ", 1)[0]
+    assert (directory / "catalogue-site" / "index.html").is_file()
+
+    # The TLS stand-ins are verified against the demo's CA (passed to the prober as ca_file).
+    assert tls and all(state == "up" for _target, state, _reason in tls), tls
+
+    # A second run into the same, now non-empty, folder: one line, exit 2, nothing written.
+    before = tree(directory)
+    refusal = Cli(settings)("demo", "--dir", directory, "--probe-seconds", "10", expect=2)
+    assert refusal.stderr.strip().count("\n") == 0 and "not empty" in refusal.stderr, refusal.stderr
+    assert tree(directory) == before
+
+
+def test_refusals_write_nothing(cli, tmp_path):
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "notes.txt").write_text("mine\n")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    fresh = tmp_path / "fresh"
+    for args, message in (
+        (("--dir", occupied), "not empty"),
+        (("--dir", a_file), "not a folder"),
+        (("--dir", fresh, "--probe-seconds", "5"), "--probe-seconds"),
+    ):
+        result = cli("demo", *args, expect=2)
+        assert result.stderr.startswith("dcops: error: ") and message in result.stderr, result.stderr
+        assert result.stderr.strip().count("\n") == 0
+    assert [p.name for p in occupied.iterdir()] == ["notes.txt"]
+    assert a_file.read_text() == ""
+    assert not fresh.exists()
+
+
+def test_help_has_an_example_and_start_up_stays_light(cli):
+    assert "Example: dcops demo" in cli("demo", "--help").stdout
+    heavy = ("ansible_runner", "jinja2", "prometheus_client", "httpx", "dcops.demo")
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, dcops.cli.main; "
+                               f"print([m for m in {heavy!r} if m in sys.modules])"],
+        capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "[]"
