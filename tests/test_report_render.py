@@ -560,3 +560,15 @@ def test_two_hundred_programmes_render_quickly():
     elapsed = time.perf_counter() - started
     assert elapsed < 1.0, elapsed
     assert html.count("<title>2026-10-") == 200 * 31
+
+
+def test_a_long_period_draws_runs_of_days_not_one_cell_each():
+    """90 days (1 Jan to 31 Mar 2026): 85 up (to 26 Mar), 27 Mar partly down, 4 up: three bars."""
+    days = [{"day": (date(2026, 1, 1) + timedelta(days=i)).isoformat(), "up": float(DAY), "down": 0.0,
+             "maintenance": 0.0, "unknown": 0.0} for i in range(90)]
+    days[85] = {**days[85], "up": DAY - 600.0, "down": 600.0}
+    programme = {"slug": "p", "name": "P", "days": days, "downtime_seconds": 600.0}
+    svg = charts.day_strips([programme], first_day="2026-01-01", last_day="2026-03-31", id_prefix="y")
+    titles = re.findall(r"<title>([^<]*)</title></rect>", svg)
+    assert titles == ["2026-01-01 to 2026-03-26: up 122,400 min", "2026-03-27: up 1,430 min, down 10 min",
+                      "2026-03-28 to 2026-03-31: up 5,760 min"]

@@ -305,3 +305,12 @@ def test_snapshots_once_a_day_replacing_the_same_day(sample):
     assert rows == count(sample, "cluster_capacity") > 0
     day, taken = take_capacity_snapshot(sample, tz=VIENTIANE)
     assert taken == rows and count(sample, "capacity_snapshot") == rows  # replaced, not added
+
+
+def test_the_report_modules_light_tables_match_the_models():
+    from dcops.models import CapacitySnapshot, FrozenReport
+    from dcops.reports.documents import T_FROZEN, T_SNAPSHOT
+
+    for light, model in ((T_FROZEN, FrozenReport), (T_SNAPSHOT, CapacitySnapshot)):
+        assert {c.name: type(c.type).__name__ for c in light.columns} == {
+            c.name: type(c.type).__name__.replace("AutoString", "String") for c in model.__table__.columns}

@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from dcops.catalogue import requests
-from dcops.catalogue.requests import TRANSITIONS, approve, choose_cluster, submit
+from dcops.catalogue.requests import TRANSITIONS, approve, submit
+from dcops.inventory.capacity import choose_cluster
 from dcops.errors import Conflict, NotFound, UserError, ValidationError
 from dcops.inventory.capacity import ResourceUsage
 from dcops.inventory.service import load_directory

@@ -1,4 +1,4 @@
-"""Capacity maths (pure): what a cluster can hold, what is allocated, what is free."""
+"""Capacity maths (pure): what a cluster can hold, what is allocated, what is free, where a plan fits."""
 
 from __future__ import annotations
 
@@ -56,3 +56,36 @@ class ResourceUsage:
             "free": self.free,
             "used_ratio": self.used_ratio,
         }
+
+
+def shortfalls(needed: dict[str, int], usage: dict[str, ResourceUsage]) -> list[str]:
+    """What does not fit on one cluster, per resource: 'vcpu short by 4 (free 2, needs 6)'."""
+    problems = []
+    for resource, amount in needed.items():
+        row = usage.get(resource)
+        if row is None:
+            problems.append(f"no {resource} capacity")
+        elif row.free + 1e-9 < amount:
+            problems.append(f"{resource} short by {amount - row.free:g} (free {row.free:g}, needs {amount})")
+    return problems
+
+
+def choose_cluster(
+    needed: dict[str, int], candidates: dict[str, dict[str, ResourceUsage]]
+) -> tuple[str | None, dict[str, list[str]]]:
+    """The fitting cluster left least full by the placement (spreads load); else every shortfall.
+
+    Pure: `candidates` maps cluster name to its usage per resource.
+    """
+    fitting, refusals = [], {}
+    for name, usage in sorted(candidates.items()):
+        problems = shortfalls(needed, usage)
+        if problems:
+            refusals[name] = problems
+            continue
+        fullest = max(
+            ((usage[r].allocated + amount) / usage[r].capacity for r, amount in needed.items() if usage[r].capacity),
+            default=0.0,
+        )
+        fitting.append((fullest, name))
+    return (min(fitting)[1] if fitting else None), refusals

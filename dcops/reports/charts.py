@@ -203,6 +203,25 @@ def day_tooltip(day: dict) -> str:
     return f"{day.get('day')}: " + (", ".join(parts) if parts else "no time recorded")
 
 
+def _runs(placed: list[tuple[int, dict]]) -> list[list[tuple[int, dict]]]:
+    """Consecutive (column, day) pairs in the same state, grouped."""
+    runs: list[list[tuple[int, dict]]] = []
+    for i, day in placed:
+        if runs and runs[-1][-1][0] == i - 1 and day_state(runs[-1][-1][1]) == day_state(day):
+            runs[-1].append((i, day))
+        else:
+            runs.append([(i, day)])
+    return runs
+
+
+def run_tooltip(days: list[dict]) -> str:
+    """"2026-01-01 to 2026-01-14: up 20,160 min": a run of days and their summed minutes."""
+    if len(days) == 1:
+        return day_tooltip(days[0])
+    total = {key: sum(d.get(key) or 0 for d in days) for key in ("up", "down", "maintenance", "unknown")}
+    return day_tooltip({"day": f"{days[0].get('day')} to {days[-1].get('day')}", **total})
+
+
 def _day_range(first: str | None, last: str | None, programmes: list[dict]) -> list[str]:
     try:
         start, end = date.fromisoformat(first), date.fromisoformat(last)
@@ -257,15 +276,24 @@ def day_strips(programmes: Iterable[dict], *, first_day: str | None = None, last
         out.append(f'<text x="0" y="{y + 13}" font-weight="600">{_e(_clip(name))}</text>')
         out.append(f'<text x="100%" y="{y + 13}" text-anchor="end" fill="{MUTED}" {HALO}>{_e(" · ".join(totals) or "no downtime")}</text>')
         out.append(f'<g transform="translate(0 {y + 18})" fill="{UP}" stroke="#ffffff" stroke-width="1">')
+        placed = sorted((column[d["day"]], d) for d in p.get("days") or [] if d.get("day") in column)
         cells = []
-        for day in p.get("days") or []:
-            i = column.get(day.get("day"))
-            if i is None:
-                continue
-            cells.append(
-                f'<rect x="{xs[i]}" width="{cell_width}" height="18"{fills[day_state(day)]}>'
-                f"<title>{_e(day_tooltip(day))}</title></rect>"
-            )
+        if weekly:
+            for i, day in placed:
+                cells.append(
+                    f'<rect x="{xs[i]}" width="{cell_width}" height="18"{fills[day_state(day)]}>'
+                    f"<title>{_e(day_tooltip(day))}</title></rect>"
+                )
+        else:
+            # Past two months a cell per day is too fine to see and too heavy to send (a year of
+            # 200 programmes is 73,000 cells): consecutive days in the same state share one bar.
+            for run in _runs(placed):
+                first_i, first_day = run[0]
+                last_i, last_day = run[-1]
+                cells.append(
+                    f'<rect x="{xs[first_i]}" width="{_x(width * (last_i - first_i + 1))}" height="18"'
+                    f'{fills[day_state(first_day)]}><title>{_e(run_tooltip([d for _i, d in run]))}</title></rect>'
+                )
         out.append("".join(cells))
         out.append("</g>")
     out.append("</svg>")

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from dcops.db import UTCDateTime
 from dcops.errors import NotFound
-from dcops.inventory.capacity import ResourceUsage
+from dcops.inventory.capacity import ResourceUsage, choose_cluster
 from dcops.reports.capacity import ResourceInput, SnapshotPoint
 from dcops.reports.uptime import MaintenanceWindow, StateSpan
 
@@ -96,10 +96,11 @@ def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, ministry:
             history.spans.append(StateSpan(r[1], _time(conn, r[2]), _time(conn, r[3]), r[4] or ""))
     programmes = {pid: h for pid, h in programmes.items() if h.status != "retired" or h.spans}
 
-    clusters_of: dict[int, set[int]] = defaultdict(set)
+    on_cluster: dict[int, list[ProgrammeHistory]] = defaultdict(list)
     for r in conn.execute(text("SELECT programme_id, cluster_id FROM allocation UNION "
                                "SELECT programme_id, cluster_id FROM host")):
-        clusters_of[r[0]].add(r[1])
+        if r[0] in programmes:
+            on_cluster[r[1]].append(programmes[r[0]])
     windows: list[WindowRow] = []
     for r in conn.execute(text(
             "SELECT w.id, w.programme_id, w.cluster_id, p.slug, c.name, w.starts_at, w.ends_at, w.recorded_at, "
@@ -109,8 +110,10 @@ def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, ministry:
             "ORDER BY w.starts_at, w.id"), bind):
         row = WindowRow(r[0], r[3], r[4], _time(conn, r[5]), _time(conn, r[6]), _time(conn, r[7]), r[8], r[9], r[10])
         window = MaintenanceWindow(row.id, row.start, row.end, row.recorded_at, row.change_ref, row.reason)
-        applies = [h for pid, h in programmes.items()
-                   if (r[1] is not None and pid == r[1]) or (r[2] is not None and r[2] in clusters_of[pid])]
+        if r[1] is not None:
+            applies = [programmes[r[1]]] if r[1] in programmes else []
+        else:
+            applies = on_cluster.get(r[2], [])
         for history in applies:
             history.windows.append(window)
         if applies:
@@ -153,8 +156,6 @@ class CapacityInputs:
 
 def capacity_inputs(conn: Connection, *, site: str | None, history_since: date) -> CapacityInputs:
     """Capacity rows, allocations, pipeline, snapshot history and plan prices (one site or all)."""
-    from dcops.catalogue.requests import choose_cluster
-
     params: dict = {}
     site_filter = ""
     if site is not None:
