@@ -874,8 +874,9 @@ def metrics_10k(root: Path, quick: bool, results: list, problems: list[str]) -> 
                 ("10,000 programmes: generate_latest(dcops registry)", plain, "s", None)]
     exposition = fast_render(collector)
     wired = server_uses_fast_render()
+    # The target applies to what /metrics serves; the other path is shown for information.
     results.append((f"ratio Gauges / dcops generate_latest{' (what /metrics serves)' if not wired else ''}",
-                     peer / plain, "x", GAUGE_RATIO_TARGET))
+                     peer / plain, "x", None if wired and exposition is not None else GAUGE_RATIO_TARGET))
     if exposition is not None:
         fast, fast_times = median_of(exposition, runs)
         identical = exposition() == generate_latest(registry)
