@@ -82,6 +82,7 @@ import json
 import os
 import random
 import socket
+import shutil
 import statistics
 import subprocess
 import sys
@@ -148,9 +149,18 @@ class Measured:
     """A finished subprocess: wall seconds, exit code, output, and its own rusage (os.wait4)."""
 
     def __init__(self, argv: list[str], env: dict[str, str], timeout: float = 300):
+        # The child's own ru_maxrss is no use: started by vfork, it inherits this (large) process's
+        # peak at exec. GNU time, small itself, reports its child's true peak.
+        gnu_time = shutil.which("time", path="/usr/bin:/bin")
+        peak_file = tempfile.NamedTemporaryFile(prefix="dcops-bench-rss-", delete=False) if gnu_time else None
+        if peak_file is not None:
+            peak_file.close()
+            argv_run = [gnu_time, "-q", "-f", "%M", "-o", peak_file.name, *argv]
+        else:
+            argv_run = argv
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             t0 = time.perf_counter()
-            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(argv_run, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
             killer = threading.Timer(timeout, proc.kill)
             killer.start()
             try:
@@ -164,7 +174,14 @@ class Measured:
             self.stdout = out.read().decode("utf-8", "replace")
             self.stderr = err.read().decode("utf-8", "replace")
         self.argv = argv
-        self.max_rss = usage.ru_maxrss * 1024  # bytes (Linux reports KiB)
+        self.max_rss = usage.ru_maxrss * 1024  # bytes (Linux reports KiB); an upper bound, see above
+        if peak_file is not None:
+            try:
+                self.max_rss = int(Path(peak_file.name).read_text().split()[-1]) * 1024
+            except (OSError, ValueError, IndexError):
+                pass  # the command was killed before GNU time wrote: keep the upper bound
+            finally:
+                os.unlink(peak_file.name)
         self.cpu = usage.ru_utime + usage.ru_stime
 
     def check(self) -> "Measured":
