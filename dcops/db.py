@@ -31,6 +31,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _aware(value: datetime) -> datetime:
+    """The value itself; a naive datetime is refused where it is bound, not later at commit."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: dcops stores only timezone-aware times")
+    return value
+
+
 class UTCDateTime(TypeDecorator):
     """A timestamp stored in UTC; refuses naive datetimes when bound, not at commit."""
 
@@ -40,9 +47,7 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}: dcops stores only timezone-aware times")
-        return value.astimezone(timezone.utc)
+        return _aware(value).astimezone(timezone.utc)
 
     def process_result_value(self, value, dialect):
         if value is None:
@@ -70,9 +75,7 @@ class EpochMicroseconds(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}: dcops stores only timezone-aware times")
-        return (value - _EPOCH) // _MICROSECOND
+        return (_aware(value) - _EPOCH) // _MICROSECOND
 
     def process_result_value(self, value, dialect):
         if value is None:

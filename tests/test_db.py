@@ -145,6 +145,20 @@ def test_naive_datetimes_are_refused_when_bound_not_at_commit(any_database):
             session.flush()
 
 
+def test_epoch_microsecond_times_refuse_naive_and_round_trip_exactly():
+    from dcops.db import EpochMicroseconds
+
+    kind = EpochMicroseconds()
+    with pytest.raises(ValueError, match="naive datetime"):
+        kind.process_bind_param(datetime(2026, 1, 1), None)
+    moment = datetime(2026, 10, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=7)))
+    stored = kind.process_bind_param(moment, None)
+    # 2026-01-01 is day 20,454 (56 years, 14 leap days); 31 Oct is 303 days on: 20,757 x 86,400
+    # + 16:59:59 = 1,793,465,999 s, and the microseconds.
+    assert stored == 1_793_465_999_999_999
+    assert kind.process_result_value(stored, None) == moment
+
+
 def test_times_come_back_aware_in_utc(any_database):
     from sqlmodel import Session, select
 
