@@ -20,8 +20,9 @@ The CLI runs as `sys.executable -m dcops` (the interpreter running this script),
 is removed from the environment of every subprocess, so that .pyc files are written once
 (during the warm-ups) and reused afterwards, as on an installed system.
 
-The script exits 0 when it ran to the end, even if a target is missed (it is a report, not
-a test); it exits 1 if a command fails (its stderr is printed) or a sanity check fails.
+The script exits 1 when a target is missed, a command fails (its stderr is printed) or a
+sanity check fails; 0 otherwise. (It used to exit 0 when only a target was missed; all five
+bench scripts now share this convention and their summary printer, benchlib.print_summary.)
 
 Run it from the project root, with dcops installed (`pip install -e .`):
 
@@ -44,9 +45,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
-from benchlib import CommandFailed, Dumper, clean_env, describe, fmt, run
+from benchlib import CommandFailed, Dumper, clean_env, describe, dump, fmt, print_summary, run
 
 MINISTRIES = 20
 CLUSTERS = (("site-a", "clu-a1"), ("site-a", "clu-a2"), ("site-b", "clu-b1"), ("site-b", "clu-b2"))
@@ -171,11 +170,6 @@ def change_programmes(inventory: dict, count: int, revision: int) -> int:
 
 def write_inventory(directory: Path, inventory: dict) -> None:
     directory.mkdir(parents=True)
-    (directory / "programmes").mkdir()
-
-    def dump(path: Path, data: dict) -> None:
-        path.write_text(yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False), encoding="utf-8")
-
     dump(directory / "common.yaml", inventory["common"])
     dump(directory / "sites.yaml", inventory["sites"])
     for ministry, docs in inventory["programmes"].items():
@@ -197,7 +191,7 @@ def main() -> int:
     warmups = 2
     dcops = [sys.executable, "-m", "dcops"]
     n = args.programmes
-    results: list[tuple[str, float, float | None]] = []  # (measure, median, target)
+    results: list[tuple[str, float, str, float | None]] = []  # (measure, median, unit, target)
     problems: list[str] = []
 
     print(f"dcops benchmark: {n} programmes{' (--quick)' if args.quick else ''}")
@@ -238,9 +232,9 @@ def main() -> int:
                   f"{help_time / typer_time:.2f}x import typer; "
                   f"dcops' own share above import typer: {fmt(help_time - typer_time)}")
             results += [
-                ("python3 -c pass (peer)", base, None),
-                ("python3 -c 'import typer' (peer)", typer_time, None),
-                ("dcops --help", help_time, 0.15),
+                ("python3 -c pass (peer)", base, "s", None),
+                ("python3 -c 'import typer' (peer)", typer_time, "s", None),
+                ("dcops --help", help_time, "s", 0.15),
             ]
             print()
 
@@ -271,7 +265,7 @@ def main() -> int:
                 if not summary.startswith(f"applied: {expected_creates} create, 0 update, 0 retire"):
                     problems.append(f"fresh load {i + 1}: expected {expected_creates} creates, got {summary!r}")
             describe("load into a fresh DB", fresh_times)
-            results.append((f"inventory load, {n} new", statistics.median(fresh_times), 10.0))
+            results.append((f"inventory load, {n} new", statistics.median(fresh_times), "s", 10.0))
 
             env = clean_env(home)  # the last loaded database
             same_times = []
@@ -283,7 +277,7 @@ def main() -> int:
                 if not summary.startswith("nothing to do"):
                     problems.append(f"reload {i + 1}: expected nothing to do, got {summary!r}")
             describe("load, nothing to change", same_times)
-            results.append((f"inventory load, {n} unchanged", statistics.median(same_times), None))
+            results.append((f"inventory load, {n} unchanged", statistics.median(same_times), "s", None))
 
             changed_times = []
             for revision in range(1, load_runs + 1):
@@ -297,7 +291,8 @@ def main() -> int:
                 if not summary.startswith(f"applied: 0 create, {changed} update"):
                     problems.append(f"changed load {revision}: expected {changed} updates, got {summary!r}")
             describe(f"load, {CHANGED_PROGRAMMES} changed", changed_times)
-            results.append((f"inventory load, {CHANGED_PROGRAMMES} changed", statistics.median(changed_times), None))
+            results.append(
+                (f"inventory load, {CHANGED_PROGRAMMES} changed", statistics.median(changed_times), "s", None))
             print()
 
             # 3. programme list ---------------------------------------------------------
@@ -322,34 +317,13 @@ def main() -> int:
                 if not ok:
                     problems.append(f"programme list: expected a list of {n} programmes")
             describe("programme list --output json", list_times)
-            results.append((f"programme list --output json ({n})", statistics.median(list_times), 0.5))
+            results.append((f"programme list --output json ({n})", statistics.median(list_times), "s", 0.5))
             print()
         except CommandFailed as error:
             print(f"\nERROR: {error}", file=sys.stderr)
             return 1
 
-    # summary -----------------------------------------------------------------------
-    print(f"Summary (total benchmark time {time.perf_counter() - started:.0f} s)")
-    width = max(len(r[0]) for r in results)
-    print(f"  {'measure':<{width}}  {'median':>9}  {'target':>9}  result")
-    print(f"  {'-' * width}  {'-' * 9}  {'-' * 9}  ------")
-    missed = []
-    for measure, median, target in results:
-        if target is None:
-            verdict, target_text = "info", "-"
-        else:
-            verdict, target_text = ("PASS" if median <= target else "FAIL"), f"<= {target:g} s"
-            if verdict == "FAIL":
-                missed.append(measure)
-        print(f"  {measure:<{width}}  {median:>7.3f} s  {target_text:>9}  {verdict}")
-    print()
-    print(f"targets missed: {', '.join(missed)}" if missed else "all targets met")
-    if problems:
-        print("\nCHECKS FAILED:", file=sys.stderr)
-        for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 1
-    return 0
+    return print_summary(results, problems=problems, started=started, value_header="median")
 
 
 if __name__ == "__main__":

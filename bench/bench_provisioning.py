@@ -42,8 +42,9 @@ every run does the same first-run work (everything is created: 11 changed tasks 
    dcops.provisioning.jobs, ansible_runner"` (the start-up `provision run` pays before
    Ansible starts), 3 runs each. The CPU seconds of each command (user + system, its
    descendants included, from getrusage) are printed beside the wall times with their
-   ratio (information only: the target is on wall time), and the load average after each
-   part: other work on the machine moves wall times much more than CPU seconds.
+   ratio (information only: the target is on wall time), and the load average (with the CPU
+   pressure, where Linux reports it) after each part: other work on the machine moves wall
+   times much more than CPU seconds.
 
 The CLI runs as `sys.executable -m dcops` (the interpreter running this script), not the
 `dcops` console script, so that no shell shim (pyenv) is measured. PYTHONDONTWRITEBYTECODE
@@ -51,8 +52,9 @@ is removed from the environment of every subprocess, and from this process' own 
 too (ansible-runner hands it on to ansible-playbook and the modules), so that .pyc files
 are written once (during the warm-ups) and reused afterwards, as on an installed system.
 
-The script exits 0 when it ran to the end, even if a target is missed (it is a report, not
-a test); it exits 1 if a command fails (its stderr is printed) or a sanity check fails.
+The script exits 1 when a target is missed, a command fails (its stderr is printed) or a
+sanity check fails; 0 otherwise. (It used to exit 0 when only a target was missed; all five
+bench scripts now share this convention and their summary printer, benchlib.print_summary.)
 
 Run it from the project root, with dcops installed (`pip install -e .`):
 
@@ -77,9 +79,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
-from benchlib import CommandFailed, Dumper, clean_env, describe, fmt, run
+from benchlib import CommandFailed, busy_note, clean_env, describe, dump, fmt, print_summary, run
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOK = ROOT / "playbooks" / "provision.yml"
@@ -94,11 +94,6 @@ RECAP_RE = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+
 
 
 # --------------------------------------------------------------------------- inventory
-
-
-def dump(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False), encoding="utf-8")
 
 
 def slug_of(i: int, prefix: str = "bench") -> str:
@@ -231,10 +226,6 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, subproces
     return elapsed, children_cpu() - before, result
 
 
-def load() -> str:
-    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-
-
 def dcops_argv(cli: list[str], slugs: list[str], sandbox: Path, forks: int) -> list[str]:
     return [*cli, "provision", "run", *slugs, "--sandbox", str(sandbox), "--forks", str(forks), "-o", "json",
             "--actor", "bench"]
@@ -294,7 +285,7 @@ def main() -> int:
 
     # run_job below starts ansible-runner in this process: its children inherit os.environ.
     inherited = os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    results: list[tuple[str, float, float | None, str]] = []  # (measure, value, target, unit "s" or "x")
+    results: list[tuple[str, float, str, float | None]] = []  # (measure, value, unit "s" or "x", target)
     problems: list[str] = []
 
     from importlib.metadata import version
@@ -319,7 +310,7 @@ def main() -> int:
         try:
             # 1. one job for N programmes against N jobs ----------------------------------
             slugs = [slug_of(i) for i in range(n)]
-            print(f"  ({load()} at the start)")
+            print(f"  ({busy_note('at the start')})")
             print(f"1. {n} programmes in one job (forks {batch_forks}) against {n} jobs of one programme "
                   "(library: run_job in this process, ansible-runner)")
             _s, warm_db, _ports = make_home(root, "warm", [slug_of(0, "warm")])
@@ -356,13 +347,13 @@ def main() -> int:
             separate_db.dispose()
             print(f"  {n} jobs, one programme each: {fmt(separate_time)}  (per job: median "
                   f"{fmt(statistics.median(separate))}, min {fmt(min(separate))}, max {fmt(max(separate))})")
-            print(f"  ({load()})")
+            print(f"  ({busy_note()})")
             print(f"  ratio: {n} separate jobs take {separate_time / batch_time:.2f}x the one job "
                   f"(one job saves {fmt(separate_time - batch_time)})")
             results += [
-                (f"one job, {n} programmes (library)", batch_time, None, "s"),
-                (f"{n} jobs of 1 programme (library)", separate_time, None, "s"),
-                ("separate / one job", separate_time / batch_time, None, "x"),
+                (f"one job, {n} programmes (library)", batch_time, "s", None),
+                (f"{n} jobs of 1 programme (library)", separate_time, "s", None),
+                ("separate / one job", separate_time / batch_time, "x", None),
             ]
             print()
 
@@ -441,44 +432,21 @@ def main() -> int:
                       f"{fmt(dcops_median - playbook_median)} (its start-up with those imports alone: "
                       f"{fmt(statistics.median(import_times))})")
                 results += [
-                    (f"ansible-playbook ({label}) (peer)", playbook_median, None, "s"),
-                    (f"dcops provision run ({label})", dcops_median, None, "s"),
-                    (f"dcops / ansible-playbook ({label})", ratio, OVERHEAD_TARGET, "x"),
-                    (f"CPU seconds, dcops / ansible-playbook ({label})", cpu_ratio, None, "x"),
+                    (f"ansible-playbook ({label}) (peer)", playbook_median, "s", None),
+                    (f"dcops provision run ({label})", dcops_median, "s", None),
+                    (f"dcops / ansible-playbook ({label})", ratio, "x", OVERHEAD_TARGET),
+                    (f"CPU seconds, dcops / ansible-playbook ({label})", cpu_ratio, "x", None),
                 ]
-                print(f"  ({load()})")
-            results.append(("python -c 'import ...' (peer)", statistics.median(import_times), None, "s"))
-            results.append(("python -m dcops --help (peer)", statistics.median(help_times), None, "s"))
+                print(f"  ({busy_note()})")
+            results.append(("python -c 'import ...' (peer)", statistics.median(import_times), "s", None))
+            results.append(("python -m dcops --help (peer)", statistics.median(help_times), "s", None))
             print()
         except CommandFailed as error:
             print(f"\nERROR: {error}", file=sys.stderr)
             return 1
 
-    # summary -----------------------------------------------------------------------
-    print(f"Summary (total benchmark time {time.perf_counter() - started:.0f} s; {load()}, on {os.cpu_count()} CPUs)")
-    width = max(len(r[0]) for r in results)
-    print(f"  {'measure':<{width}}  {'value':>9}  {'target':>9}  result")
-    print(f"  {'-' * width}  {'-' * 9}  {'-' * 9}  ------")
-    missed = []
-    for measure, value, target, unit in results:
-        if target is None:
-            verdict, target_text = "info", "-"
-        else:
-            verdict, target_text = ("PASS" if value <= target else "FAIL"), f"<= {target:g}{' s' if unit == 's' else 'x'}"
-            if verdict == "FAIL":
-                missed.append(measure)
-        text = f"{value:.3f} s" if unit == "s" else f"{value:.3f}x"
-        print(f"  {measure:<{width}}  {text:>9}  {target_text:>9}  {verdict}")
-    print()
-    print(f"targets missed: {', '.join(missed)}" if missed else "all targets met")
-    if problems:
-        print("\nCHECKS FAILED:", file=sys.stderr)
-        for problem in problems[:50]:
-            print(f"  {problem}", file=sys.stderr)
-        if len(problems) > 50:
-            print(f"  ... and {len(problems) - 50} more", file=sys.stderr)
-        return 1
-    return 0
+    return print_summary(results, problems=problems, started=started,
+                         note=f"{busy_note('at the end')}, on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ so that .pyc files are written once (warm-up) and reused, as on an installed sys
 
 The script exits 1 when a target is missed, a command fails (its stderr is printed) or a sanity
 check fails (wrong programme or day counts, no maintenance, no red cluster or no "ok" forecast
-where the data guarantees some, CLI output unlike the library's); 0 otherwise.
+where the data guarantees some, CLI output unlike the library's); 0 otherwise: the convention of
+all five bench scripts, whose summary benchlib.print_summary prints.
 
 Run it from the project root on an otherwise idle machine, with dcops installed (`pip install -e .`):
 
@@ -64,16 +65,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bench_health import (
-    Measured,
-    bulk_insert,
+from bench_health import Measured, bulk_insert, history_database
+from benchlib import (
+    CommandFailed,
+    busy_note,
+    clean_env,
     dump,
-    history_database,
+    fmt,
     make_database,
     mb,
-    ms,
+    print_busy,
+    print_summary,
+    show,
+    spread,
 )
-from benchlib import CommandFailed, clean_env, fmt
 
 TZ_NAME = "Asia/Vientiane"
 DATA_CENTRE = "National Data Centre"
@@ -95,15 +100,6 @@ PLANS_BY_TIER = {
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def show(seconds: float) -> str:
-    return fmt(seconds) if seconds >= 0.1 else ms(seconds)
-
-
-def spread(times: list[float]) -> str:
-    return (f"median {show(statistics.median(times))}, min {show(min(times))}, max {show(max(times))} "
-            f"(n={len(times)})")
 
 
 def timed_runs(fn, runs: int, warmups: int = 1) -> list[dict[str, float]]:
@@ -610,10 +606,6 @@ def capacity_part(root: Path, quick: bool, results: list, problems: list[str]) -
 # --------------------------------------------------------------------------- main
 
 
-def show_value(value: float, unit: str) -> str:
-    return show(value) if unit == "s" else mb(value)
-
-
 def machine() -> str:
     model = platform.processor() or platform.machine()
     try:
@@ -624,24 +616,6 @@ def machine() -> str:
     except OSError:
         pass
     return f"{platform.node()}, {model}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
-
-
-def cpu_pressure() -> float | None:
-    """The share of the last 10 s some task waited for a CPU (Linux PSI), in percent; None if unknown."""
-    try:
-        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-        return float(dict(part.split("=") for part in line.split()[1:])["avg10"])
-    except (OSError, IndexError, KeyError, ValueError):
-        return None
-
-
-def busy_note(when: str) -> str:
-    load = os.getloadavg()
-    pressure = cpu_pressure()
-    text = f"load average {when} {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-    if pressure is not None:
-        text += f", CPU pressure (PSI some avg10) {pressure:.1f} %"
-    return text
 
 
 def main() -> int:
@@ -660,11 +634,7 @@ def main() -> int:
     print(f"  machine: {machine()}")
     print(f"  python {sys.version.split()[0]} ({sys.executable}), SQLite {sqlite3.sqlite_version}, "
           f"dcops from {Path(dcops.__file__).parent}")
-    print(f"  {busy_note('at start')}")
-    pressure = cpu_pressure()
-    if os.getloadavg()[0] > (os.cpu_count() or 1) * 0.5 or (pressure or 0) > 10:
-        print("  WARNING: the machine is busy: the wall times below are inflated "
-              "(the load average includes this script's own earlier runs for a minute or so)")
+    print_busy("the load average includes this script's own earlier runs for a minute or so")
     print("  PYTHONDONTWRITEBYTECODE removed from every subprocess' environment "
           f"(it is {os.environ.get('PYTHONDONTWRITEBYTECODE', 'unset')!r} here).")
     print()
@@ -687,28 +657,8 @@ def main() -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
 
-    print(f"Summary (total benchmark time {time.perf_counter() - started:.0f} s; {busy_note('at the end')}; "
-          f"this script keeps one CPU busy)")
-    width = max(len(r[0]) for r in results)
-    print(f"  {'measure':<{width}}  {'value':>10}  {'target':>10}  result")
-    print(f"  {'-' * width}  {'-' * 10}  {'-' * 10}  ------")
-    missed = []
-    for measure, value, unit, target in results:
-        if target is None:
-            verdict, target_text = "info", "-"
-        else:
-            verdict = "PASS" if value <= target else "FAIL"
-            target_text = f"<= {show_value(target, unit)}"
-        if verdict == "FAIL":
-            missed.append(measure)
-        print(f"  {measure:<{width}}  {show_value(value, unit):>10}  {target_text:>10}  {verdict}")
-    print()
-    print(f"targets missed: {'; '.join(missed)}" if missed else "all targets met")
-    if problems:
-        print("\nCHECKS FAILED:", file=sys.stderr)
-        for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
-    return 1 if missed or problems else 0
+    return print_summary(results, problems=problems, started=started,
+                         note=f"{busy_note('at the end')}; this script keeps one CPU busy")
 
 
 if __name__ == "__main__":
