@@ -14,7 +14,6 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from dcops import audit
-from dcops.catalogue.requests import OPEN_STATES, transition
 from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import Conflict, NotFound, UserError
 from dcops.health.store import end_programme_history
@@ -70,6 +69,10 @@ def jobs_dir(home: Path) -> Path:
 
 def _move(conn: Connection, slug: str, status: str, *, actor: str, reason: str = "") -> None:
     """Move a programme (and the hosting request that drives it, if any) to `status`."""
+    # Imported here: the request documents' schema costs a tenth of a second at every
+    # `provision run`, and only a programme that moves needs the state machine.
+    from dcops.catalogue.requests import OPEN_STATES, transition
+
     programme = conn.execute(select(T_PROGRAMME).where(T_PROGRAMME.c.slug == slug)).one()
     if programme.status == status:
         return
