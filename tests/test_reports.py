@@ -314,3 +314,20 @@ def test_the_report_modules_light_tables_match_the_models():
     for light, model in ((T_FROZEN, FrozenReport), (T_SNAPSHOT, CapacitySnapshot)):
         assert {c.name: type(c.type).__name__ for c in light.columns} == {
             c.name: type(c.type).__name__.replace("AutoString", "String") for c in model.__table__.columns}
+
+
+def test_a_programme_takes_its_catalogue_plan_on_the_command_line(loaded_cli, database, tmp_path):
+    shown = json.loads(loaded_cli("programme", "show", "e-crvs", "--output", "json").stdout)
+    assert shown["plan"] == "pg-ha"  # from the sample inventory
+    loaded_cli("programme", "update", "e-crvs", "--plan", "pg-ha-large")
+    assert json.loads(loaded_cli("programme", "show", "e-crvs", "--output", "json").stdout)["plan"] == "pg-ha-large"
+    assert "Plan:" in loaded_cli("programme", "show", "e-crvs").stdout
+    audit_before = count(database, "audit_entry")
+    refused = loaded_cli("programme", "update", "e-crvs", "--plan", "gold-plated", expect=2)
+    assert "unknown catalogue plan 'gold-plated'" in refused.stderr
+    assert count(database, "audit_entry") == audit_before
+    # The export carries the plan, so loading it back changes nothing.
+    loaded_cli("inventory", "export", tmp_path / "exported")
+    assert "plan: pg-ha-large" in (tmp_path / "exported" / "programmes" / "moha.yaml").read_text()
+    plan = json.loads(loaded_cli("inventory", "load", tmp_path / "exported", "--dry-run", "--output", "json").stdout)
+    assert plan["summary"]["create"] == plan["summary"]["update"] == plan["summary"]["retire"] == 0

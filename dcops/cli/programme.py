@@ -79,6 +79,7 @@ def show_command(
         ("Recovery", f"RTO {recovery['rto_minutes'] if recovery['rto_minutes'] is not None else '-'} min, "
                      f"RPO {recovery['rpo_minutes'] if recovery['rpo_minutes'] is not None else '-'} min, "
                      f"backup {recovery['backup_tier']}"),
+        ("Plan", record["plan"] or "-"),
         ("Review by", record["review_date"] or "-"),
         ("Depends on", ", ".join(record["depends_on"]) or "-"),
         ("Needed by", ", ".join(record["depended_on_by"]) or "-"),
@@ -157,6 +158,8 @@ RtoOpt = Annotated[Optional[int], typer.Option("--rto", help="Recovery time obje
 RpoOpt = Annotated[Optional[int], typer.Option("--rpo", help="Recovery point objective, minutes.")]
 BackupOpt = Annotated[Optional[str], typer.Option("--backup-tier", help="none, daily, hourly or continuous.")]
 ReviewOpt = Annotated[Optional[str], typer.Option("--review-date", help="When hosting is re-approved (YYYY-MM-DD).")]
+PlanOpt = Annotated[Optional[str], typer.Option("--plan", help="The catalogue plan that prices it (see "
+                                             "`dcops catalogue list`).")]
 DependsOpt = Annotated[
     Optional[list[str]], typer.Option("--depends-on", help="Slug of a programme it needs (repeat for several).")
 ]
@@ -180,6 +183,7 @@ def add_command(
     rpo: RpoOpt = None,
     backup_tier: BackupOpt = None,
     review_date: ReviewOpt = None,
+    plan: PlanOpt = None,
     depends_on: DependsOpt = None,
     dry_run: DryRunOpt = False,
     output: ChangeOutput = Output.table,
@@ -196,7 +200,7 @@ def add_command(
         slug=slug, name=name, ministry=ministry, description=description, tier=tier,
         classification=classification, environment=environment, owner=owner, security=security_contact,
         personal_data=personal_data, rto_minutes=rto, rpo_minutes=rpo, backup_tier=backup_tier,
-        review_date=_date(review_date, "--review-date"), depends_on=depends_on or None,
+        review_date=_date(review_date, "--review-date"), plan=plan, depends_on=depends_on or None,
     )
     plan = add_programme(open_database(), document, actor=actor, dry_run=dry_run)
     _render_change(plan, output, "added", slug)
@@ -218,6 +222,7 @@ def update_command(
     rpo: RpoOpt = None,
     backup_tier: BackupOpt = None,
     review_date: ReviewOpt = None,
+    plan: PlanOpt = None,
     depends_on: DependsOpt = None,
     dry_run: DryRunOpt = False,
     output: ChangeOutput = Output.table,
@@ -233,7 +238,7 @@ def update_command(
         name=name, ministry=ministry, description=description, tier=tier,
         classification=classification, environment=environment, owner=owner, security=security_contact,
         personal_data=personal_data, rto_minutes=rto, rpo_minutes=rpo, backup_tier=backup_tier,
-        review_date=_date(review_date, "--review-date"), depends_on=depends_on or None,
+        review_date=_date(review_date, "--review-date"), plan=plan, depends_on=depends_on or None,
     )
     if not changes:
         fail("nothing to change: give at least one option (see --help)")

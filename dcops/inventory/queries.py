@@ -91,7 +91,7 @@ def show_programme(conn: Connection, slug: str) -> dict:
     record = _programme_dict(row)
     extra = conn.execute(
         text(
-            "SELECT p.id, p.description, m.name, p.rto_minutes, p.rpo_minutes, p.backup_tier, p.created_at "
+            "SELECT p.id, p.description, m.name, p.rto_minutes, p.rpo_minutes, p.backup_tier, p.created_at, p.plan_id "
             "FROM programme p JOIN ministry m ON m.id = p.ministry_id WHERE p.slug = :slug"
         ),
         {"slug": slug},
@@ -102,6 +102,7 @@ def show_programme(conn: Connection, slug: str) -> dict:
         ministry_name=extra[2],
         recovery={"rto_minutes": extra[3], "rpo_minutes": extra[4], "backup_tier": extra[5]},
         created_at=iso_utc(extra[6]),
+        plan=extra[7],
     )
     params = {"id": programme_id}
     record["depends_on"] = [
