@@ -108,7 +108,7 @@ def test_compaction_drops_old_raw_results_and_folds_hours_into_days(db):
         rows = conn.execute(sa.text("SELECT period, count, min_seconds, max_seconds FROM latency_rollup "
                                     "WHERE endpoint_id = :e ORDER BY period_start"), {"e": web}).all()
         raw = conn.execute(sa.text("SELECT count(*) FROM probe_result")).scalar()
-    assert summary == {"raw_removed": 30, "hourly_folded": 30}
+    assert summary == {"raw_removed": 30, "hourly_folded": 30, "check_intervals_removed": 0}
     assert raw == 0
     # hours 0-13 fall on the first day (10:00-23:00), 14-29 on the second
     assert [tuple(r) for r in rows] == [("day", 14, pytest.approx(0.2), pytest.approx(0.33)),
@@ -145,3 +145,27 @@ def test_a_result_recorded_twice_is_stored_once(db):
     with db.transaction() as conn:
         raw = conn.execute(sa.text("SELECT count(*) FROM probe_result WHERE endpoint_id = :e"), {"e": web}).scalar()
     assert raw == 1
+
+
+def test_compaction_drops_old_check_intervals_but_keeps_the_programme_record(db):
+    """Check-level intervals that ended over 400 days ago go; programme-level ones (the SLA
+    record) and everything recent stay."""
+    _mine, every = checks_of(db, "dhis2")
+    web = _mine["web"].endpoint_id
+    long_ago = T0 - timedelta(days=500)
+    # Down then up, 500 days ago: each check and the programme change state (damping 3 / 2).
+    results = [Result(e.endpoint_id, long_ago + k * MINUTE, k >= 3) for k in range(6) for e in _mine.values()]
+    recent = [Result(e.endpoint_id, T0 + k * MINUTE, False) for k in range(3) for e in _mine.values()]
+    with db.transaction(immediate=True) as conn:
+        record_results(conn, every, results)
+        record_results(conn, every, recent)
+    before_checks = [i for i in intervals(db, web)]
+    before_programme = intervals(db)
+    with db.transaction(immediate=True) as conn:
+        summary = compact(conn, now=T0 + timedelta(hours=1))
+    after_checks = intervals(db, web)
+    # The check's intervals that ended before T0 - 400 days are gone; the open one stays.
+    assert summary["check_intervals_removed"] > 0
+    assert [i for i in before_checks if i[2] is None or i[2] >= T0 - timedelta(days=400)] == after_checks
+    assert len(after_checks) < len(before_checks)
+    assert intervals(db) == before_programme

@@ -25,6 +25,9 @@ DEFAULT_RAW_RETENTION = timedelta(hours=48)
 # Hourly latency detail for two weeks covers "what happened last week"; older hours are
 # folded into days, which keeps a year of history small (see the health benchmark).
 DEFAULT_HOURLY_RETENTION = timedelta(days=14)
+# Which check of a programme failed, and when, matters for incident reviews within the year;
+# the programme's own intervals, which the SLA reports read, are never dropped.
+DEFAULT_CHECK_INTERVAL_RETENTION = timedelta(days=400)
 # Upper bounds (seconds) of the latency buckets kept per hour; the last bucket is everything.
 BUCKETS = (("le_0_1", 0.1), ("le_0_5", 0.5), ("le_1", 1.0), ("le_5", 5.0))
 ROLLUP_SUMS = ("count", "failures", "sum_seconds", "min_seconds", "max_seconds", *(name for name, _ in BUCKETS))
@@ -285,9 +288,13 @@ def _states_before(conn, endpoints, batch, memories) -> dict[int, str]:
 
 
 def compact(conn: Connection, *, now: datetime, raw_retention: timedelta = DEFAULT_RAW_RETENTION,
-            hourly_retention: timedelta = DEFAULT_HOURLY_RETENTION) -> dict[str, int]:
-    """Drop raw results past their window and fold old hourly rollups into daily ones."""
+            hourly_retention: timedelta = DEFAULT_HOURLY_RETENTION,
+            check_interval_retention: timedelta = DEFAULT_CHECK_INTERVAL_RETENTION) -> dict[str, int]:
+    """Drop raw results past their window, fold old hourly rollups into daily ones, and drop
+    check-level intervals that ended long ago (programme-level ones are the SLA record: kept)."""
     removed = conn.execute(delete(T_RAW).where(T_RAW.c.at < now - raw_retention)).rowcount
+    intervals_removed = conn.execute(delete(T_INTERVAL).where(
+        T_INTERVAL.c.endpoint_id.is_not(None), T_INTERVAL.c.ended_at < now - check_interval_retention)).rowcount
     cutoff = _hour(now - hourly_retention)
     # In key order, so that the floating-point sums come out the same however the rows were written.
     old = conn.execute(select(T_ROLLUP).where(T_ROLLUP.c.period == "hour", T_ROLLUP.c.period_start < cutoff)
@@ -310,7 +317,7 @@ def compact(conn: Connection, *, now: datetime, raw_retention: timedelta = DEFAU
     if old:
         conn.execute(delete(T_ROLLUP).where(and_(T_ROLLUP.c.period == "hour", T_ROLLUP.c.period_start < cutoff)))
         _merge_rollups(conn, daily, period="day")
-    return {"raw_removed": removed, "hourly_folded": len(old)}
+    return {"raw_removed": removed, "hourly_folded": len(old), "check_intervals_removed": intervals_removed}
 
 
 def end_programme_history(conn: Connection, programme_id: int, at: datetime) -> None:
