@@ -196,6 +196,7 @@ def test_a_frozen_report_reissues_byte_identical_and_history_shows_a_later_chang
     assert "frozen report" in issued.read_text().lower()
     history = json.loads(loaded_cli("report", "history", "--output", "json").stdout)
     assert [(h["id"], h["period"], h["status"], h["changes"]) for h in history] == [(1, "2026-10", "unchanged", [])]
+    assert history[0]["frozen_partial"] is False  # October was over when it was frozen
 
     # A late-arriving outage inside October: the figures issued no longer hold.
     with database.transaction(immediate=True) as conn:

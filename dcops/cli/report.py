@@ -169,7 +169,8 @@ def history_command(
         echo_csv([{**e, "changes": len(e["changes"])} for e in entries],
                  ("id", "kind", "period", "scope", "frozen_at", "frozen_by", "status", "changes", "inputs_digest"))
         return
-    echo_table(((e["id"], e["period"], e["scope"] or "all", e["frozen_at"], e["frozen_by"], e["status"])
+    echo_table(((e["id"], e["period"], e["scope"] or "all", e["frozen_at"], e["frozen_by"],
+                 e["status"] + (" (frozen mid-period)" if e["frozen_partial"] else ""))
                 for e in entries), ("ID", "PERIOD", "SCOPE", "FROZEN AT", "BY", "STATUS"), right=(0,), shrink=(2, 4))
     for entry in entries:
         for change in entry["changes"][:20]:

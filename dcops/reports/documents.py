@@ -272,6 +272,8 @@ def history(conn: Connection, *, tz: ZoneInfo, now: datetime, data_centre_name: 
             "frozen_at": iso_utc(row.frozen_at), "frozen_by": row.frozen_by,
             "inputs_digest": row.inputs_digest, "current_digest": again["inputs_digest"],
             "status": "unchanged" if row.inputs_digest == again["inputs_digest"] and not changes else "changed",
+            # Frozen before its period ended: later figures differ because more time has passed.
+            "frozen_partial": bool(frozen["period"]["partial"]),
             "changes": changes,
         })
     return entries
