@@ -572,3 +572,17 @@ def test_a_long_period_draws_runs_of_days_not_one_cell_each():
     titles = re.findall(r"<title>([^<]*)</title></rect>", svg)
     assert titles == ["2026-01-01 to 2026-03-26: up 122,400 min", "2026-03-27: up 1,430 min, down 10 min",
                       "2026-03-28 to 2026-03-31: up 5,760 min"]
+
+
+def test_a_report_with_many_incidents_lists_the_longest_hundred():
+    document = uptime_document()
+    many = [{"start": f"2026-10-{1 + k // 24:02d}T{k % 24:02d}:00:00Z", "end": f"2026-10-{1 + k // 24:02d}T{k % 24:02d}:"
+             f"{1 + k % 50:02d}:00Z", "seconds": 60.0 * (1 + k % 50), "reason": f"r{k}"} for k in range(150)]
+    document["programmes"][0]["incidents"] = many
+    # 150 here (1 to 50 min, three of each) plus the other programmes' 2 (10 and 5 min).
+    for fmt in ("html", "md"):
+        assert "The 100 longest of 152 incidents" in render(document, fmt)
+    html = render(document, "html")
+    # The longest 100: 33 lengths from 50 down to 18 min, three each (99), and one of 17 min.
+    listed = re.findall(r'data-label="Reason">(r\d+)</td>', html)
+    assert len(listed) == 100 and "r0" not in listed and "r49" in listed

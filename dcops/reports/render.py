@@ -25,6 +25,9 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 RESOURCE_LABELS = {"vcpu": "vCPU", "ram_gib": "RAM (GiB)", "storage_gib": "Storage (GiB)"}
 STATUS_LABELS = {"red": "Red", "amber": "Amber", "green": "Green"}
 STATUS_ORDER = ("red", "amber", "green")
+# A report read by people lists at most this many incidents (the longest, in time order);
+# a year of a data centre can hold thousands, all of them in the JSON.
+INCIDENT_LIST_LIMIT = 100
 
 UPTIME_COLUMNS = (
     "ministry", "ministry_name", "programme", "programme_name", "tier", "tier_name", "target_percent",
@@ -269,6 +272,11 @@ def _uptime_view(document: dict) -> dict:
         ),
         key=lambda row: (row.get("start") or "", row["programme"]),
     )
+    incidents_total = len(incidents)
+    if incidents_total > INCIDENT_LIST_LIMIT:
+        longest = sorted(incidents, key=lambda row: (-(row.get("seconds") or 0), row.get("start") or ""))
+        kept = {id(row) for row in longest[:INCIDENT_LIST_LIMIT]}
+        incidents = [row for row in incidents if id(row) in kept]
     rollup = document.get("data_centre") or {}
     counted = (rollup.get("programmes_met") or 0) + (rollup.get("programmes_missed") or 0)
     period = document.get("period") or {}
@@ -278,6 +286,7 @@ def _uptime_view(document: dict) -> dict:
         "no_data": [p for p in programmes if p.get("availability") is None],
         "no_data_count": max(0, (rollup.get("programmes") or 0) - counted),
         "incidents": incidents,
+        "incidents_total": incidents_total,
         "maintenance": maintenance,
         "late_windows": list(late_windows.values()),
         "late_count": len(late_windows),
