@@ -59,7 +59,7 @@ class Event:
     after: dict | None = None
 
 
-def append(conn: Connection, events: Iterable[Event], *, at: datetime | None = None) -> int:
+def append(conn: Connection, events: Iterable[Event]) -> int:
     """Append events to the log in the caller's transaction; returns how many.
 
     The caller holds the writer lock (Database.transaction(immediate=True)), so the
@@ -67,7 +67,7 @@ def append(conn: Connection, events: Iterable[Event], *, at: datetime | None = N
     """
     head = conn.execute(text("SELECT id, hash FROM audit_entry ORDER BY id DESC LIMIT 1")).first()
     last_id, prev_hash = (head[0], head[1]) if head is not None else (0, GENESIS_HASH)
-    when = (at or utcnow())
+    when = utcnow()
     rows = []
     for event in events:
         last_id += 1
@@ -157,12 +157,18 @@ def list_entries(
         conditions.append(table.c.object_key == object_key)
     if since is not None:
         conditions.append(table.c.at >= since)
-    entries = [
+    from sqlalchemy import select
+
+    query = select(table).where(*conditions)
+    if limit:
+        # The newest `limit` by key, then put back in order: never the whole log for its tail.
+        query = select(query.order_by(table.c.id.desc()).limit(limit).subquery())
+    rows = conn.execute(query.order_by("id"))
+    return [
         {
             "id": r.id, "at": iso_utc(r.at), "actor": r.actor, "action": r.action,
             "object_type": r.object_type, "object_key": r.object_key,
             "before": r.before, "after": r.after, "hash": r.hash,
         }
-        for r in _rows(conn, *conditions)
+        for r in rows
     ]
-    return entries[-limit:] if limit else entries

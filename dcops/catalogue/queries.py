@@ -60,12 +60,6 @@ def show_offering(conn: Connection, offering_id: str) -> dict:
     raise NotFound(f"no offering {offering_id!r} in the catalogue (see `dcops catalogue list`)")
 
 
-def get_plan(conn: Connection, plan_id: str) -> dict | None:
-    """One plan as plain data, or None."""
-    row = conn.execute(text("SELECT * FROM plan WHERE id = :id"), {"id": plan_id}).first()
-    return plan_dict(row) if row is not None else None
-
-
 def site_data(conn: Connection) -> dict:
     """Everything the published catalogue site shows: tiers, offerings, ministries and their programmes."""
     tiers = [

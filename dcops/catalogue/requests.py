@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from dcops import audit
@@ -17,12 +17,12 @@ from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import Conflict, NotFound, UserError, ValidationError
 from dcops.health.store import end_programme_history
 from dcops.inventory.capacity import ResourceUsage, choose_cluster
+from dcops.inventory.queries import cluster_usage
 from dcops.inventory.documents import Email, Name, Slug, Text, Title, pydantic_problems
 from dcops.inventory.yamlfile import YamlProblem, line_of, load_yaml
 from dcops.models import (
     Allocation,
     Cluster,
-    ClusterCapacity,
     Host,
     HostingRequest,
     Ministry,
@@ -36,7 +36,6 @@ T_REQUEST = HostingRequest.__table__
 T_PROGRAMME = Programme.__table__
 T_ALLOCATION = Allocation.__table__
 T_CLUSTER = Cluster.__table__
-T_CAPACITY = ClusterCapacity.__table__
 T_SITE = Site.__table__
 T_HOST = Host.__table__
 T_MINISTRY = Ministry.__table__
@@ -332,29 +331,6 @@ def sign_off(database: Database, request_id: int, *, actor: str | None = None) -
                                        None, {"security_signoff_by": actor}))
 
 
-def _usage(conn: Connection, cluster_ids: list[int]) -> dict[int, dict[str, ResourceUsage]]:
-    allocated = dict(
-        ((row[0], row[1]), int(row[2]))
-        for row in conn.execute(
-            select(T_ALLOCATION.c.cluster_id, T_ALLOCATION.c.resource, func.sum(T_ALLOCATION.c.amount))
-            .where(T_ALLOCATION.c.cluster_id.in_(cluster_ids))
-            .group_by(T_ALLOCATION.c.cluster_id, T_ALLOCATION.c.resource)
-        )
-    )
-    usage: dict[int, dict[str, ResourceUsage]] = {cid: {} for cid in cluster_ids}
-    for row in conn.execute(
-        select(T_CAPACITY, T_CLUSTER.c.name, T_SITE.c.code)
-        .join(T_CLUSTER, T_CLUSTER.c.id == T_CAPACITY.c.cluster_id)
-        .join(T_SITE, T_SITE.c.id == T_CLUSTER.c.site_id)
-        .where(T_CAPACITY.c.cluster_id.in_(cluster_ids))
-    ):
-        usage[row.cluster_id][row.resource] = ResourceUsage(
-            cluster=row.name, site=row.code, resource=row.resource, total=row.total, reserved=row.reserved,
-            allocation_ratio=row.allocation_ratio, allocated=allocated.get((row.cluster_id, row.resource), 0),
-        )
-    return usage
-
-
 @dataclass(frozen=True)
 class Placement:
     """Where a request was placed and what it reserved there."""
@@ -391,8 +367,11 @@ def approve(
                 where = f" at site {request.site}" if request.site else ""
                 raise NotFound(f"no cluster {cluster!r}{where} (see `dcops cluster list`)")
             raise Conflict(f"request {request_id}: no cluster at site {request.site}")
-        usage = _usage(conn, [cid for cid, _site in clusters.values()])
-        chosen, refusals = choose_cluster(needed, {name: usage[cid] for name, (cid, _site) in clusters.items()})
+        usage: dict[str, dict[str, ResourceUsage]] = {name: {} for name in clusters}
+        for row in cluster_usage(conn, site=request.site):
+            if row.cluster in usage:
+                usage[row.cluster][row.resource] = row
+        chosen, refusals = choose_cluster(needed, usage)
         if chosen is None:
             detail = "; ".join(f"{name}: {', '.join(problems)}" for name, problems in refusals.items())
             raise Conflict(f"request {request_id} does not fit (plan {plan.id} needs "

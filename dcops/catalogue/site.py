@@ -348,21 +348,27 @@ def publish(
             raise UserError(f"{templates_dir / str(missing)}: catalogue template missing") from None
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir} exists and is not a directory")
     written: list[Path] = []
-    for template, output in PAGES:
-        _write(out_dir / output, render(template, root="", page=template.removesuffix(".html")), written)
-    for offering in views["offerings"]:
-        html = render(OFFERING_TEMPLATE, root="../", page="offering", offering=offering)
-        _write(out_dir / offering["page"], html, written)
-    for offering in data["offerings"]:
-        for plan in offering["plans"]:
-            _write(out_dir / "requests" / f"{plan['id']}.yaml", request_template(data, offering, plan), written)
-    _write(out_dir / "catalog.json", json.dumps(osb_catalog(data), indent=2, ensure_ascii=False) + "\n", written)
-    target = out_dir / STYLESHEET
-    shutil.copyfile(stylesheet, target)
-    written.append(target)
-    _remove_stale(out_dir, written)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for template, output in PAGES:
+            _write(out_dir / output, render(template, root="", page=template.removesuffix(".html")), written)
+        for offering in views["offerings"]:
+            html = render(OFFERING_TEMPLATE, root="../", page="offering", offering=offering)
+            _write(out_dir / offering["page"], html, written)
+        for offering in data["offerings"]:
+            for plan in offering["plans"]:
+                _write(out_dir / "requests" / f"{plan['id']}.yaml", request_template(data, offering, plan), written)
+        _write(out_dir / "catalog.json", json.dumps(osb_catalog(data), indent=2, ensure_ascii=False) + "\n",
+               written)
+        target = out_dir / STYLESHEET
+        shutil.copyfile(stylesheet, target)
+        written.append(target)
+        _remove_stale(out_dir, written)
+    except OSError as error:
+        raise UserError(f"cannot write to {out_dir}: {error.strerror or error}") from None
     return written
 
 

@@ -26,7 +26,7 @@ def _since(value: Optional[str]) -> Optional[datetime]:
 def list_command(
     object_key: Annotated[Optional[str], typer.Option("--object", help="A slug, request number, cluster...")] = None,
     since: Annotated[Optional[str], typer.Option(help="From this date/time (ISO 8601; UTC if no offset).")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many of the latest entries (0: all).")] = 200,
+    limit: Annotated[int, typer.Option(min=0, help="At most this many of the latest entries (0: all).")] = 200,
     output: Annotated[Output, typer.Option("--output", "-o", help=OUTPUT_HELP)] = Output.table,
 ) -> None:
     """List audit entries, oldest first.

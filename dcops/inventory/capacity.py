@@ -65,7 +65,7 @@ def shortfalls(needed: dict[str, int], usage: dict[str, ResourceUsage]) -> list[
         row = usage.get(resource)
         if row is None:
             problems.append(f"no {resource} capacity")
-        elif row.free + 1e-9 < amount:
+        elif not fits(row.total, row.reserved, row.allocation_ratio, row.allocated + amount):
             problems.append(f"{resource} short by {amount - row.free:g} (free {row.free:g}, needs {amount})")
     return problems
 

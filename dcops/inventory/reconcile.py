@@ -245,7 +245,6 @@ def check(desired: Desired, current: Current, retiring: set[str]) -> list[str]:
             if owner is not None and owner != slug and owner not in desired.programmes:
                 problems.append(f"{at}host {host}: already belongs to programme {owner}")
 
-    offerings = set(current.offerings) | set(desired.offerings)
     for plan_id, plan in desired.plans.items():
         old = current.plans.get(plan_id)
         if old is not None and old["offering_id"] != plan["offering_id"]:
@@ -253,8 +252,6 @@ def check(desired: Desired, current: Current, retiring: set[str]) -> list[str]:
                 f"{_at(desired, ('plan', plan_id))}plan {plan_id} belongs to offering {old['offering_id']}; "
                 "a plan cannot move to another offering (give it a new id)"
             )
-        if plan["offering_id"] not in offerings:  # pragma: no cover - plans are nested in offerings
-            problems.append(f"plan {plan_id}: unknown offering {plan['offering_id']!r}")
 
     problems.extend(_dependency_cycles(desired, effective))
     problems.extend(_capacity_problems(desired, clusters, effective))
