@@ -4,16 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from dcops.db import Database
 from dcops.health.history import Thresholds
+from dcops.settings import DEFAULT_TIMEZONE
 
 log = logging.getLogger(__name__)
 # How often the service looks whether today's capacity snapshot is still to be taken.
 SNAPSHOT_CHECK_SECONDS = 600.0
+
+
+@contextmanager
+def stop_on_signals(stop_event: threading.Event, *,
+                    also: threading.Event | None = None) -> Iterator[threading.Event]:
+    """Set `stop_event` (and `also`, to tell a signal from a normal stop) on SIGTERM and SIGINT
+    while inside (main thread only); the old handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield stop_event
+        return
+
+    def handler(_signum, _frame) -> None:
+        if also is not None:
+            also.set()
+        stop_event.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop_event
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def run_service(
@@ -24,7 +49,7 @@ def run_service(
     concurrency: int = 100,
     thresholds: Thresholds = Thresholds(),
     ca_file: str | None = None,
-    tz: ZoneInfo = ZoneInfo("Asia/Vientiane"),
+    tz: ZoneInfo = ZoneInfo(DEFAULT_TIMEZONE),
     on_ready: Callable[[object], None] = lambda server: None,
 ) -> int:
     """Probe every check when due, serve /metrics and /healthz, and take the day's capacity
@@ -35,9 +60,9 @@ def run_service(
     results are written before returning.
     """
     from dcops.health.prober import Scheduler
-    from dcops.metrics.server import make_server
+    from dcops.metrics.server import MetricsServer
 
-    server = make_server(database, **server_options)
+    server = MetricsServer(database, **server_options)
     scheduler = Scheduler(database, concurrency=concurrency, thresholds=thresholds, ca_file=ca_file)
     server.start()
     snapshots = threading.Thread(target=snapshot_daily, args=(database, stop, tz), name="dcops-snapshots",
@@ -47,6 +72,7 @@ def run_service(
         on_ready(server)
         asyncio.run(scheduler.run(stop))
     finally:
+        stop.set()  # the snapshot thread waits on it: a prober that failed must not leave it waiting
         server.stop()
         snapshots.join(timeout=10)
     return scheduler.recorded

@@ -81,10 +81,8 @@ class DemoResult:
     job_status: str | None = None
     job_dir: Path | None = None
     sandbox: Path | None = None
-    endpoints: int = 0
     skipped: list[str] = field(default_factory=list)  # endpoints no stand-in answers, with why
     outage: str | None = None  # the programme with the unplanned outage
-    maintenance: str | None = None  # the programme under announced maintenance
     results_recorded: int = 0
     states: dict[str, int] = field(default_factory=dict)  # state -> programmes, when probing ended
     metrics_url: str | None = None
@@ -178,7 +176,9 @@ class _Steps:
         began = time.perf_counter()
         try:
             yield note
-        except DcopsError as error:
+        except (DcopsError, OSError) as error:  # OSError: a folder the demo cannot write in
+            if isinstance(error, OSError):
+                error = f"{error.filename or ''}: {error.strerror or error}"
             seconds = time.perf_counter() - began
             if essential or not self.keep_going:
                 hint = "" if essential else " (--keep-going carries on past a failed step)"
@@ -291,9 +291,7 @@ def _step_provision(steps: _Steps, database: "Database", settings: "Settings", r
         for host, stats in sorted(outcome.host_stats.items()):
             steps.detail(f"{host:<28} " + " ".join(f"{k}={v}" for k, v in stats.items() if v))
         if not outcome.ok:
-            where = f" on {outcome.failed_host}" if outcome.failed_host else ""
-            task = f" at task '{outcome.failed_task}'" if outcome.failed_task else ""
-            raise DemoFailed(f"job {outcome.job_id} {outcome.status}{where}{task}: {outcome.failure_message}")
+            raise DemoFailed(outcome.failure_summary)
         note.text = f"job {outcome.job_id} {outcome.status}: {', '.join(outcome.programmes)} active"
 
 
@@ -303,7 +301,6 @@ def _step_stand_ins(steps: _Steps, database: "Database", directory: Path, result
 
     with database.transaction() as conn:
         checks = load_checks(conn)
-    result.endpoints = len(checks)
     stand_ins = StandIns()
     with steps.step(4, f"standing in for {len(checks)} endpoints on loopback (HTTP, TLS, TCP servers)",
                     essential=True) as note:
@@ -430,7 +427,7 @@ def _restore_probing(database: "Database", saved: dict[int, tuple[int, float]]) 
 def _probe(steps: _Steps, database: "Database", settings: "Settings", stand_ins: "StandIns", probe_seconds: float,
            timeline: _Timeline, outage, maintenance, result: DemoResult) -> None:
     """run_service (prober and /metrics) in this thread until the clock thread stops it."""
-    from dcops.daemon import run_service
+    from dcops.daemon import run_service, stop_on_signals
     from dcops.db import utcnow
     from dcops.maintenance import add_window
 
@@ -454,7 +451,6 @@ def _probe(steps: _Steps, database: "Database", settings: "Settings", stand_ins:
                 ends_at=now + timedelta(seconds=timeline.ends + 4 * PROBE_INTERVAL_SECONDS),
                 reason="Demo: database failover test, its port closed meanwhile", change_ref="CHG-DEMO-1",
                 actor=OPERATOR, now=now)
-            result.maintenance = maintenance.programme
             steps.detail(f"announced maintenance window {window.id} ({window.change_ref}) for "
                          f"{maintenance.programme}: its {maintenance.name} port closes from t={timeline.starts:.0f} s "
                          f"to t={timeline.ends:.0f} s")
@@ -464,7 +460,7 @@ def _probe(steps: _Steps, database: "Database", settings: "Settings", stand_ins:
         clock.append(thread)
         thread.start()
 
-    with _stop_on_interrupt(stop, interrupted):
+    with stop_on_signals(stop, also=interrupted):
         try:
             run_service(database, stop, server_options={"host": "127.0.0.1", "port": 0, "cache_seconds": 1.0},
                         ca_file=str(stand_ins.ca_file) if stand_ins.ca_file else None, tz=settings.tz,
@@ -478,27 +474,6 @@ def _probe(steps: _Steps, database: "Database", settings: "Settings", stand_ins:
         raise KeyboardInterrupt
     result.results_recorded = _results_recorded(database)
     result.states = _state_counts(database)
-
-
-@contextmanager
-def _stop_on_interrupt(stop: threading.Event, interrupted: threading.Event) -> Iterator[None]:
-    """While inside (main thread only), Ctrl-C and SIGTERM set `stop` and `interrupted` instead of raising."""
-    import signal
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(_signum, _frame) -> None:
-        interrupted.set()
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _drive(steps: _Steps, database: "Database", stand_ins: "StandIns", began: float, probe_seconds: float,

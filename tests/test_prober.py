@@ -151,3 +151,33 @@ def test_probe_cli(cli, tmp_path):
         assert status == [{"programme": "dhis2", "ministry": "moh", "state": "up", "since": status[0]["since"],
                            "reason": ""}]
         assert "between 1 and 100" in cli("probe", "run", "--once", "--failures", "0", expect=2).stderr
+
+
+def test_import_refuses_future_results_broken_csv_and_takes_a_byte_order_mark(database, tmp_path):
+    load_directory(database, inventory_with(tmp_path, {
+        "dhis2": [{"name": "web", "kind": "http", "target": "http://127.0.0.1:9/"}]}))
+    header = "timestamp,programme,check,success,duration,reason\n"
+    future = tmp_path / "future.csv"
+    future.write_text(header + "2099-01-01T00:00:00Z,dhis2,web,false,0.1,\n")
+    with pytest.raises(ValidationError) as caught:
+        import_history(database, future)
+    assert "is in the future" in caught.value.problems[0]
+    broken = tmp_path / "broken.csv"
+    broken.write_text(header + "2026-10-01T00:00:00Z,dhis2,web,true,0.1," + "x" * 200_000 + "\n")
+    with pytest.raises(UserError, match=r"broken.csv:2: not valid CSV"):
+        import_history(database, broken)
+    with database.transaction() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM probe_result")).scalar() == 0
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbf" + (header + "2026-10-01T00:00:00Z,dhis2,web,true,0.1,\n").encode())
+    assert import_history(database, excel).rows == 1
+
+
+def test_a_ca_file_that_is_not_one_is_a_one_line_error(cli, tmp_path):
+    with http_server({"/ok": Respond(200)}) as server:
+        cli("inventory", "load", inventory_with(tmp_path, {
+            "dhis2": [{"name": "web", "kind": "http", "target": server.url("/ok")}]}))
+        for ca_file in (tmp_path / "missing.pem", tmp_path):
+            result = cli("probe", "run", "--once", "--ca-file", ca_file, expect=2)
+            assert "--ca-file: cannot load" in result.stderr and result.stderr.count("\n") == 1
+        assert cli("probe", "status", "--output", "csv").stdout.startswith("programme,ministry,state,since,reason")

@@ -135,7 +135,12 @@ def _wait_for_hang(database, timeout=60):
             row = conn.execute(sa.text("SELECT private_data_dir FROM job WHERE status = 'running'")).first()
         if row and row[0]:
             events = Path(row[0]) / "artifacts" / "run" / "job_events"
-            texts = [p.read_text() for p in events.glob("*.json")]
+            texts = []
+            for event_file in events.glob("*.json"):
+                try:
+                    texts.append(event_file.read_text())
+                except FileNotFoundError:  # ansible-runner renames partial event files as it goes
+                    continue
             if any('"playbook_on_task_start"' in t and '"task": "Hang"' in t for t in texts):
                 return
         time.sleep(0.2)
@@ -250,3 +255,17 @@ def test_old_job_directories_are_pruned(database, settings, tmp_path):
     from dcops.provisioning.jobs import job_events
 
     assert first["status"] == "successful" and job_events(first) == []
+
+
+def test_a_mistyped_folder_or_fork_count_is_refused_before_any_job(database, settings, tmp_path):
+    """A path the user got wrong is their mistake: one line, no job row, the programme still approved."""
+    approved(database, tmp_path, "portal")
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    with pytest.raises(UserError, match="--sandbox: cannot create"):
+        run(database, settings, ["portal"], sandbox_root=a_file)
+    with pytest.raises(UserError, match="--forks must be at least 1"):
+        run(database, settings, ["portal"], forks=0)
+    with database.transaction() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM job")).scalar() == 0
+    assert status_of(database, "portal") == "approved"

@@ -62,3 +62,15 @@ def test_serve_probes_serves_metrics_and_stops_cleanly(cli, tmp_path, unused_por
         assert process.returncode == 0, err
         assert "stopped;" in err and "Traceback" not in err
         assert fetch(f"{base}/healthz")[0] == 0  # the port is closed
+
+
+def test_serve_with_a_bad_ca_file_stops_at_once_with_one_line(cli, tmp_path):
+    """The prober fails before its first round: the service stops its server and its snapshot
+    thread (which must not sit out its wait) and says why in one line."""
+    cli("inventory", "load", inventory_with(tmp_path, {
+        "dhis2": [{"name": "web", "kind": "http", "target": "http://127.0.0.1:9/"}]}))
+    result = cli("serve", "--port", "0", "--ca-file", tmp_path / "missing.pem", expect=2)
+    assert "--ca-file: cannot load" in result.stderr and "Traceback" not in result.stderr
+    import threading
+
+    assert not [t for t in threading.enumerate() if t.name == "dcops-snapshots"]

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from dcops import audit
 from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import Conflict, NotFound, UserError, ValidationError
-from dcops.health.store import end_programme_history
+from dcops.inventory.lifecycle import set_programme_status
 from dcops.inventory.capacity import ResourceUsage, choose_cluster
 from dcops.inventory.queries import cluster_usage
 from dcops.inventory.documents import Email, Name, Slug, Text, Title, pydantic_problems
@@ -285,13 +285,7 @@ def transition(
     conn.execute(update(T_REQUEST).where(T_REQUEST.c.id == request.id).values(**values))
     programme_id = changes.get("programme_id", request.programme_id)
     if programme_id is not None and to_state in PROGRAMME_STATUS:
-        conn.execute(
-            update(T_PROGRAMME).where(T_PROGRAMME.c.id == programme_id)
-            .values(status=PROGRAMME_STATUS[to_state], updated_at=now)
-        )
-        if to_state == "retired":
-            conn.execute(T_ALLOCATION.delete().where(T_ALLOCATION.c.programme_id == programme_id))
-            end_programme_history(conn, programme_id, now)
+        set_programme_status(conn, programme_id, PROGRAMME_STATUS[to_state], now=now)
     audit.record(conn, audit.Event(
         actor, f"request.{to_state}", "request", str(request.id),
         {"state": request.state}, {"state": to_state, **({"reason": reason} if reason else {}), **changes},

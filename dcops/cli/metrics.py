@@ -11,18 +11,38 @@ from dcops.cli.common import fail, open_database
 
 app = typer.Typer(help="Prometheus: serve /metrics, write file_sd targets and alert rules.", no_args_is_help=True)
 
+# The exporter's options, shared with `dcops serve`.
+HostOption = Annotated[str, typer.Option(help="Address to listen on; a non-loopback one exposes the metrics.")]
+PortOption = Annotated[int, typer.Option(help="TCP port for /metrics and /healthz.", min=0, max=65535)]
+CacheSecondsOption = Annotated[float, typer.Option(help="Serve one database read to the scrapes within this many "
+                                                        "seconds (0: read at every scrape).", min=0)]
+TlsCertOption = Annotated[Optional[Path], typer.Option(help="TLS certificate (PEM); serves HTTPS with --tls-key.")]
+TlsKeyOption = Annotated[Optional[Path], typer.Option(help="The certificate's private key (PEM).")]
+BasicAuthUserOption = Annotated[Optional[str], typer.Option(help="Require HTTP basic auth with this user.")]
+BasicAuthPasswordFileOption = Annotated[Optional[Path], typer.Option(
+    help="File whose first line is the password, or a pbkdf2_sha256$... hash of it.")]
+
+
+def basic_auth_from(user: Optional[str], password_file: Optional[Path]) -> tuple[str, str] | None:
+    """(user, password or hash) from the two options, which come together or not at all."""
+    if (user is None) != (password_file is None):
+        fail("basic auth needs both --basic-auth-user and --basic-auth-password-file")
+    if user is None:
+        return None
+    from dcops.metrics.server import read_password_file
+
+    return user, read_password_file(password_file)
+
 
 @app.command("serve")
 def serve_command(
-    host: Annotated[str, typer.Option(help="Address to listen on; a non-loopback one exposes the metrics.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 9410,
-    cache_seconds: Annotated[float, typer.Option(help="Serve one database read to the scrapes within this many "
-                                                      "seconds (0: read at every scrape).", min=0)] = 5.0,
-    tls_cert: Annotated[Optional[Path], typer.Option(help="TLS certificate (PEM); serves HTTPS with --tls-key.")] = None,
-    tls_key: Annotated[Optional[Path], typer.Option(help="The certificate's private key (PEM).")] = None,
-    basic_auth_user: Annotated[Optional[str], typer.Option(help="Require HTTP basic auth with this user.")] = None,
-    basic_auth_password_file: Annotated[Optional[Path], typer.Option(
-        help="File whose first line is the password, or a pbkdf2_sha256$... hash of it.")] = None,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 9410,
+    cache_seconds: CacheSecondsOption = 5.0,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    basic_auth_user: BasicAuthUserOption = None,
+    basic_auth_password_file: BasicAuthPasswordFileOption = None,
 ) -> None:
     """Serve /metrics (Prometheus text format) and /healthz until SIGTERM or Ctrl-C.
 
@@ -33,13 +53,10 @@ def serve_command(
     """
     import threading
 
-    from dcops.metrics.server import read_password_file, serve, stop_on_signals
+    from dcops.daemon import stop_on_signals
+    from dcops.metrics.server import serve
 
-    if (basic_auth_user is None) != (basic_auth_password_file is None):
-        fail("basic auth needs both --basic-auth-user and --basic-auth-password-file")
-    basic_auth = None
-    if basic_auth_user is not None:
-        basic_auth = (basic_auth_user, read_password_file(basic_auth_password_file))
+    basic_auth = basic_auth_from(basic_auth_user, basic_auth_password_file)
     database = open_database()
     with stop_on_signals(threading.Event()) as stop:
         # The default is loopback, so a non-loopback --host was typed by the operator: that is the opt-in.

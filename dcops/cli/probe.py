@@ -7,19 +7,23 @@ from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import OUTPUT_HELP, Output, echo_json, echo_table, open_database
+from dcops.cli.common import OUTPUT_HELP, Output, echo_csv, echo_json, echo_table, fail, open_database
 
 app = typer.Typer(help="Health probes of the programmes' endpoints, and their history.", no_args_is_help=True)
 
 FailuresOption = Annotated[int, typer.Option("--failures", help="Down after this many failures in a row.")]
 SuccessesOption = Annotated[int, typer.Option("--successes", help="Up after this many successes in a row.")]
 CaFileOption = Annotated[Optional[Path], typer.Option("--ca-file", help="CA bundle for TLS checks (default: system).")]
+ConcurrencyOption = Annotated[int, typer.Option(help="Probes in flight at once.")]
 
 
-def _thresholds(failures: int, successes: int):
+def thresholds_from(failures: int, successes: int, concurrency: int | None = None):
+    """The damping thresholds, once the probing options are checked (shared with `dcops serve`)."""
     from dcops.errors import UserError
     from dcops.health.history import Thresholds
 
+    if concurrency is not None and not 1 <= concurrency <= 10_000:
+        raise UserError("--concurrency must be between 1 and 10000")
     if not (1 <= failures <= 100 and 1 <= successes <= 100):
         raise UserError("--failures and --successes must be between 1 and 100")
     return Thresholds(failures, successes)
@@ -28,7 +32,7 @@ def _thresholds(failures: int, successes: int):
 @app.command("run")
 def run_command(
     once: Annotated[bool, typer.Option("--once", help="One round over every check, then exit.")] = False,
-    concurrency: Annotated[int, typer.Option(help="Probes in flight at once.")] = 100,
+    concurrency: ConcurrencyOption = 100,
     failures: FailuresOption = 3,
     successes: SuccessesOption = 2,
     ca_file: CaFileOption = None,
@@ -41,11 +45,9 @@ def run_command(
 
     Example: dcops probe run --once --concurrency 200
     """
-    from dcops.errors import UserError
-
-    if not 1 <= concurrency <= 10_000:
-        raise UserError("--concurrency must be between 1 and 10000")
-    thresholds = _thresholds(failures, successes)
+    if output == Output.csv:
+        fail("probe run prints a table or json (--output json); `probe status --output csv` lists states")
+    thresholds = thresholds_from(failures, successes, concurrency=concurrency)
     database = open_database()
     if once:
         from dcops.health.prober import run_once
@@ -62,18 +64,16 @@ def run_command(
         typer.echo(f"{summary.checks} checks, {summary.succeeded} succeeded, in {summary.seconds:.2f} s")
         return
     import asyncio
-    import signal
     import threading
 
+    from dcops.daemon import stop_on_signals
     from dcops.health.prober import Scheduler
 
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     typer.echo("probing until stopped (Ctrl-C or SIGTERM)", err=True)
     scheduler = Scheduler(database, concurrency=concurrency, thresholds=thresholds,
                           ca_file=str(ca_file) if ca_file else None)
-    asyncio.run(scheduler.run(stop))
+    with stop_on_signals(threading.Event()) as stop:
+        asyncio.run(scheduler.run(stop))
     typer.echo(f"stopped; {scheduler.recorded} results recorded", err=True)
 
 
@@ -90,6 +90,9 @@ def status_command(
     rows = programme_states(open_database())
     if output == Output.json:
         echo_json(rows)
+        return
+    if output == Output.csv:
+        echo_csv(rows, ("programme", "ministry", "state", "since", "reason"))
         return
     echo_table(((r["programme"], r["state"], r["since"] or "-", r["reason"]) for r in rows),
                ("PROGRAMME", "STATE", "SINCE", "REASON"), shrink=(3, 0))
@@ -110,6 +113,6 @@ def import_command(
     """
     from dcops.health.importer import import_history
 
-    summary = import_history(open_database(), file, fmt=fmt, thresholds=_thresholds(failures, successes))
+    summary = import_history(open_database(), file, fmt=fmt, thresholds=thresholds_from(failures, successes))
     typer.echo(f"imported {summary.rows} results of {summary.checks} checks "
                f"({summary.first:%Y-%m-%d} to {summary.last:%Y-%m-%d}), {summary.programme_changes} state changes")

@@ -39,10 +39,7 @@ def _report(outcome, output: Output) -> None:
             typer.echo(f"{host:<30} " + "  ".join(f"{k}={v}" for k, v in stats.items()))
         typer.echo(f"job {outcome.job_id} {outcome.status} ({', '.join(outcome.programmes)})")
     if not outcome.ok:
-        where = f" on {outcome.failed_host}" if outcome.failed_host else ""
-        task = f" at task '{outcome.failed_task}'" if outcome.failed_task else ""
-        typer.echo(f"dcops: error: job {outcome.job_id} {outcome.status}{where}{task}: {outcome.failure_message}",
-                   err=True)
+        typer.echo(f"dcops: error: {outcome.failure_summary}", err=True)
         raise typer.Exit(130 if outcome.status == "canceled" else 1)
 
 
@@ -54,7 +51,7 @@ def run_command(
     diff: Annotated[bool, typer.Option("--diff", help="Show file differences.")] = False,
     timeout: TimeoutOption = None,
     sandbox: SandboxOption = None,
-    forks: Annotated[int, typer.Option(help="Hosts Ansible works on at once.")] = 10,
+    forks: Annotated[int, typer.Option(min=1, help="Hosts Ansible works on at once.")] = 10,
     actor: ActorOption = None,
     output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
 ) -> None:
@@ -120,7 +117,7 @@ def verify_command(
 
 @app.command("jobs")
 def jobs_command(
-    limit: Annotated[int, typer.Option(help="How many of the latest jobs.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="How many of the latest jobs.")] = 20,
     output: Annotated[Output, typer.Option("--output", "-o", help=OUTPUT_HELP)] = Output.table,
 ) -> None:
     """List the latest jobs, newest first.

@@ -64,14 +64,18 @@ def _success(value) -> bool:
 
 
 def _records(path: Path, fmt: str):
-    text = path.read_text(encoding="utf-8")
+    # utf-8-sig: a spreadsheet saving CSV as UTF-8 puts a byte-order mark before the header.
+    text = path.read_text(encoding="utf-8-sig")
     if fmt == "csv":
         reader = csv.DictReader(io.StringIO(text))
         missing = [f for f in FIELDS[:4] if f not in (reader.fieldnames or [])]
         if missing:
             raise UserError(f"{path}:1: the CSV header lacks {', '.join(missing)} (columns: {', '.join(FIELDS)})")
-        for number, row in enumerate(reader, start=2):
-            yield number, row
+        try:
+            for row in reader:
+                yield reader.line_num, row
+        except csv.Error as error:
+            raise UserError(f"{path}:{reader.line_num + 1}: not valid CSV: {error}") from None
     else:
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -98,15 +102,17 @@ def import_history(database: Database, path: Path, *, fmt: str | None = None,
     fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
     if fmt not in ("csv", "jsonl"):
         raise UserError(f"unknown format {fmt!r}: csv or jsonl")
+    # Read and parse the file before taking the write lock: the prober must not wait on the disk.
+    try:
+        records = list(_records(path, fmt))
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text") from None
+    now = utcnow()
     with database.transaction(immediate=True) as conn:
         checks = load_checks(conn)
         by_name = {(c.programme, c.name): c for c in checks}
         latest = {r.endpoint_id: r.last_at for r in conn.execute(select(T_STATE.c.endpoint_id, T_STATE.c.last_at))}
         results, problems = [], []
-        try:
-            records = list(_records(path, fmt))
-        except UnicodeDecodeError:
-            raise UserError(f"{path}: not UTF-8 text") from None
         for number, record in records:
             where = f"{path}:{number}"
             if isinstance(record, Exception):
@@ -117,6 +123,8 @@ def import_history(database: Database, path: Path, *, fmt: str | None = None,
                 if check is None:
                     raise ValueError(f"no check {record.get('check')!r} of programme {record.get('programme')!r}")
                 at = _timestamp(record.get("timestamp"))
+                if at > now:  # a future result would block every real one until then
+                    raise ValueError(f"{at.isoformat()} is in the future")
                 duration = float(record.get("duration") or 0.0)
                 if not 0 <= duration < 3600:
                     raise ValueError(f"duration {duration} s is not plausible")
@@ -136,6 +144,6 @@ def import_history(database: Database, path: Path, *, fmt: str | None = None,
             raise UserError(f"{path}: no results to import")
         changes = record_results(conn, checks, results, thresholds=thresholds)
         # Old raw results and old hours are folded at once: an import of a year stays small.
-        compact(conn, now=utcnow())
+        compact(conn, now=now)
     times = [r.at for r in results]
     return ImportSummary(len(results), len({r.endpoint_id for r in results}), len(changes), min(times), max(times))

@@ -12,7 +12,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 from dcops.db import Database, utcnow
 from dcops.errors import DatabaseBusy

@@ -45,7 +45,6 @@ from cryptography import x509
 
 log = logging.getLogger(__name__)
 
-KINDS = ("http", "tcp", "tls")
 MAX_BODY_BYTES = 1024 * 1024  # body_contains looks at the first MiB of the (decoded) body only
 CLOSE_GRACE_SECONDS = 1.0  # how long a polite close (TLS close_notify) may take before the socket is dropped
 USER_AGENT = "dcops-health/1"
@@ -134,7 +133,13 @@ def verifying_context(ca_file: str | None = None) -> ssl.SSLContext:
     plus `ca_file` (PEM) when given: operators point that at the data centre's internal CA."""
     context = ssl.create_default_context()
     if ca_file:
-        context.load_verify_locations(cafile=ca_file)
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as error:
+            from dcops.errors import UserError
+
+            reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or str(error)
+            raise UserError(f"--ca-file: cannot load {ca_file} as a CA bundle (PEM): {reason}") from None
     return context
 
 

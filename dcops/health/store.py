@@ -45,9 +45,6 @@ _OPEN_INTERVAL = insert(T_INTERVAL)
 _PROGRAMME_STATE = select(T_INTERVAL.c.state).where(
     T_INTERVAL.c.programme_id == bindparam("b_programme"), T_INTERVAL.c.endpoint_id.is_(None),
     T_INTERVAL.c.ended_at.is_(None))
-_STATE_BEFORE = select(T_INTERVAL.c.state).where(
-    T_INTERVAL.c.endpoint_id == bindparam("b_endpoint"), T_INTERVAL.c.started_at < bindparam("b_at")
-).order_by(T_INTERVAL.c.started_at.desc()).limit(1)
 _STATE_FIELDS = ("state", "since", "fail_streak", "ok_streak", "last_at", "last_success", "last_duration_seconds",
                  "last_reason")
 _UPDATE_STATE = update(T_STATE).where(T_STATE.c.endpoint_id == bindparam("b_endpoint")).values(
@@ -127,6 +124,8 @@ def record_results(
         return []
     memories = _memories(conn, by_id)
     known = set(memories)
+    # Each check's state before this batch: its programme's changes are replayed from these.
+    states_before = {endpoint_id: memory.state for endpoint_id, memory in memories.items()}
     check_changes: list[tuple[int, Transition]] = []
     rollups: dict[tuple[int, datetime], dict] = {}
     tls_expiry: dict[int, datetime] = {}
@@ -148,7 +147,7 @@ def record_results(
 
     for endpoint_id, change in check_changes:
         _switch_interval(conn, by_id[endpoint_id].programme_id, endpoint_id, change)
-    programme_changes = _programme_changes(conn, by_id, memories, check_changes)
+    programme_changes = _programme_changes(conn, by_id, states_before, check_changes)
 
     updates: dict[bool, list[dict]] = {False: [], True: []}  # by whether the TLS expiry is known
     inserts = []
@@ -239,7 +238,7 @@ def _merge_rollups(conn: Connection, rollups: dict[tuple[int, datetime], dict], 
         conn.execute(_UPDATE_ROLLUP, merged)
 
 
-def _programme_changes(conn, by_id, memories, check_changes) -> list[tuple[str, Transition]]:
+def _programme_changes(conn, by_id, states_before, check_changes) -> list[tuple[str, Transition]]:
     """Programme-level intervals: the worst of its checks' states, changing when a check's does."""
     programmes = defaultdict(list)
     for check in by_id.values():
@@ -253,7 +252,7 @@ def _programme_changes(conn, by_id, memories, check_changes) -> list[tuple[str, 
         endpoints = programmes[programme_id]
         # Replay this batch's check transitions in time order from the states before it.
         batch = sorted(by_programme[programme_id], key=lambda item: (item[0], item[1]))
-        states = _states_before(conn, endpoints, batch, memories)
+        states = {endpoint_id: states_before.get(endpoint_id, UNKNOWN) for endpoint_id in endpoints}
         open_row = conn.execute(_PROGRAMME_STATE, {"b_programme": programme_id}).first()
         current = open_row[0] if open_row else None
         slug = by_id[endpoints[0]].programme
@@ -270,21 +269,6 @@ def _programme_changes(conn, by_id, memories, check_changes) -> list[tuple[str, 
                 changes.append((slug, transition))
                 current = worst
     return changes
-
-
-def _states_before(conn, endpoints, batch, memories) -> dict[int, str]:
-    """Each check's state before this batch: its first transition's predecessor, else its state now."""
-    before = {}
-    first_change = {}
-    for _at, endpoint_id, change in batch:
-        first_change.setdefault(endpoint_id, change)
-    for endpoint_id in endpoints:
-        if endpoint_id in first_change:
-            row = conn.execute(_STATE_BEFORE, {"b_endpoint": endpoint_id, "b_at": first_change[endpoint_id].at}).first()
-            before[endpoint_id] = row[0] if row else UNKNOWN
-        else:
-            before[endpoint_id] = memories[endpoint_id].state if endpoint_id in memories else UNKNOWN
-    return before
 
 
 def compact(conn: Connection, *, now: datetime, raw_retention: timedelta = DEFAULT_RAW_RETENTION,

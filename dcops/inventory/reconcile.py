@@ -15,6 +15,7 @@ from dcops.errors import ValidationError
 from dcops.inventory.capacity import capacity, fits
 from dcops.health.store import end_programme_history, forget_check
 from dcops.inventory.documents import Desired
+from dcops.inventory.lifecycle import set_programme_status
 from dcops.models import (
     Allocation,
     Cluster,
@@ -476,10 +477,7 @@ def _apply_programmes(conn, plan: Plan, desired: Desired, current: Current, ids:
             if scalar.get("status") == "retired":
                 end_programme_history(conn, ids[("programme", slug)], now)
         elif change.action == "retire":
-            programme_id = ids[("programme", slug)]
-            conn.execute(update(T_PROGRAMME).where(T_PROGRAMME.c.id == programme_id).values(status="retired", updated_at=now))
-            conn.execute(delete(T_ALLOCATION).where(T_ALLOCATION.c.programme_id == programme_id))
-            end_programme_history(conn, programme_id, now)
+            set_programme_status(conn, ids[("programme", slug)], "retired", now=now)
     if new_rows:
         conn.execute(insert(T_PROGRAMME), new_rows)
         for row in conn.execute(select(T_PROGRAMME.c.id, T_PROGRAMME.c.slug)):

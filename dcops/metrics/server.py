@@ -9,17 +9,14 @@ import hashlib
 import hmac
 import ipaddress
 import os
-import signal
 import socket
 import ssl
 import sys
 import threading
-import time
-from contextlib import contextmanager
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
@@ -179,11 +176,9 @@ class MetricsServer:
         self.database = database
         self.basic_auth = basic_auth
         self.registry = CollectorRegistry()
-        # The server caches the rendered bytes, so the collector itself need not cache.
-        self.collector = InventoryCollector(database, now=now, registry=self.registry)
+        # The collector keeps one reading (and its text) for `cache_seconds`; scrapes meanwhile share it.
+        self.collector = InventoryCollector(database, now=now, cache_seconds=cache_seconds, registry=self.registry)
         self.cache_seconds = cache_seconds
-        self._render_lock = threading.Lock()
-        self._rendered: tuple[float, bytes] | None = None
         self._verified: set[bytes] = set()
         self._thread: threading.Thread | None = None
 
@@ -224,14 +219,7 @@ class MetricsServer:
         The registry holds only the collector, so its direct writer gives the bytes that
         generate_latest(self.registry) would, in well under half the time at 10,000 programmes.
         """
-        if self.cache_seconds <= 0:
-            return self.collector.exposition()
-        # One scrape at a time reads the database; scrapes arriving meanwhile wait and share it.
-        with self._render_lock:
-            moment = time.monotonic()
-            if self._rendered is None or not 0 <= moment - self._rendered[0] < self.cache_seconds:
-                self._rendered = (moment, self.collector.exposition())
-            return self._rendered[1]
+        return self.collector.exposition()
 
     def healthy(self) -> bool:
         """True when the database answers a trivial query."""
@@ -289,31 +277,18 @@ class MetricsServer:
         self.stop()
 
 
-def make_server(database: Database, **options) -> MetricsServer:
-    """A bound, not yet started MetricsServer (the options of MetricsServer); `dcops serve` can reuse it."""
-    return MetricsServer(database, **options)
-
-
 def serve(
     database: Database,
     *,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    cache_seconds: float = DEFAULT_CACHE_SECONDS,
-    tls_cert: Path | str | None = None,
-    tls_key: Path | str | None = None,
-    basic_auth: tuple[str, str] | None = None,
-    allow_remote: bool = False,
     stop_event: threading.Event | None = None,
     on_ready: Callable[[MetricsServer], None] | None = None,
-    now: Callable[[], datetime] = utcnow,
+    **options,
 ) -> None:
     """Serve /metrics and /healthz until `stop_event` is set (forever without one).
 
-    `basic_auth` is (user, password), the password in clear or as a hash_password() hash.
+    `options` are MetricsServer's (host, port, cache_seconds, TLS, basic_auth, allow_remote, now).
     """
-    server = make_server(database, host=host, port=port, cache_seconds=cache_seconds, tls_cert=tls_cert,
-                         tls_key=tls_key, basic_auth=basic_auth, allow_remote=allow_remote, now=now)
+    server = MetricsServer(database, **options)
     stop_event = stop_event or threading.Event()
     server.start()
     try:
@@ -324,21 +299,6 @@ def serve(
             pass
     finally:
         server.stop()
-
-
-@contextmanager
-def stop_on_signals(stop_event: threading.Event) -> Iterator[threading.Event]:
-    """Set `stop_event` on SIGTERM and SIGINT while inside (main thread only); the old handlers come back after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield stop_event
-        return
-    handler = lambda _signum, _frame: stop_event.set()  # noqa: E731
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop_event
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def read_password_file(path: Path | str) -> str:

@@ -10,15 +10,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from dcops import audit
 from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import Conflict, NotFound, UserError
-from dcops.health.store import end_programme_history
+from dcops.inventory.lifecycle import set_programme_status
 from dcops.inventory.ansible import build_inventory, static_yaml
-from dcops.models import Allocation, Host, HostingRequest, Job, Programme
+from dcops.models import Host, HostingRequest, Job, Programme
 from dcops.provisioning.liveness import process_start, stale_jobs, this_host
 from dcops.provisioning.runner import HostEvent, RunResult, run_playbook
 from dcops.settings import DEFAULT_PLAYBOOKS_DIR
@@ -26,7 +26,6 @@ from dcops.settings import DEFAULT_PLAYBOOKS_DIR
 T_JOB = Job.__table__
 T_PROGRAMME = Programme.__table__
 T_REQUEST = HostingRequest.__table__
-T_ALLOCATION = Allocation.__table__
 T_HOST = Host.__table__
 
 PLAYBOOKS = {"provision": "provision.yml", "decommission": "decommission.yml", "verify": "verify.yml"}
@@ -36,9 +35,6 @@ ACCEPTS = {
     "decommission": frozenset({"active", "failed", "decommissioning"}),
     "verify": frozenset({"active", "provisioning", "failed"}),
 }
-# The request state that matches each programme status a job moves to.
-REQUEST_STATE = {"provisioning": "provisioning", "active": "active", "failed": "failed",
-                 "decommissioning": "decommission-requested", "retired": "retired"}
 TERMINAL = ("successful", "failed", "timeout", "canceled", "interrupted")
 DEFAULT_JOBS_KEPT = 200
 
@@ -61,6 +57,18 @@ class JobOutcome:
     def ok(self) -> bool:
         return self.status == "successful"
 
+    @property
+    def failure_summary(self) -> str:
+        """'job 7 failed on tax-app-1 at task 'Start service': ...', as the job's programmes record it."""
+        return failure_summary(self.job_id, self.status, self.failed_host, self.failed_task, self.failure_message)
+
+
+def failure_summary(job_id: int, status: str, host: str | None, task: str | None, message: str | None) -> str:
+    """One line saying how a job ended badly: where, at which task, and Ansible's message."""
+    where = f" on {host}" if host else ""
+    at_task = f" at task '{task}'" if task else ""
+    return f"job {job_id} {status}{where}{at_task}: {message or ''}".strip()
+
 
 def jobs_dir(home: Path) -> Path:
     """Where each job's private data directory (inventory, artefacts, event log) lives."""
@@ -71,21 +79,19 @@ def _move(conn: Connection, slug: str, status: str, *, actor: str, reason: str =
     """Move a programme (and the hosting request that drives it, if any) to `status`."""
     # Imported here: the request documents' schema costs a tenth of a second at every
     # `provision run`, and only a programme that moves needs the state machine.
-    from dcops.catalogue.requests import OPEN_STATES, transition
+    from dcops.catalogue.requests import OPEN_STATES, PROGRAMME_STATUS, transition
 
+    request_state = {programme_status: state for state, programme_status in PROGRAMME_STATUS.items()}
     programme = conn.execute(select(T_PROGRAMME).where(T_PROGRAMME.c.slug == slug)).one()
     if programme.status == status:
         return
     request = conn.execute(
         select(T_REQUEST).where(T_REQUEST.c.programme_id == programme.id, T_REQUEST.c.state.in_(OPEN_STATES))
     ).first()
-    if request is not None and request.state != REQUEST_STATE[status]:
-        transition(conn, request, REQUEST_STATE[status], actor=actor, reason=reason)
+    if request is not None and request.state != request_state[status]:
+        transition(conn, request, request_state[status], actor=actor, reason=reason)
         return
-    conn.execute(update(T_PROGRAMME).where(T_PROGRAMME.c.id == programme.id).values(status=status, updated_at=utcnow()))
-    if status == "retired":
-        conn.execute(delete(T_ALLOCATION).where(T_ALLOCATION.c.programme_id == programme.id))
-        end_programme_history(conn, programme.id, utcnow())
+    set_programme_status(conn, programme.id, status, now=utcnow())
     audit.record(conn, audit.Event(actor, "programme.status", "programme", slug, {"status": programme.status},
                                    {"status": status, **({"reason": reason} if reason else {})}))
 
@@ -114,18 +120,23 @@ def _select_programmes(conn: Connection, kind: str, slugs: list[str] | None) -> 
             select(T_PROGRAMME.c.slug).where(T_PROGRAMME.c.status == "approved").order_by(T_PROGRAMME.c.slug))]
         if not slugs:
             raise UserError("no approved programme is waiting for provisioning")
-    problems = []
+    status_of = dict(conn.execute(select(T_PROGRAMME.c.slug, T_PROGRAMME.c.status)
+                                  .where(T_PROGRAMME.c.slug.in_(slugs))).all())
+    problems, refused = [], set()
     for slug in slugs:
-        status = conn.execute(select(T_PROGRAMME.c.status).where(T_PROGRAMME.c.slug == slug)).scalar()
+        status = status_of.get(slug)
         if status is None:
             problems.append(f"no programme {slug!r}")
         elif status not in ACCEPTS[kind]:
             problems.append(f"programme {slug} is {status}; {kind} takes {', '.join(sorted(ACCEPTS[kind]))} ones")
+        else:
+            continue
+        refused.add(slug)
     with_hosts = {r[0] for r in conn.execute(
         select(T_PROGRAMME.c.slug).join(T_HOST, T_HOST.c.programme_id == T_PROGRAMME.c.id)
         .where(T_PROGRAMME.c.slug.in_(slugs)))}
     problems += [f"programme {slug} has no hosts (add them in the inventory)"
-                 for slug in slugs if slug not in with_hosts and not any(slug in p for p in problems)]
+                 for slug in slugs if slug not in with_hosts and slug not in refused]
     if problems:
         raise UserError("; ".join(problems))
     return list(dict.fromkeys(slugs))
@@ -178,9 +189,7 @@ def finish_job(database: Database, job_id: int, result: RunResult, *, actor: str
 
 
 def _reason(job_id: int, result: RunResult) -> str:
-    where = f" on {result.failed_host}" if result.failed_host else ""
-    task = f" at task '{result.failed_task}'" if result.failed_task else ""
-    return f"job {job_id} {result.status}{where}{task}: {result.failure_message or ''}".strip()
+    return failure_summary(job_id, result.status, result.failed_host, result.failed_task, result.failure_message)
 
 
 def reap(conn: Connection, *, actor: str) -> list[int]:
@@ -240,10 +249,19 @@ def run_job(
         raise UserError(f"unknown job kind {kind!r}")
     if timeout is not None and timeout <= 0:
         raise UserError("--timeout must be a positive number of seconds")
+    if forks < 1:
+        raise UserError("--forks must be at least 1")
     if not (playbooks_dir / PLAYBOOKS[kind]).is_file():
         raise UserError(f"no {PLAYBOOKS[kind]} in {playbooks_dir} (DCOPS_PLAYBOOKS_DIR)")
     actor = actor or audit.default_actor()
     sandbox = sandbox_root is not None
+    # Folders first: a mistyped path is the user's mistake, not a failed job.
+    for folder, what in ((jobs_dir(home), "DCOPS_HOME"), (sandbox_root, "--sandbox")):
+        if folder is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise UserError(f"{what}: cannot create {folder}: {error.strerror or error}") from None
     job_id, chosen, private_data_dir = start_job(database, kind, slugs, actor=actor, check=check, sandbox=sandbox,
                                                  home=home)
     result = RunResult(status="failed", rc=None, failure_message="dcops stopped before Ansible started")
@@ -255,7 +273,6 @@ def run_job(
         extra_env = {}
         inventory_vars = {"ansible_python_interpreter": "/usr/bin/python3"}
         if sandbox:
-            sandbox_root.mkdir(parents=True, exist_ok=True)
             extravars["dcops_sandbox_root"] = str(sandbox_root.resolve())
             if sandbox_over_ssh:
                 extravars["dcops_sandbox_over_ssh"] = True
@@ -274,6 +291,8 @@ def run_job(
     except Exception as error:  # noqa: BLE001 - the job must end recorded, whatever went wrong
         result = RunResult(status="failed", rc=None, failure_message=f"{type(error).__name__}: {error}")
         finish_job(database, job_id, result, actor=actor)
+        if isinstance(error, OSError):  # the job's folder or a file it needs: say which, in one line
+            raise UserError(f"job {job_id} failed: {error.filename or ''}: {error.strerror or error}") from None
         raise
     finish_job(database, job_id, result, actor=actor)
     _prune_job_dirs(home, keep_jobs)

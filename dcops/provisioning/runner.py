@@ -29,7 +29,6 @@ class RunResult:
     failed_host: str | None = None
     failed_task: str | None = None
     failure_message: str | None = None
-    unreachable: dict[str, str] = field(default_factory=dict)
 
 
 def host_stats(stats: dict | None) -> dict[str, dict[str, int]]:
@@ -55,7 +54,6 @@ class _Progress:
     def __init__(self, on_event: Callable[[HostEvent], None]):
         self.on_event = on_event
         self.failed: tuple[str, str, str] | None = None
-        self.unreachable: dict[str, str] = {}
 
     def __call__(self, event: dict) -> bool:
         kind = event.get("event", "")
@@ -76,7 +74,6 @@ class _Progress:
             self.on_event(HostEvent("failed", host, task, message))
         elif kind == "runner_on_unreachable":
             message = _message(data.get("res") or {})
-            self.unreachable[host] = message
             if self.failed is None:
                 self.failed = (host, task, f"unreachable: {message}")
             self.on_event(HostEvent("unreachable", host, task, message))
@@ -168,5 +165,4 @@ def run_playbook(
         failed_host=failed_host,
         failed_task=failed_task,
         failure_message=failure_message,
-        unreachable=progress.unreachable,
     )
