@@ -62,6 +62,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+def epoch_us(moment: datetime) -> int:
+    """An aware time as whole microseconds since the Unix epoch: exact, and cheap to compare or hash."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
 class EpochMicroseconds(TypeDecorator):
     """A timezone-aware time stored as integer microseconds since the Unix epoch (UTC).
 
@@ -75,7 +80,7 @@ class EpochMicroseconds(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
-        return (_aware(value) - _EPOCH) // _MICROSECOND
+        return epoch_us(_aware(value))
 
     def process_result_value(self, value, dialect):
         if value is None:

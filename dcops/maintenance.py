@@ -57,15 +57,14 @@ class Window:
 
 def parse_time(text: str, tz: ZoneInfo, *, option: str) -> datetime:
     """An operator's time: ISO 8601 with an offset, or a local time in the data centre's zone."""
-    value = text.strip()
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
-    except ValueError:
+        moment = datetime.fromisoformat(text.strip())
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=tz)
+        return moment.astimezone(ZoneInfo("UTC"))
+    except (ValueError, OverflowError):  # OverflowError: a time at the very ends of the calendar
         raise UserError(f"{option}: {text!r} is not a time (e.g. 2026-10-12T22:00, local to {tz.key}, "
                         "or with an offset such as 2026-10-12T15:00Z)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
-    return moment.astimezone(ZoneInfo("UTC"))
 
 
 def add_window(

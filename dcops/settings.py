@@ -12,8 +12,9 @@ from dcops.errors import ConfigError
 DEFAULT_TIMEZONE = "Asia/Vientiane"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 DEFAULT_DATA_CENTRE_NAME = "National Data Centre"
-# The playbooks shipped with dcops, beside the package in a source checkout.
+# The playbooks and templates shipped with dcops, beside the package in a source checkout.
 DEFAULT_PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "playbooks"
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
 def default_home(environ: os._Environ[str] | dict[str, str]) -> Path:

@@ -18,8 +18,8 @@ from dcops.metrics.files import (
     error_ratio_record,
     file_sd_targets,
     sla_tiers,
-    write_atomically,
 )
+from dcops.files import write_atomically
 
 import inventories
 

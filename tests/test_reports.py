@@ -332,3 +332,62 @@ def test_a_programme_takes_its_catalogue_plan_on_the_command_line(loaded_cli, da
     assert "plan: pg-ha-large" in (tmp_path / "exported" / "programmes" / "moha.yaml").read_text()
     plan = json.loads(loaded_cli("inventory", "load", tmp_path / "exported", "--dry-run", "--output", "json").stdout)
     assert plan["summary"]["create"] == plan["summary"]["update"] == plan["summary"]["retire"] == 0
+
+
+def test_a_site_report_counts_a_submitted_request_only_where_placement_would_put_it(sample):
+    """A request that names no site is placed across every site, as approval would place it,
+    and appears in the report of that site only."""
+    from dcops.catalogue.requests import submit
+    from dcops.reports.documents import capacity_document
+
+    import requests_fixtures
+
+    submit(sample, requests_fixtures.request("new-registry", plan="vm-large", offering="vm"), actor="moh-clerk")
+    now = at("2026-11-29T05:00")
+
+    def submitted_vcpu(site):
+        with sample.transaction() as conn:
+            document = capacity_document(conn, tz=VIENTIANE, now=now, data_centre_name="X", site=site)
+        placed = {r["cluster"]: r["pipeline_submitted"] for s in document["sites"] for c in s["clusters"]
+                  for r in c["resources"] if r["resource"] == "vcpu"}
+        return placed, [entry["cluster"] for entry in document["pipeline"]["submitted"]]
+
+    everywhere, listed = submitted_vcpu(None)
+    # vm-large: 8 vCPU, once, on the one cluster placement picks; listed once.
+    assert sum(everywhere.values()) == 8 and len(listed) == 1
+    (cluster,) = [name for name, amount in everywhere.items() if amount]
+    home = "vte-dc1" if cluster.startswith("vte") else "lpb-dr1"
+    other = "lpb-dr1" if home == "vte-dc1" else "vte-dc1"
+    home_placed, home_listed = submitted_vcpu(home)
+    assert home_placed[cluster] == 8 and home_listed == [cluster]
+    elsewhere, listed_elsewhere = submitted_vcpu(other)
+    assert sum(elsewhere.values()) == 0 and listed_elsewhere == []
+
+
+def test_a_report_file_is_readable_by_all_and_an_unwritable_one_freezes_nothing(loaded_cli, database, tmp_path):
+    import os
+
+    out = tmp_path / "sub" / "uptime.md"
+    loaded_cli("report", "uptime", "--period", "2026-10", "-o", out)
+    assert out.stat().st_mode & 0o777 == 0o644
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    refused = loaded_cli("report", "uptime", "--period", "2026-10", "--freeze", "-o", blocker / "x.md", expect=2)
+    assert "cannot write" in refused.stderr and "frozen" not in refused.stderr
+    assert count(database, "frozen_report") == 0
+    assert not [name for name in os.listdir(tmp_path / "sub") if name.startswith(".")]  # no temporary left
+
+
+@pytest.mark.parametrize("arguments", [
+    ("report", "uptime", "--from", "9999-12-30", "--to", "9999-12-31"),
+    ("report", "capacity", "--trend-days", "1000000"),
+    ("report", "capacity", "--red-days", "inf", "--amber-days", "inf"),
+    ("report", "reissue", "99999999999999999999999"),
+    ("maintenance", "add", "e-crvs", "--start", "0001-01-01T00:00", "--end", "0001-01-01T01:00", "--reason", "r",
+     "--change-ref", "C-1"),
+    ("maintenance", "list", "--since", "9999-12-31T23:59-14:00"),
+    ("maintenance", "cancel", "0"),
+])
+def test_out_of_range_input_is_exit_2_without_a_traceback(loaded_cli, arguments):
+    result = loaded_cli(*arguments, expect=2)
+    assert "Traceback" not in result.stderr and "error" in result.stderr.lower()

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-import dcops
 from dcops.errors import UserError
+from dcops.settings import TEMPLATES_DIR
 from dcops.vocabulary import is_name
 
 # The top-level pages: (template in templates/catalogue/, output file in out_dir).
@@ -29,8 +29,8 @@ RESOURCE_LABELS = (("vcpu", "vCPU"), ("ram_gib", "GiB RAM"), ("storage_gib", "Gi
 
 
 def default_templates_dir() -> Path:
-    """templates/catalogue/ at the project root."""
-    return Path(dcops.__file__).resolve().parent.parent / "templates" / "catalogue"
+    """templates/catalogue/ of the project."""
+    return TEMPLATES_DIR / "catalogue"
 
 
 # --- formatting (the templates never compute) -------------------------------------------------

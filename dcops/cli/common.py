@@ -31,6 +31,11 @@ ActorOption = Annotated[
     typer.Option("--actor", help="Who makes the change, for the audit log (default: the OS user)."),
 ]
 
+def id_argument(help: str):
+    """A record number argument: a positive integer that a database column can hold."""
+    return Annotated[int, typer.Argument(help=help, min=1, max=2**63 - 1)]
+
+
 OUTPUT_HELP = "table (for people, fits 80 columns), json (stable, for scripts) or csv"
 
 

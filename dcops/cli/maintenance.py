@@ -6,11 +6,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import OUTPUT_HELP, ActorOption, Output, echo_csv, echo_json, echo_table, open_database, settings
+from dcops.cli.common import (OUTPUT_HELP, ActorOption, Output, echo_csv, echo_json, echo_table, id_argument,
+                              open_database, settings)
 
 app = typer.Typer(help="Maintenance windows: planned work that the SLA excuses when recorded ahead.",
                   no_args_is_help=True)
 
+WindowIdArgument = id_argument("The window's number (see `dcops maintenance list`).")
 WINDOW_COLUMNS = ("id", "programme", "cluster", "starts_at", "ends_at", "announced", "change_ref", "reason",
                   "recorded_at", "recorded_by", "cancelled_at", "cancelled_by")
 
@@ -96,7 +98,7 @@ def list_command(
 
 @app.command("cancel")
 def cancel_command(
-    window_id: Annotated[int, typer.Argument(help="The window's number (see `dcops maintenance list`).")],
+    window_id: WindowIdArgument,
     actor: ActorOption = None,
 ) -> None:
     """Cancel a window that has not started yet (audited).

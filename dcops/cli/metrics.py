@@ -77,7 +77,8 @@ def targets_command(
 
     Example: dcops metrics targets /etc/prometheus/file_sd/dcops.json
     """
-    from dcops.metrics.files import dump_targets, file_sd_targets, write_atomically
+    from dcops.files import write_atomically
+    from dcops.metrics.files import dump_targets, file_sd_targets
 
     with open_database().transaction() as conn:
         targets = file_sd_targets(conn)
@@ -98,7 +99,8 @@ def rules_command(
 
     Example: dcops metrics rules /etc/prometheus/rules/dcops.yml
     """
-    from dcops.metrics.files import alert_rules, dump_rules, sla_tiers, write_atomically
+    from dcops.files import write_atomically
+    from dcops.metrics.files import alert_rules, dump_rules, sla_tiers
 
     with open_database().transaction() as conn:
         tiers = sla_tiers(conn)

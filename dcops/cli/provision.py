@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import OUTPUT_HELP, ActorOption, Output, echo_json, echo_table, fail, open_database, settings
+from dcops.cli.common import (OUTPUT_HELP, ActorOption, Output, echo_json, echo_table, fail, id_argument,
+                              open_database, settings)
 
 app = typer.Typer(help="Provision and decommission programmes through Ansible; the job records.",
                   no_args_is_help=True)
@@ -18,6 +19,7 @@ SandboxOption = Annotated[
 ]
 TimeoutOption = Annotated[Optional[int], typer.Option("--timeout", help="Cancel the run after this many seconds.")]
 
+JobIdArgument = id_argument("The job's number.")
 
 def _progress(event) -> None:
     if event.kind == "task":
@@ -140,7 +142,7 @@ def jobs_command(
 
 @app.command("job")
 def job_command(
-    job_id: Annotated[int, typer.Argument(help="The job's number.")],
+    job_id: JobIdArgument,
     events: Annotated[bool, typer.Option("--events", help="Also print Ansible's events, in order.")] = False,
     output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
 ) -> None:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import OUTPUT_HELP, ActorOption, Output, echo_json, echo_table, open_database, settings
+from dcops.reports import capacity as capacity_maths  # pure and light: the defaults live there
+
+from dcops.cli.common import (OUTPUT_HELP, ActorOption, Output, echo_json, echo_table, id_argument,
+                              open_database, settings)
 
 app = typer.Typer(help="Uptime (SLA) and capacity reports: HTML, Markdown, CSV, JSON.", no_args_is_help=True)
 
@@ -33,26 +34,31 @@ TemplateOption = Annotated[Optional[Path], typer.Option("--template", help="An e
                                                         "templates/reports/ (html and md).", dir_okay=False)]
 
 
-def _deliver(document: dict, fmt: Format, output_file: Optional[Path], template: Optional[Path]) -> None:
+ReportIdArgument = id_argument("The frozen report's number (see `dcops report history`).")
+
+
+def _target(output_file: Optional[Path]):
+    """The output file, its folder made and found writable before any work is stored; None: stdout."""
+    from dcops.files import AtomicWrite
+
+    return AtomicWrite(output_file, make_parents=True) if output_file is not None else None
+
+
+def _deliver(document: dict, fmt: Format, target, template: Optional[Path]) -> None:
     """Render, then write all at once: a failed render leaves no half-written file."""
     from dcops.reports.render import render
 
-    body = render(document, fmt.value, template=template)
-    if output_file is None:
+    try:
+        body = render(document, fmt.value, template=template)
+    except BaseException:
+        if target is not None:
+            target.abandon()
+        raise
+    if target is None:
         sys.stdout.write(body)
         return
-    from dcops.errors import UserError
-
-    target = output_file.expanduser()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(body)
-        os.replace(temporary, target)
-    except OSError as error:
-        raise UserError(f"cannot write {target}: {error.strerror or error}") from None
-    typer.echo(f"wrote {target} ({len(body.encode()):,} bytes)", err=True)
+    target.commit(body)
+    typer.echo(f"wrote {target.path} ({len(body.encode()):,} bytes)", err=True)
 
 
 @app.command("uptime")
@@ -88,23 +94,34 @@ def uptime_command(
     with database.transaction() as conn:
         document = uptime_document(conn, chosen, tz=config.tz, now=utcnow(), data_centre_name=config.data_centre_name,
                                    ministry=ministry, programme=programme)
+    target = _target(output_file)
     if freeze:
         from dcops.reports.render import render
 
-        render(document, fmt.value, template=template)  # a bad template fails before anything is stored
-        document = freeze_document(database, document, actor=actor)
+        try:
+            # A bad template fails before anything is stored (the frozen report renders with its stamp).
+            render(document, fmt.value, template=template)
+            document = freeze_document(database, document, actor=actor)
+        except BaseException:
+            if target is not None:
+                target.abandon()
+            raise
         typer.echo(f"frozen as report {document['frozen']['id']} (inputs {document['inputs_digest'][:19]}…); "
                    f"re-issue with: dcops report reissue {document['frozen']['id']}", err=True)
-    _deliver(document, fmt, output_file, template)
+    _deliver(document, fmt, target, template)
 
 
 @app.command("capacity")
 def capacity_command(
     site: Annotated[Optional[str], typer.Option(help="Only this site (its code).")] = None,
-    buffer: Annotated[float, typer.Option(help="Percent of capacity kept as a buffer, beyond N+1.")] = 10.0,
-    red_days: Annotated[float, typer.Option(help="Red when a resource runs out within this many days.")] = 30,
-    amber_days: Annotated[float, typer.Option(help="Amber when it runs out within this many days.")] = 120,
-    trend_days: Annotated[int, typer.Option(help="Days of snapshot history the trend is fitted to.")] = 90,
+    buffer: Annotated[float, typer.Option(help="Percent of capacity kept as a buffer, beyond N+1.")
+                      ] = capacity_maths.DEFAULT_BUFFER_PERCENT,
+    red_days: Annotated[float, typer.Option(help="Red when a resource runs out within this many days.")
+                        ] = capacity_maths.RED_DAYS,
+    amber_days: Annotated[float, typer.Option(help="Amber when it runs out within this many days.")
+                          ] = capacity_maths.AMBER_DAYS,
+    trend_days: Annotated[int, typer.Option(help="Days of snapshot history the trend is fitted to.")
+                          ] = capacity_maths.DEFAULT_TREND_DAYS,
     fmt: FormatOption = Format.md,
     output_file: FileOption = None,
     template: TemplateOption = None,
@@ -122,12 +139,12 @@ def capacity_command(
         document = capacity_document(conn, tz=config.tz, now=utcnow(), data_centre_name=config.data_centre_name,
                                      site=site, buffer_percent=buffer, red_days=red_days, amber_days=amber_days,
                                      trend_days=trend_days)
-    _deliver(document, fmt, output_file, template)
+    _deliver(document, fmt, _target(output_file), template)
 
 
 @app.command("reissue")
 def reissue_command(
-    report_id: Annotated[int, typer.Argument(help="The frozen report's number (see `dcops report history`).")],
+    report_id: ReportIdArgument,
     fmt: FormatOption = Format.md,
     output_file: FileOption = None,
     template: TemplateOption = None,
@@ -141,7 +158,7 @@ def reissue_command(
 
     with open_database().transaction() as conn:
         document = frozen_document(conn, report_id)
-    _deliver(document, fmt, output_file, template)
+    _deliver(document, fmt, _target(output_file), template)
 
 
 @app.command("history")

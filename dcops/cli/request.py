@@ -7,12 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import OUTPUT_HELP, ActorOption, Output, echo_csv, echo_json, echo_table, fail, open_database, settings
+from dcops.cli.common import (OUTPUT_HELP, ActorOption, Output, echo_csv, echo_json, echo_table, fail, id_argument,
+                              open_database, settings)
 
 app = typer.Typer(help="Hosting requests: submit, review, sign off, approve (places capacity), reject.",
                   no_args_is_help=True)
 
-IdArg = Annotated[int, typer.Argument(help="The request's number.")]
+IdArg = id_argument("The request's number.")
 
 
 @app.command("submit")

@@ -66,8 +66,7 @@ def list_programmes(
         raise UserError(f"tier must be 1, 2 or 3, not {tier}")
     clauses, params = [], {}
     if ministry is not None:
-        if conn.execute(text("SELECT 1 FROM ministry WHERE code = :m"), {"m": ministry}).first() is None:
-            raise NotFound(f"no ministry {ministry!r} (see `dcops ministry list`)")
+        require(conn, "ministry", ministry)
         clauses.append("m.code = :ministry")
         params["ministry"] = ministry
     if status is not None:
@@ -171,13 +170,21 @@ def list_ministries(conn: Connection) -> list[dict]:
     ]
 
 
+def require(conn: Connection, kind: str, key: str) -> None:
+    """NotFound, pointing at the listing, unless a ministry (code), programme (slug) or site (code) exists."""
+    table, column, listing = {"ministry": ("ministry", "code", "ministry list"),
+                              "programme": ("programme", "slug", "programme list"),
+                              "site": ("site", "code", "cluster list")}[kind]
+    if conn.execute(text(f"SELECT 1 FROM {table} WHERE {column} = :key"), {"key": key}).first() is None:
+        raise NotFound(f"no {kind} {key!r} (see `dcops {listing}`)")
+
+
 def cluster_usage(conn: Connection, *, site: str | None = None) -> list[ResourceUsage]:
     """Every cluster resource with its capacity and the sum of its allocations."""
     params = {}
     where = ""
     if site is not None:
-        if conn.execute(text("SELECT 1 FROM site WHERE code = :s"), {"s": site}).first() is None:
-            raise NotFound(f"no site {site!r}")
+        require(conn, "site", site)
         where = "WHERE s.code = :site"
         params["site"] = site
     rows = conn.execute(

@@ -9,7 +9,7 @@ import time
 from array import array
 from bisect import bisect_right
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable, Iterator, NamedTuple
 
 from prometheus_client.core import GaugeMetricFamily
@@ -21,7 +21,7 @@ from sqlalchemy import (BigInteger, Integer, String, any_, cast, extract, func, 
 from sqlalchemy.engine import Connection
 
 from dcops.catalogue.requests import REQUEST_STATES
-from dcops.db import Database, utcnow
+from dcops.db import Database, epoch_us, utcnow
 from dcops.health.history import DOWN, UP
 from dcops.inventory.queries import cluster_usage
 from dcops.models import CheckState, Endpoint, HostingRequest, Job, Ministry, Programme, StateInterval
@@ -42,9 +42,7 @@ WINDOWS = (("1d", timedelta(days=1)), ("7d", timedelta(days=7)), ("30d", timedel
 # (seconds of the collector's clock), whatever the incremental reads found in between.
 FULL_READ_SECONDS = 600.0
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
-_WINDOW_US = tuple(length // _MICROSECOND for _window, length in WINDOWS)
+_WINDOW_US = tuple(length // timedelta(microseconds=1) for _window, length in WINDOWS)
 
 # Every family the collector exports, in exposition order: name, help, label names.
 _PROBE = ("programme", "check")
@@ -135,7 +133,7 @@ class InventoryCollector(Collector):
 
     def _read(self) -> "_Reading":
         now = self.now()
-        now_us = (now - _EPOCH) // _MICROSECOND
+        now_us = epoch_us(now)
         # Each family's series, in exposition order, as columns: a list per label, and the values.
         # (Rows are consumed as they come, and the series kept as lists of strings and numbers
         # rather than a tuple each: long-lived containers by the hundred thousand would have the
@@ -332,7 +330,7 @@ def _identity(value):
 
 
 def _from_datetime(value: datetime | None) -> int | None:
-    return None if value is None else (value - _EPOCH) // _MICROSECOND
+    return None if value is None else epoch_us(value)
 
 
 def _epoch_us(conn: Connection, column):
@@ -475,7 +473,7 @@ class _Intervals:
             rows = conn.execute(union_all(query.where(level, T_INTERVAL.c.id > self.max_id),
                                           query.where(level, was_open, T_INTERVAL.c.ended_at.is_not(None))))
         self.now_us = now_us
-        oldest = (since - _EPOCH) // _MICROSECOND
+        oldest = epoch_us(since)
         for interval_id, programme_id, state, start, end in rows:
             if interval_id > self.max_id:
                 self.max_id = interval_id

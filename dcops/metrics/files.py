@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from pathlib import Path
 from typing import Iterable
 
 import yaml
@@ -153,23 +150,3 @@ def dump_rules(document: dict) -> str:
 def dump_targets(targets: list[dict]) -> str:
     """file_sd targets as JSON."""
     return json.dumps(targets, indent=2, ensure_ascii=False) + "\n"
-
-
-def write_atomically(path: Path, content: str) -> None:
-    """Write `content` to `path` through a temporary file and a rename.
-
-    Prometheus re-reads file_sd and rules files when they change: it must never see half a file.
-    """
-    path = Path(path)
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise UserError(f"cannot write {path}: {error.strerror}") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(content)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {error.strerror}") from None

@@ -15,6 +15,9 @@ RESOURCE_ORDER = ("vcpu", "ram_gib", "storage_gib")
 # Status thresholds. A resource is red when it runs out within RED_DAYS or is already at or
 # over its usable capacity; amber when it runs out within AMBER_DAYS (time to buy hardware)
 # or is at least AMBER_PERCENT full; green otherwise.
+DEFAULT_BUFFER_PERCENT = 10.0  # of capacity, kept beyond the N+1 reserve
+DEFAULT_TREND_DAYS = 90  # days of snapshots the run-out trend is fitted to
+MAX_TREND_DAYS = 3660  # ten years of daily snapshots
 RED_DAYS = 30.0
 AMBER_DAYS = 120.0
 RED_PERCENT = 100.0

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, Float, Integer, String, column, delete, insert, select, table, update
 from sqlalchemy.engine import Connection
 
 from dcops.audit import Event, default_actor, record
-from dcops.db import Database, UTCDateTime, iso_utc, utcnow
+from dcops.db import Database, UTCDateTime, epoch_us, iso_utc, utcnow
 from dcops.errors import NotFound, UserError
 from dcops.reports import capacity as capacity_maths
 from dcops.reports import uptime as uptime_maths
@@ -35,8 +36,6 @@ T_SNAPSHOT = table(
 # The figures compared between a frozen report and the same report computed again.
 COMPARED_FIGURES = ("availability", "met", "downtime_seconds", "maintenance_seconds", "late_maintenance_seconds",
                     "unknown_seconds", "incident_count")
-DEFAULT_BUFFER_PERCENT = 10.0
-DEFAULT_TREND_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -107,9 +106,9 @@ def uptime_document(conn: Connection, period: Period, *, tz: ZoneInfo, now: date
         # Times as Unix microseconds: as exact as text, and a year of spans digests in a tenth the time.
         digest_input.append([
             history.slug, history.name, history.ministry, history.tier, history.target_percent,
-            [[s.state, _us(max(s.start, period.start)), _us(min(s.end or measured_end, measured_end)), s.reason]
+            [[s.state, epoch_us(max(s.start, period.start)), epoch_us(min(s.end or measured_end, measured_end)), s.reason]
              for s in history.spans if s.start < measured_end],
-            [[w.id, _us(w.start), _us(w.end), _us(w.recorded_at)] for w in history.windows],
+            [[w.id, epoch_us(w.start), epoch_us(w.end), epoch_us(w.recorded_at)] for w in history.windows],
         ])
     ministries = []
     for code, members in by_ministry.items():
@@ -131,21 +130,8 @@ def uptime_document(conn: Connection, period: Period, *, tz: ZoneInfo, now: date
         "data_centre": data_centre,
         "ministries": ministries,
         "programmes": programmes,
-        "maintenance": [
-            {"id": w.id, "programme": w.programme, "cluster": w.cluster, "start": iso_utc(w.start),
-             "end": iso_utc(w.end), "recorded_at": iso_utc(w.recorded_at), "recorded_by": w.recorded_by,
-             "change_ref": w.change_ref, "reason": w.reason, "announced": w.recorded_at <= w.start}
-            for w in windows
-        ],
+        "maintenance": [listed.as_dict() for listed in windows],
     }
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _us(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _without_days(summary: dict) -> dict:
@@ -154,16 +140,17 @@ def _without_days(summary: dict) -> dict:
 
 
 def capacity_document(conn: Connection, *, tz: ZoneInfo, now: datetime, data_centre_name: str,
-                      site: str | None = None, buffer_percent: float = DEFAULT_BUFFER_PERCENT,
+                      site: str | None = None, buffer_percent: float = capacity_maths.DEFAULT_BUFFER_PERCENT,
                       red_days: float = capacity_maths.RED_DAYS, amber_days: float = capacity_maths.AMBER_DAYS,
-                      trend_days: int = DEFAULT_TREND_DAYS) -> dict:
+                      trend_days: int = capacity_maths.DEFAULT_TREND_DAYS) -> dict:
     """The capacity report: per site, cluster and resource, with run-out forecasts, consumers and cost."""
     if not 0 <= buffer_percent < 100:
         raise UserError(f"--buffer: a percentage from 0 to 100, not {buffer_percent:g}")
-    if not 0 < red_days <= amber_days:
-        raise UserError(f"--red-days ({red_days:g}) must be more than 0 and at most --amber-days ({amber_days:g})")
-    if trend_days < 2:
-        raise UserError("--trend-days: at least 2")
+    if not (math.isfinite(amber_days) and 0 < red_days <= amber_days):
+        raise UserError(f"--red-days ({red_days:g}) must be more than 0 and at most --amber-days ({amber_days:g}), "
+                        "a number of days")
+    if not 2 <= trend_days <= capacity_maths.MAX_TREND_DAYS:
+        raise UserError(f"--trend-days: from 2 to {capacity_maths.MAX_TREND_DAYS}")
     today = now.astimezone(tz).date()
     inputs = capacity_inputs(conn, site=site, history_since=today - timedelta(days=trend_days))
     clusters: dict[tuple[str, str], list] = {}
@@ -261,11 +248,15 @@ def history(conn: Connection, *, tz: ZoneInfo, now: datetime, data_centre_name: 
     if period is not None:
         query = query.where(T_FROZEN.c.period == period)
     entries = []
+    recomputed: dict[tuple, dict] = {}  # reports frozen again for the same period and scope compute once
     for row in conn.execute(query).all():
         frozen = json.loads(row.document)
-        again = uptime_document(
-            conn, _period_of(frozen), tz=ZoneInfo(frozen["period"]["timezone"]), now=now,
-            data_centre_name=data_centre_name, **frozen["filters"])
+        key = (frozen["period"]["label"], frozen["period"]["timezone"], tuple(sorted(frozen["filters"].items())))
+        if key not in recomputed:
+            recomputed[key] = uptime_document(
+                conn, _period_of(frozen), tz=ZoneInfo(frozen["period"]["timezone"]), now=now,
+                data_centre_name=data_centre_name, **frozen["filters"])
+        again = recomputed[key]
         changes = compare(frozen, again)
         entries.append({
             "id": row.id, "kind": row.kind, "period": row.period, "scope": row.scope,
@@ -281,12 +272,8 @@ def history(conn: Connection, *, tz: ZoneInfo, now: datetime, data_centre_name: 
 
 def _period_of(document: dict) -> Period:
     period = document["period"]
-    return Period(period["label"], _parse_z(period["start"]), _parse_z(period["end"]),
+    return Period(period["label"], datetime.fromisoformat(period["start"]), datetime.fromisoformat(period["end"]),
                   date.fromisoformat(period["first_day"]), date.fromisoformat(period["last_day"]))
-
-
-def _parse_z(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def compare(frozen: dict, again: dict) -> list[dict]:

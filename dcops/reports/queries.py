@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
+from functools import lru_cache
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from dcops.db import UTCDateTime
-from dcops.errors import NotFound
 from dcops.inventory.capacity import ResourceUsage, choose_cluster
+from dcops.inventory.queries import require
 from dcops.reports.capacity import ResourceInput, SnapshotPoint
 from dcops.reports.uptime import MaintenanceWindow, StateSpan
 
@@ -47,38 +48,34 @@ class ProgrammeHistory:
 
 
 @dataclass(frozen=True)
-class WindowRow:
-    """A maintenance window as the report lists it (programme or cluster)."""
+class ListedWindow:
+    """A maintenance window as the report lists it: the window, what it is for, who recorded it."""
 
-    id: int
+    window: MaintenanceWindow
     programme: str | None
     cluster: str | None
-    start: datetime
-    end: datetime
-    recorded_at: datetime
     recorded_by: str
-    change_ref: str
-    reason: str
+
+    def as_dict(self) -> dict:
+        return {**self.window.as_dict(), "programme": self.programme, "cluster": self.cluster,
+                "recorded_by": self.recorded_by}
 
 
 def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, ministry: str | None = None,
-                  programme: str | None = None) -> tuple[list[ProgrammeHistory], list[WindowRow]]:
+                  programme: str | None = None) -> tuple[list[ProgrammeHistory], list[ListedWindow]]:
     """The programmes to report on over [start, end), with their spans and windows.
 
     A programme is reported when it was running during the period: not retired, or retired
     with history inside the period; and past provisioning. Cancelled windows are left out.
     """
-    if ministry is not None and conn.execute(text("SELECT 1 FROM ministry WHERE code = :m"),
-                                             {"m": ministry}).first() is None:
-        raise NotFound(f"no ministry {ministry!r} (see `dcops ministry list`)")
-    if programme is not None and conn.execute(text("SELECT 1 FROM programme WHERE slug = :p"),
-                                              {"p": programme}).first() is None:
-        raise NotFound(f"no programme {programme!r} (see `dcops programme list`)")
-    where, params = ["p.status NOT IN ('requested', 'approved', 'provisioning')"], {"start": start, "end": end}
+    running = ", ".join(f"'{status}'" for status in NOT_YET_RUNNING)
+    where, params = [f"p.status NOT IN ({running})"], {"start": start, "end": end}
     if ministry is not None:
+        require(conn, "ministry", ministry)
         where.append("m.code = :ministry")
         params["ministry"] = ministry
     if programme is not None:
+        require(conn, "programme", programme)
         where.append("p.slug = :programme")
         params["programme"] = programme
     bind = _bind_times(conn, params)
@@ -87,10 +84,14 @@ def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, ministry:
         "FROM programme p JOIN ministry m ON m.id = p.ministry_id JOIN sla_tier t ON t.tier = p.tier "
         f"WHERE {' AND '.join(where)} ORDER BY m.code, p.slug"), bind).all()
     programmes = {r[0]: ProgrammeHistory(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows}
+    # A report of one ministry or programme reads only their spans.
+    scoped = "" if len(where) == 1 else (
+        "AND programme_id IN (SELECT p.id FROM programme p JOIN ministry m ON m.id = p.ministry_id "
+        f"WHERE {' AND '.join(where)}) ")
     for r in conn.execute(text(
             "SELECT programme_id, state, started_at, ended_at, reason FROM state_interval "
             "WHERE endpoint_id IS NULL AND started_at < :end AND (ended_at IS NULL OR ended_at > :start) "
-            "ORDER BY programme_id, started_at"), bind):
+            f"{scoped}ORDER BY programme_id, started_at"), bind):
         history = programmes.get(r[0])
         if history is not None:
             history.spans.append(StateSpan(r[1], _time(conn, r[2]), _time(conn, r[3]), r[4] or ""))
@@ -101,15 +102,14 @@ def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, ministry:
                                "SELECT programme_id, cluster_id FROM host")):
         if r[0] in programmes:
             on_cluster[r[1]].append(programmes[r[0]])
-    windows: list[WindowRow] = []
+    windows: list[ListedWindow] = []
     for r in conn.execute(text(
             "SELECT w.id, w.programme_id, w.cluster_id, p.slug, c.name, w.starts_at, w.ends_at, w.recorded_at, "
             "w.recorded_by, w.change_ref, w.reason FROM maintenance_window w "
             "LEFT JOIN programme p ON p.id = w.programme_id LEFT JOIN cluster c ON c.id = w.cluster_id "
             "WHERE w.cancelled_at IS NULL AND w.starts_at < :end AND w.ends_at > :start "
             "ORDER BY w.starts_at, w.id"), bind):
-        row = WindowRow(r[0], r[3], r[4], _time(conn, r[5]), _time(conn, r[6]), _time(conn, r[7]), r[8], r[9], r[10])
-        window = MaintenanceWindow(row.id, row.start, row.end, row.recorded_at, row.change_ref, row.reason)
+        window = MaintenanceWindow(r[0], _time(conn, r[5]), _time(conn, r[6]), _time(conn, r[7]), r[9], r[10])
         if r[1] is not None:
             applies = [programmes[r[1]]] if r[1] in programmes else []
         else:
@@ -117,7 +117,7 @@ def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, ministry:
         for history in applies:
             history.windows.append(window)
         if applies:
-            windows.append(row)
+            windows.append(ListedWindow(window, r[3], r[4], r[8]))
     return list(programmes.values()), windows
 
 
@@ -159,14 +159,14 @@ def capacity_inputs(conn: Connection, *, site: str | None, history_since: date) 
     params: dict = {}
     site_filter = ""
     if site is not None:
-        if conn.execute(text("SELECT 1 FROM site WHERE code = :s"), {"s": site}).first() is None:
-            raise NotFound(f"no site {site!r} (see `dcops cluster list`)")
+        require(conn, "site", site)
         site_filter = "AND s.code = :site"
         params["site"] = site
     sites = dict(conn.execute(text(
         f"SELECT s.code, s.name FROM site s WHERE 1 = 1 {site_filter} ORDER BY s.role DESC, s.code"), params).all())
     # Programmes approved but not yet provisioned already hold their allocations (reserved at
-    # approval): they are shown apart as pipeline, not added again.
+    # approval): they are shown apart as pipeline, not added again. Every site is read, because
+    # a submitted request may be placed at any site it did not rule out; the report then keeps `site`.
     rows = conn.execute(text(
         "SELECT c.name, s.code, k.resource, k.total, k.reserved, k.allocation_ratio, k.largest_host, "
         "COALESCE(SUM(a.amount), 0), "
@@ -174,9 +174,8 @@ def capacity_inputs(conn: Connection, *, site: str | None, history_since: date) 
         "FROM cluster_capacity k JOIN cluster c ON c.id = k.cluster_id JOIN site s ON s.id = c.site_id "
         "LEFT JOIN allocation a ON a.cluster_id = k.cluster_id AND a.resource = k.resource "
         "LEFT JOIN programme p ON p.id = a.programme_id "
-        f"WHERE 1 = 1 {site_filter} "
         "GROUP BY c.name, s.code, k.resource, k.total, k.reserved, k.allocation_ratio, k.largest_host "
-        "ORDER BY s.code, c.name, k.resource"), params).all()
+        "ORDER BY s.code, c.name, k.resource")).all()
 
     submitted_rows = conn.execute(text(
         "SELECT r.id, r.programme_slug, m.code, r.plan_id, r.site, pl.vcpu, pl.ram_gib, pl.storage_gib, "
@@ -198,12 +197,13 @@ def capacity_inputs(conn: Connection, *, site: str | None, history_since: date) 
         if cluster is not None:
             for resource, amount in needed.items():
                 submitted_demand[(cluster, resource)] += amount
-        submitted.append({"id": r[0], "programme": r[1], "ministry": r[2], "plan": r[3], "cluster": cluster})
+        if site is None or (site_of[cluster] if cluster is not None else r[4]) == site:
+            submitted.append({"id": r[0], "programme": r[1], "ministry": r[2], "plan": r[3], "cluster": cluster})
     resources = [
         ResourceInput(cluster=r[0], site=r[1], resource=r[2], total=r[3], reserved=r[4], allocation_ratio=r[5],
                       largest_host=r[6], allocated=int(r[7]), pipeline_approved=int(r[8]),
                       pipeline_submitted=submitted_demand.get((r[0], r[2]), 0))
-        for r in rows
+        for r in rows if site is None or r[1] == site
     ]
     approved = [
         {"id": r[0], "programme": r[1], "ministry": r[2], "plan": r[3], "cluster": r[4]}
@@ -213,6 +213,7 @@ def capacity_inputs(conn: Connection, *, site: str | None, history_since: date) 
             "LEFT JOIN allocation a ON a.programme_id = p.id LEFT JOIN cluster c ON c.id = a.cluster_id "
             "WHERE p.status IN ('approved', 'provisioning') GROUP BY r.id, r.programme_slug, m.code, r.plan_id "
             "ORDER BY r.id"))
+        if site is None or site_of.get(r[4]) == site
     ]
 
     history: dict[tuple[str, str], list[SnapshotPoint]] = defaultdict(list)
@@ -237,10 +238,10 @@ def capacity_inputs(conn: Connection, *, site: str | None, history_since: date) 
     return CapacityInputs(sites, resources, dict(history), allocations, priced, ministry_names, approved, submitted)
 
 
+@lru_cache(maxsize=4096)
 def _noon_utc(day: date) -> datetime:
-    """A snapshot's day as one instant; the fit only needs the days evenly placed."""
-    from datetime import timezone
-
+    """A snapshot's day as one instant (the fit only needs the days evenly placed); every
+    cluster resource shares the same days, hence the cache."""
     return datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import dcops
 from dcops.errors import UserError
+from dcops.settings import TEMPLATES_DIR
 
 FORMATS = ("md", "html", "csv", "json")
 KINDS = ("uptime", "capacity")
@@ -55,8 +55,8 @@ _MARKDOWN_ESCAPES = str.maketrans(
 
 
 def default_templates_dir() -> Path:
-    """templates/reports/ at the project root (found like the catalogue's templates/catalogue/)."""
-    return Path(dcops.__file__).resolve().parent.parent / "templates" / "reports"
+    """templates/reports/ of the project."""
+    return TEMPLATES_DIR / "reports"
 
 
 # --- formatting (templates and charts format; they never compute) -----------------------------

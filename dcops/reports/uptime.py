@@ -232,7 +232,10 @@ def range_bounds(start: date, end: date, tz: ZoneInfo) -> tuple[datetime, dateti
     """[start, end] local days, end inclusive, as UTC [local midnight of start, local midnight after end)."""
     if end < start:
         raise ValueError(f"invalid range: end {end.isoformat()} is before start {start.isoformat()}")
-    return _local_midnight(start, tz), _local_midnight(end + timedelta(days=1), tz)
+    try:
+        return _local_midnight(start, tz), _local_midnight(end + timedelta(days=1), tz)
+    except OverflowError:
+        raise ValueError(f"invalid range: {start.isoformat()} to {end.isoformat()} is beyond the calendar") from None
 
 
 def programme_uptime(
