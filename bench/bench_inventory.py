@@ -45,10 +45,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import CommandFailed, Dumper, clean_env, describe, dump, fmt, print_summary, run
+from benchlib import CLUSTERS, CommandFailed, Dumper, clean_env, describe, dump, fmt, print_summary, run, site_documents
 
 MINISTRIES = 20
-CLUSTERS = (("site-a", "clu-a1"), ("site-a", "clu-a2"), ("site-b", "clu-b1"), ("site-b", "clu-b2"))
 CHANGED_PROGRAMMES = 100
 CLASSIFICATIONS = ("public", "internal", "confidential", "secret")
 BACKUP_TIERS = ("none", "daily", "hourly", "continuous")
@@ -120,28 +119,7 @@ def build_inventory(count: int, seed: int = 20240601) -> dict:
 
         return min(MAX_RESOURCE_AMOUNT[resource], max(1000, amount * 2))
 
-    sites = []
-    for code, role in (("site-a", "primary"), ("site-b", "disaster-recovery")):
-        sites.append(
-            {
-                "code": code,
-                "name": f"Data centre {code[-1].upper()}",
-                "role": role,
-                "location": "Vientiane",
-                "clusters": [
-                    {
-                        "name": cluster,
-                        "description": f"General purpose cluster {cluster}",
-                        "capacity": {
-                            r: {"total": total(r, needed[cluster][r]), "reserved": 0, "allocation_ratio": 1.0}
-                            for r in ("vcpu", "ram_gib", "storage_gib")
-                        },
-                    }
-                    for site, cluster in CLUSTERS
-                    if site == code
-                ],
-            }
-        )
+    sites = site_documents(lambda cluster, resource: total(resource, needed[cluster][resource]))
     common = {
         "sla_tiers": [
             {"tier": 1, "name": "critical", "sla_target_percent": 99.9},

@@ -56,10 +56,10 @@ import traceback
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from benchlib import CommandFailed, clean_env, describe, dump, fmt, make_database, ms, print_summary, run
+from benchlib import (CommandFailed, clean_env, describe, dump, fmt, make_database, ms, print_summary, run,
+                      site_documents)
 
 MINISTRIES = 20
-CLUSTERS = (("site-a", "clu-a1"), ("site-a", "clu-a2"), ("site-b", "clu-b1"), ("site-b", "clu-b2"))
 # Plans requests cycle through: (offering, plan id, per-instance resources, instances, tiers).
 REQUEST_PLANS = (
     ("vm", "vm-small", {"vcpu": 2, "ram_gib": 4, "storage_gib": 50}, 1, [2, 3]),
@@ -102,29 +102,6 @@ def ministries() -> list[dict]:
     ]
 
 
-def sites(capacity: dict[str, int]) -> list[dict]:
-    return [
-        {
-            "code": code,
-            "name": f"Data centre {code[-1].upper()}",
-            "role": role,
-            "location": "Vientiane",
-            "clusters": [
-                {
-                    "name": cluster,
-                    "description": f"General purpose cluster {cluster}",
-                    "capacity": {
-                        r: {"total": total, "reserved": 0, "allocation_ratio": 1.0} for r, total in capacity.items()
-                    },
-                }
-                for site, cluster in CLUSTERS
-                if site == code
-            ],
-        }
-        for code, role in (("site-a", "primary"), ("site-b", "disaster-recovery"))
-    ]
-
-
 def plan_doc(plan_id: str, name: str, resources: dict, instances: int, tiers: list[int], cost: int) -> dict:
     return {
         "id": plan_id,
@@ -151,7 +128,7 @@ def write_request_inventory(directory: Path, requests: int) -> None:
     # Every cluster alone could hold every request: the placement never runs short.
     capacity = {r: amount * requests * 2 for r, amount in worst.items()}
     dump(directory / "common.yaml", {"ministries": ministries()})
-    dump(directory / "sites.yaml", {"sites": sites(capacity)})
+    dump(directory / "sites.yaml", {"sites": site_documents(lambda _cluster, resource: capacity[resource])})
     dump(
         directory / "catalogue.yaml",
         {
@@ -166,7 +143,8 @@ def write_request_inventory(directory: Path, requests: int) -> None:
 def write_site_inventory(directory: Path) -> None:
     """20 ministries, 1,000 programmes spread over them, 50 offerings of 3 plans each."""
     dump(directory / "common.yaml", {"ministries": ministries()})
-    dump(directory / "sites.yaml", {"sites": sites({"vcpu": 100_000, "ram_gib": 1_000_000, "storage_gib": 10_000_000})})
+    roomy = {"vcpu": 100_000, "ram_gib": 1_000_000, "storage_gib": 10_000_000}
+    dump(directory / "sites.yaml", {"sites": site_documents(lambda _cluster, resource: roomy[resource])})
     offerings = []
     for i in range(SITE_OFFERINGS):
         oid = f"svc-{i:02d}"

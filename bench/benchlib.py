@@ -191,3 +191,31 @@ def print_summary(results: list[Row], *, problems: list[str], started: float, no
         if len(problems) > max_problems:
             print(f"  ... and {len(problems) - max_problems} more", file=sys.stderr)
     return 1 if missed or problems else 0
+
+
+# The four clusters of the generated inventories, two at each of two sites.
+CLUSTERS = (("site-a", "clu-a1"), ("site-a", "clu-a2"), ("site-b", "clu-b1"), ("site-b", "clu-b2"))
+
+
+def site_documents(total_of) -> list[dict]:
+    """The two sites (primary, disaster recovery) of CLUSTERS as inventory documents; each
+    resource's total is total_of(cluster, resource)."""
+    return [
+        {
+            "code": code,
+            "name": f"Data centre {code[-1].upper()}",
+            "role": role,
+            "location": "Vientiane",
+            "clusters": [
+                {
+                    "name": cluster,
+                    "description": f"General purpose cluster {cluster}",
+                    "capacity": {r: {"total": total_of(cluster, r), "reserved": 0, "allocation_ratio": 1.0}
+                                 for r in ("vcpu", "ram_gib", "storage_gib")},
+                }
+                for site, cluster in CLUSTERS
+                if site == code
+            ],
+        }
+        for code, role in (("site-a", "primary"), ("site-b", "disaster-recovery"))
+    ]

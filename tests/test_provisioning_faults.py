@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from dcops.catalogue.requests import show_request
 from dcops.db import open_database
-from dcops.errors import Conflict, UserError
+from dcops.errors import UserError
 from dcops.provisioning.jobs import run_job, show_job
 
 from provisioning_fixtures import TEST_PLAYBOOKS, approved
@@ -195,6 +195,19 @@ def test_ctrl_c_cancels_cleanly_and_records_it(database, settings, tmp_path):
     with database.transaction() as conn:
         assert conn.execute(sa.text("SELECT status FROM job")).scalar() == "canceled"
     assert status_of(database, "hangs") == "failed"
+    assert not _processes_mentioning(str(settings.home / "jobs")), "the canceled run left processes behind"
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            stat = (cmdline.parent / "stat").read_text()
+            if text in cmdline.read_bytes().decode(errors="replace") and stat.rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(cmdline.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
 def test_a_second_run_on_a_busy_programme_is_refused(database, settings, tmp_path):

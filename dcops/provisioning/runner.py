@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -80,6 +81,40 @@ class _Progress:
         return True  # keep the event in the job's artefacts
 
 
+def stop_leftovers(private_data_dir: Path, *, grace_seconds: float = 5.0) -> list[int]:
+    """Stop what a canceled or timed-out run left behind: ansible-runner signals the
+    ansible-playbook it started, but that process and its forked workers (sessions of their
+    own) can run on, finishing their task. Every process of this user whose command line
+    names the job's folder is asked to stop (SIGTERM), then killed. Returns their pids."""
+    marker = str(private_data_dir).encode()
+    own = {os.getpid()}
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            pid = int(cmdline.parent.name)
+            if pid not in own and cmdline.parent.stat().st_uid == os.getuid() and marker in cmdline.read_bytes():
+                os.kill(pid, signal.SIGTERM)
+                found.append(pid)
+        except (OSError, ValueError):  # gone meanwhile, or not ours to look at
+            continue
+    deadline = time.monotonic() + grace_seconds
+    for pid in found:
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() and not _is_zombie(pid):
+            time.sleep(0.05)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return found
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def run_playbook(
     *,
     private_data_dir: Path,
@@ -150,8 +185,10 @@ def run_playbook(
         )
     finally:
         signal.signal(signal.SIGINT, previous)
-    failed_host, failed_task, failure_message = progress.failed or (None, None, None)
     status = runner.status
+    if status in ("canceled", "timeout"):
+        stop_leftovers(private_data_dir)
+    failed_host, failed_task, failure_message = progress.failed or (None, None, None)
     if status == "timeout" and failure_message is None:
         failure_message = f"timed out after {timeout} s"
     elif status == "canceled" and failure_message is None:
