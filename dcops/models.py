@@ -99,6 +99,9 @@ class Programme(SQLModel, table=True):
     review_date: date | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    # Its service span, which bounds what a report counts: first active (set once), and retired.
+    activated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    retired_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
 
 
 class ProgrammeDependency(SQLModel, table=True):

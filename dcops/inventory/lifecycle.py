@@ -4,20 +4,36 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, literal, update
 from sqlalchemy.engine import Connection
 
+from dcops.db import UTCDateTime
 from dcops.health.store import end_programme_history
 from dcops.models import Allocation, Programme
 
 T_PROGRAMME = Programme.__table__
 T_ALLOCATION = Allocation.__table__
+# The statuses a programme has only once it went into service.
+IN_SERVICE = frozenset({"active", "decommissioning", "retired"})
+
+
+def service_span_values(status: str, *, now: datetime, created: bool = False) -> dict:
+    """The columns a move to `status` at `now` sets: the status itself, and the service span that
+    bounds what a report counts (`activated_at` the first time it is in service, `retired_at`)."""
+    values: dict = {"status": status, "updated_at": now, "retired_at": now if status == "retired" else None}
+    if status in IN_SERVICE:
+        values["activated_at"] = now if created else func.coalesce(T_PROGRAMME.c.activated_at,
+                                                                   literal(now, UTCDateTime()))
+    elif created:
+        values["activated_at"] = None
+    return values
 
 
 def set_programme_status(conn: Connection, programme_id: int, status: str, *, now: datetime) -> None:
     """Set a programme's status in the caller's transaction; retiring also releases its
     capacity and closes its history (it is not up, down or unknown any more)."""
-    conn.execute(update(T_PROGRAMME).where(T_PROGRAMME.c.id == programme_id).values(status=status, updated_at=now))
+    conn.execute(update(T_PROGRAMME).where(T_PROGRAMME.c.id == programme_id)
+                 .values(service_span_values(status, now=now)))
     if status == "retired":
         conn.execute(delete(T_ALLOCATION).where(T_ALLOCATION.c.programme_id == programme_id))
         end_programme_history(conn, programme_id, now)

@@ -15,7 +15,7 @@ from dcops.errors import ValidationError
 from dcops.inventory.capacity import capacity, fits
 from dcops.health.store import end_programme_history, forget_check
 from dcops.inventory.documents import Desired
-from dcops.inventory.lifecycle import set_programme_status
+from dcops.inventory.lifecycle import service_span_values, set_programme_status
 from dcops.models import (
     Allocation,
     Cluster,
@@ -466,11 +466,14 @@ def _apply_programmes(conn, plan: Plan, desired: Desired, current: Current, ids:
         if change.action == "create":
             state = {**desired.programmes[slug]}
             state["status"] = state["status"] or "active"
-            new_rows.append({"slug": slug, **_programme_row(state, ids), "created_at": now, "updated_at": now})
+            new_rows.append({"slug": slug, **_programme_row(state, ids), "created_at": now,
+                             **service_span_values(state["status"], now=now, created=True)})
         elif change.action == "update":
             scalar = {f.field: f.new for f in change.fields if f.field in PROGRAMME_FIELDS}
             if "ministry" in scalar:
                 scalar["ministry_id"] = ids[("ministry", scalar.pop("ministry"))]
+            if "status" in scalar:
+                scalar.update(service_span_values(scalar["status"], now=now))
             conn.execute(
                 update(T_PROGRAMME).where(T_PROGRAMME.c.id == ids[("programme", slug)]).values(**scalar, updated_at=now)
             )
