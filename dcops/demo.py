@@ -522,7 +522,7 @@ def _address(check) -> tuple[str, int] | None:
 
 
 def _progress(steps: _Steps, database: "Database", elapsed: float, breaking: bool) -> None:
-    from dcops.health.prober import programme_states
+    from dcops.health.status import programme_states
 
     states = programme_states(database)
     counts = {name: sum(1 for s in states if s["state"] == name) for name in ("up", "down", "unknown")}
@@ -543,7 +543,7 @@ def _results_recorded(database: "Database") -> int:
 
 
 def _state_counts(database: "Database") -> dict[str, int]:
-    from dcops.health.prober import programme_states
+    from dcops.health.status import programme_states
 
     counts: dict[str, int] = {}
     for state in programme_states(database):

@@ -17,7 +17,8 @@ from dcops.db import open_database, sqlite_file
 from dcops.errors import UserError, ValidationError
 from dcops.health.history import Thresholds
 from dcops.health.importer import import_history
-from dcops.health.prober import Scheduler, programme_states, run_once
+from dcops.health.prober import Scheduler, run_once
+from dcops.health.status import programme_states
 from dcops.inventory.service import load_directory
 from dcops.settings import Settings
 
@@ -82,8 +83,9 @@ def test_scheduler_keeps_probing_past_a_hanging_target_and_a_locked_database(dat
             assert scheduler.recorded == 0 and scheduler.pending  # results wait in memory, nothing lost
             holder.execute("ROLLBACK")
             deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and states(database).get("digital-id") != "down":
+            while time.monotonic() < deadline and states(database) != {"dhis2": "up", "digital-id": "down"}:
                 time.sleep(0.2)
+            assert states(database) == {"dhis2": "up", "digital-id": "down"}
         finally:
             if holder.in_transaction:
                 holder.execute("ROLLBACK")
@@ -91,7 +93,9 @@ def test_scheduler_keeps_probing_past_a_hanging_target_and_a_locked_database(dat
             stop.set()
             thread.join(timeout=30)
     assert not thread.is_alive()
-    assert states(database) == {"dhis2": "up", "digital-id": "down"}
+    # A clean stop is recorded: from then on nothing is known, and status says why.
+    assert states(database) == {"dhis2": "unknown", "digital-id": "unknown"}
+    assert {row["reason"] for row in programme_states(database)} == {"web: prober stopped", "api: prober stopped"}
     with database.transaction() as conn:
         reason = conn.execute(sa.text("SELECT last_reason FROM check_state s JOIN endpoint e ON e.id = s.endpoint_id "
                                       "WHERE e.target LIKE '%/hang'")).scalar()

@@ -85,7 +85,7 @@ def status_command(
 
     Example: dcops probe status --output json
     """
-    from dcops.health.prober import programme_states
+    from dcops.health.status import programme_states
 
     rows = programme_states(open_database())
     if output == Output.json:

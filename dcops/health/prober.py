@@ -17,7 +17,7 @@ from typing import Callable
 from dcops.db import Database, utcnow
 from dcops.errors import DatabaseBusy
 from dcops.health.history import Thresholds
-from dcops.health.store import CheckRow, compact, load_checks, record_results
+from dcops.health.store import CheckRow, compact, load_checks, record_results, record_stop
 
 log = logging.getLogger("dcops.prober")
 DEFAULT_CONCURRENCY = 100
@@ -112,6 +112,14 @@ class Scheduler:
         del self.pending[:len(batch)]
         self.recorded += len(batch)
 
+    def _record_stop(self) -> None:
+        """Say where probing stopped, so that readers need not wait out the grace to call it unknown."""
+        try:
+            with self.database.transaction(immediate=True) as conn:
+                record_stop(conn, list(self.rows.values()), at=utcnow())
+        except DatabaseBusy:
+            log.warning("database locked: the stop is not recorded (readers find it out later)")
+
     def _compact(self) -> None:
         with self.database.transaction(immediate=True) as conn:
             compact(conn, now=utcnow())
@@ -163,21 +171,4 @@ class Scheduler:
             await asyncio.gather(*running, return_exceptions=True)
             await client.aclose()
             await asyncio.to_thread(self._flush)
-
-
-def programme_states(database: Database) -> list[dict]:
-    """Each live programme's current state (from its open interval), since when, and why."""
-    from sqlalchemy import text
-
-    with database.transaction() as conn:
-        rows = conn.execute(text(
-            "SELECT p.slug, m.code, i.state, i.started_at, i.reason FROM programme p "
-            "JOIN ministry m ON m.id = p.ministry_id "
-            "LEFT JOIN state_interval i ON i.programme_id = p.id AND i.endpoint_id IS NULL AND i.ended_at IS NULL "
-            "WHERE p.status <> 'retired' AND EXISTS (SELECT 1 FROM endpoint e WHERE e.programme_id = p.id) "
-            "ORDER BY p.slug")).all()
-    from dcops.db import iso_utc
-
-    return [{"programme": r[0], "ministry": r[1], "state": r[2] or "unknown", "since": iso_utc(r[3]),
-             "reason": r[4] or ""} for r in rows]
-
+            await asyncio.to_thread(self._record_stop)

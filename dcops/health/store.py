@@ -178,6 +178,33 @@ def record_results(
     return programme_changes
 
 
+STOPPED = "prober stopped"
+
+
+def record_stop(conn: Connection, checks: Sequence[CheckRow], *, at: datetime) -> list[tuple[str, Transition]]:
+    """The prober stopped probing `checks` at `at`: each is unknown from then (reason "prober
+    stopped") until results come again, and so is its programme; in the caller's transaction.
+
+    Without this the read-time rule would still say unknown, but only some intervals later,
+    and without saying why. Returns the programme-level changes, as record_results does.
+    """
+    by_id = {check.endpoint_id: check for check in checks}
+    memories = _memories(conn, by_id)
+    states_before = {endpoint_id: memory.state for endpoint_id, memory in memories.items()}
+    check_changes = []
+    for endpoint_id, memory in memories.items():
+        if memory.state == UNKNOWN:
+            continue
+        moment = max(at, memory.last_at) if memory.last_at is not None else at
+        change = Transition(UNKNOWN, moment, STOPPED)
+        check_changes.append((endpoint_id, change))
+        conn.execute(update(T_STATE).where(T_STATE.c.endpoint_id == endpoint_id).values(
+            state=UNKNOWN, since=moment, fail_streak=0, ok_streak=0))
+    for endpoint_id, change in check_changes:
+        _switch_interval(conn, by_id[endpoint_id].programme_id, endpoint_id, change)
+    return _programme_changes(conn, by_id, states_before, check_changes)
+
+
 def _insert_ignoring_duplicates(conn: Connection):
     """An insert of raw results that skips one already stored (same check, same microsecond):
     an import run twice, or a result reported twice, is the same probe."""

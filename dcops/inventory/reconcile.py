@@ -472,11 +472,10 @@ def _apply_programmes(conn, plan: Plan, desired: Desired, current: Current, ids:
             scalar = {f.field: f.new for f in change.fields if f.field in PROGRAMME_FIELDS}
             if "ministry" in scalar:
                 scalar["ministry_id"] = ids[("ministry", scalar.pop("ministry"))]
+            scalar["updated_at"] = now
             if "status" in scalar:
                 scalar.update(service_span_values(scalar["status"], now=now))
-            conn.execute(
-                update(T_PROGRAMME).where(T_PROGRAMME.c.id == ids[("programme", slug)]).values(**scalar, updated_at=now)
-            )
+            conn.execute(update(T_PROGRAMME).where(T_PROGRAMME.c.id == ids[("programme", slug)]).values(**scalar))
             if scalar.get("status") == "retired":
                 end_programme_history(conn, ids[("programme", slug)], now)
         elif change.action == "retire":
