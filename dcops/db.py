@@ -58,6 +58,18 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(timezone.utc)
 
 
+_TIME = UTCDateTime()
+
+
+def read_utc(conn, value) -> datetime | None:
+    """A UTCDateTime column read through text SQL, as an aware datetime (SQLite hands back its stored text)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return _TIME.process_result_value(value, conn.dialect)
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 

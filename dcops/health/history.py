@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Iterable, Sequence
 
 UP, DOWN, UNKNOWN = "up", "down", "unknown"
 DEFAULT_FAILURE_THRESHOLD = 3
@@ -84,6 +84,43 @@ def worst_state(states: Iterable[str]) -> str:
     if all(state == UP for state in states):
         return UP
     return UNKNOWN
+
+
+def stale_from(state: str, last_at, interval, now):
+    """When a check's state stops being trusted, read at `now`: one interval after its last result,
+    once more than GAP_INTERVALS intervals have passed without another (the rule observe() applies
+    when the next result comes, so a reader sees now what the store will write then). None while
+    fresh, never probed, or already unknown. Works on datetimes (with a timedelta) or on integers.
+    """
+    if last_at is None or state == UNKNOWN or now - last_at <= interval * GAP_INTERVALS:
+        return None
+    return last_at + interval
+
+
+def settle_open(state: str, start, checks: Sequence[tuple[str, object]], now) -> list[tuple[str, object, object, int]]:
+    """An open programme-level interval as every reader must see it at `now`.
+
+    `checks` are the programme's checks now, as (state, stale_from(...)). Each stale check turns
+    unknown at its moment (never before the interval began), and the programme takes the worst of
+    its checks' states then, as the store will replay it when results come again. Returns pieces
+    (state, from, to, cause) covering [start, now): `cause` is the index in `checks` of the stale
+    check that began the piece, -1 for the first. Datetimes or integers, like stale_from.
+    """
+    if not now > start:
+        return []
+    states = [check_state for check_state, _stale in checks]
+    stale = sorted((max(at, start), index) for index, (_state, at) in enumerate(checks) if at is not None)
+    pieces = []
+    current, began, cause = state, start, -1
+    for at, index in stale:
+        states[index] = UNKNOWN
+        worst = worst_state(states)
+        if worst != current:
+            if at > began:
+                pieces.append((current, began, at, cause))
+            current, began, cause = worst, at, index
+    pieces.append((current, began, now, cause))
+    return pieces
 
 
 @dataclass(frozen=True)

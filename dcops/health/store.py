@@ -72,12 +72,17 @@ class CheckRow:
     interval_seconds: int
 
 
+# Programmes in these statuses are in service, and probed; the others are not built yet, or gone.
+PROBED_STATUSES = ("active", "decommissioning")
+
+
 def load_checks(conn: Connection) -> list[CheckRow]:
-    """Every endpoint of every programme that is not retired: retired programmes drop out by themselves."""
+    """Every endpoint of every programme in service: one being built is not probed (its failures
+    are not outages), and a retired one drops out by itself."""
     rows = conn.execute(
         select(T_ENDPOINT, T_PROGRAMME.c.slug)
         .join(T_PROGRAMME, T_PROGRAMME.c.id == T_ENDPOINT.c.programme_id)
-        .where(T_PROGRAMME.c.status != "retired")
+        .where(T_PROGRAMME.c.status.in_(PROBED_STATUSES))
         .order_by(T_PROGRAMME.c.slug, T_ENDPOINT.c.name)
     )
     return [
@@ -289,7 +294,9 @@ def _programme_changes(conn, by_id, states_before, check_changes) -> list[tuple[
             for _at, endpoint_id, change in group:
                 states[endpoint_id] = change.state
             worst = worst_state(states.values())
-            if worst != current:
+            # Before its first known state a programme has no interval: "unknown" would only say
+            # that its other checks have not reported yet.
+            if worst != current and not (current is None and worst == UNKNOWN):
                 reasons = [f"{by_id[e].name}: {c.reason}" for _a, e, c in group if c.reason and c.state == worst]
                 transition = Transition(worst, at, "; ".join(reasons))
                 _switch_interval(conn, programme_id, None, transition)

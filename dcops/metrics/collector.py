@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from dcops.catalogue.requests import REQUEST_STATES
 from dcops.db import Database, epoch_us, utcnow
-from dcops.health.history import DOWN, UP
+from dcops.health.history import DOWN, UP, settle_open, stale_from
 from dcops.inventory.queries import cluster_usage
 from dcops.models import CheckState, Endpoint, HostingRequest, Job, Ministry, Programme, StateInterval
 from dcops.provisioning.jobs import TERMINAL
@@ -55,6 +55,8 @@ FAMILIES = (
     ("dcops_probe_last_timestamp_seconds", "When the check was last probed, in Unix seconds.", _PROBE),
     ("dcops_programme_info", "A programme the data centre hosts (not retired); always 1.",
      ("programme", "ministry", "tier", "status", "environment")),
+    ("dcops_programme_checks", "How many checks (endpoints) the programme has; 0: it is not monitored.",
+     ("programme", "ministry")),
     ("dcops_programme_availability_ratio", "Up time over up and down time of the programme in the trailing window "
                                            "(0-1); unknown time is left out.", ("programme", "window")),
     ("dcops_tls_cert_expiry_timestamp_seconds", "When the certificate the check last saw expires, in Unix seconds.",
@@ -172,11 +174,18 @@ class InventoryCollector(Collector):
                     info_environment(environment)
                     info_value(1)
                 live = dict(zip(ids, slugs))
+                check_counts = dict(conn.execute(select(T_ENDPOINT.c.programme_id, func.count())
+                                                 .group_by(T_ENDPOINT.c.programme_id)).all())
                 last_at, to_us = _epoch_us(conn, T_STATE.c.last_at)
                 tls_at, _ = _epoch_us(conn, T_STATE.c.tls_expires_at)
-                for programme_id, name, ok, seconds, last_us, tls_us in conn.execute(
+                # The read-time rule: per programme with a stale check, each check's (state, stale from).
+                stale: dict[int, list[tuple[str, int | None]]] = {}
+                checks: list[tuple[str, int | None]] = []
+                checks_of = None
+                for programme_id, name, ok, seconds, last_us, tls_us, check_state, interval in conn.execute(
                     select(T_ENDPOINT.c.programme_id, T_ENDPOINT.c.name, T_STATE.c.last_success,
-                           T_STATE.c.last_duration_seconds, last_at, tls_at)
+                           T_STATE.c.last_duration_seconds, last_at, tls_at, T_STATE.c.state,
+                           T_ENDPOINT.c.interval_seconds)
                     .join(T_ENDPOINT, T_ENDPOINT.c.id == T_STATE.c.endpoint_id)
                     .where(T_STATE.c.last_at.is_not(None))
                     .order_by(T_ENDPOINT.c.programme_id, T_ENDPOINT.c.name)
@@ -184,6 +193,12 @@ class InventoryCollector(Collector):
                     slug = live.get(programme_id)
                     if slug is None:
                         continue
+                    if programme_id != checks_of:
+                        checks_of, checks = programme_id, []
+                    stale_us = stale_from(check_state, to_us(last_us), interval * 1_000_000, now_us)
+                    checks.append((check_state, stale_us))
+                    if stale_us is not None:
+                        stale[programme_id] = checks
                     if ok is not None:
                         success_slug(slug)
                         success_name(name)
@@ -204,7 +219,13 @@ class InventoryCollector(Collector):
                 usage = cluster_usage(conn)
                 requests = dict(conn.execute(select(T_REQUEST.c.state, func.count()).group_by(T_REQUEST.c.state)).all())
                 jobs = dict(conn.execute(select(T_JOB.c.status, func.count()).group_by(T_JOB.c.status)).all())
-            states, ratios = self._intervals.availability(ids, now_us)
+            states, ratios = self._intervals.availability(ids, now_us, stale)
+
+        checks_slug, checks_code, checks_value = family("dcops_programme_checks")
+        for programme_id, slug, code in zip(ids, slugs, codes):
+            checks_slug(slug)
+            checks_code(code)
+            checks_value(check_counts.get(programme_id, 0))
 
         up_slug, up_code, up_value = family("dcops_programme_up")
         for slug, code, state in zip(slugs, codes, states):
@@ -491,10 +512,13 @@ class _Intervals:
             if end > oldest:
                 self.pending[programme_id].append((end, to_us(start), state))
 
-    def availability(self, programme_ids: list[int], now_us: int) -> tuple[list[str | None], list[float | None]]:
+    def availability(self, programme_ids: list[int], now_us: int,
+                     stale: dict[int, list[tuple[str, int | None]]]) -> tuple[list[str | None], list[float | None]]:
         """Each programme's current state (that of its open interval, if it started before now),
         and its availability ratio in each window (None when the window holds no up or down time):
-        the windows of the first programme, then those of the second, and so on."""
+        the windows of the first programme, then those of the second, and so on. A programme in
+        `stale` (its checks as (state, stale from µs)) has its open interval settled by the
+        read-time rule (history.settle_open) first."""
         for programme_id, new in self.pending.items():
             spans = self.spans.get(programme_id)
             self.spans[programme_id] = _Spans.of(new + spans.intervals() if spans is not None else new)
@@ -512,15 +536,20 @@ class _Intervals:
             for _id, state, began in open_of(programme_id, ()):  # normally one; the lowest id gives the state
                 if began >= now_us:
                     continue
+                pieces = ((state, began, now_us, -1),) if programme_id not in stale else settle_open(
+                    state, began, stale[programme_id], now_us)
                 if current is None:
-                    current = state
-                if state != UP and state != DOWN:
-                    continue
-                if sums is zeros:
-                    sums = list(zeros)
-                offset = 0 if state == UP else n
-                for k, start in enumerate(window_starts):
-                    sums[offset + k] += now_us - (began if began > start else start)
+                    current = pieces[-1][0]
+                for piece_state, piece_start, piece_end, _cause in pieces:
+                    if piece_state != UP and piece_state != DOWN:
+                        continue
+                    if sums is zeros:
+                        sums = list(zeros)
+                    offset = 0 if piece_state == UP else n
+                    for k, start in enumerate(window_starts):
+                        low = piece_start if piece_start > start else start
+                        if piece_end > low:
+                            sums[offset + k] += piece_end - low
             states.append(current)
             # up / (up + down), None without either (history.Availability.ratio), exactly rounded
             ratios += [sums[k] / (sums[k] + sums[k + n]) if sums[k] + sums[k + n] > 0 else None for k in range(n)]

@@ -88,26 +88,40 @@ def canonical_json(data) -> str:
 def uptime_document(conn: Connection, period: Period, *, tz: ZoneInfo, now: datetime, data_centre_name: str,
                     ministry: str | None = None, programme: str | None = None) -> dict:
     """The uptime (SLA) report of one period: per programme, per ministry and for the data centre."""
-    histories, windows = uptime_inputs(conn, start=period.start, end=period.end, ministry=ministry,
+    histories, windows = uptime_inputs(conn, start=period.start, end=period.end, now=now, ministry=ministry,
                                        programme=programme)
     measured_end = min(period.end, now)
     figures = []
     by_ministry: dict[str, list] = {}
     programmes = []
+    not_monitored = []
     digest_input = []
     for history in histories:
         result = uptime_maths.programme_uptime(history.spans, history.windows, start=period.start, end=period.end,
-                                               now=now, target_percent=history.target_percent, tz=tz)
+                                               now=now, target_percent=history.target_percent, tz=tz,
+                                               service_start=history.service_start, service_end=history.service_end)
+        described = {"slug": history.slug, "name": history.name, "ministry": history.ministry,
+                     "ministry_name": history.ministry_name, "tier": history.tier, "tier_name": history.tier_name}
+        served_from = max(history.service_start, period.start)
+        served_to = measured_end if history.service_end is None else min(history.service_end, measured_end)
+        if result.up_seconds + result.downtime_seconds == 0:
+            # No up or down time at all: listed apart, never mixed into the figures as 100 % or 0 %.
+            not_monitored.append({**described, "target_percent": history.target_percent,
+                                  "reason": "no results" if history.has_checks else "no check",
+                                  "period_seconds": result.period_seconds})
+            digest_input.append([history.slug, "not monitored"])
+            continue
         figures.append(result)
         by_ministry.setdefault(history.ministry, []).append((history, result))
-        programmes.append({"slug": history.slug, "name": history.name, "ministry": history.ministry,
-                           "ministry_name": history.ministry_name, "tier": history.tier,
-                           "tier_name": history.tier_name, **result.as_dict()})
+        programmes.append({**described, **result.as_dict()})
         # Times as Unix microseconds: as exact as text, and a year of spans digests in a tenth the time.
+        # Only a downtime's reason is a figure (it names the incident); the others are notes.
         digest_input.append([
             history.slug, history.name, history.ministry, history.tier, history.target_percent,
-            [[s.state, epoch_us(max(s.start, period.start)), epoch_us(min(s.end or measured_end, measured_end)), s.reason]
-             for s in history.spans if s.start < measured_end],
+            [epoch_us(served_from), epoch_us(max(served_to, served_from))],
+            [[s.state, epoch_us(max(s.start, served_from)), epoch_us(min(s.end or served_to, served_to)),
+              s.reason if s.state == "down" else ""]
+             for s in history.spans if s.start < served_to and (s.end is None or s.end > served_from)],
             [[w.id, epoch_us(w.start), epoch_us(w.end), epoch_us(w.recorded_at)] for w in history.windows],
         ])
     ministries = []
@@ -130,6 +144,7 @@ def uptime_document(conn: Connection, period: Period, *, tz: ZoneInfo, now: date
         "data_centre": data_centre,
         "ministries": ministries,
         "programmes": programmes,
+        "not_monitored": not_monitored,
         "maintenance": [listed.as_dict() for listed in windows],
     }
 
@@ -280,10 +295,17 @@ def compare(frozen: dict, again: dict) -> list[dict]:
     """Figures that differ between two uptime documents: programme, figure, then and now."""
     before = {p["slug"]: p for p in frozen["programmes"]}
     after = {p["slug"]: p for p in again["programmes"]}
+    # A programme without data is listed apart (and frozen reports from before that list had none).
+    reported_before = before.keys() | {p["slug"] for p in frozen.get("not_monitored", [])}
+    reported_after = after.keys() | {p["slug"] for p in again.get("not_monitored", [])}
     changes = []
-    for slug in sorted(before.keys() | after.keys()):
+    for slug in sorted(reported_before | reported_after):
+        for figure, then, now in (("reported", slug in reported_before, slug in reported_after),
+                                  ("monitored", slug in before, slug in after)):
+            if then != now:
+                changes.append({"programme": slug, "figure": figure, "frozen": then, "now": now})
+                break
         if slug not in after or slug not in before:
-            changes.append({"programme": slug, "figure": "reported", "frozen": slug in before, "now": slug in after})
             continue
         for figure in COMPARED_FIGURES:
             if before[slug].get(figure) != after[slug].get(figure):

@@ -10,24 +10,14 @@ from functools import lru_cache
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from dcops.db import UTCDateTime
+from dcops.db import UTCDateTime, read_utc
 from dcops.inventory.capacity import ResourceUsage, choose_cluster
+from dcops.health.status import checks_now, settle
 from dcops.inventory.queries import require
 from dcops.reports.capacity import ResourceInput, SnapshotPoint
 from dcops.reports.uptime import MaintenanceWindow, StateSpan
 
 _TIME = UTCDateTime()
-# Programmes in these states have nothing to measure yet.
-NOT_YET_RUNNING = ("requested", "approved", "provisioning")
-
-
-def _time(conn: Connection, value) -> datetime | None:
-    """A UTCDateTime read through text SQL: SQLite hands back its stored text."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return _TIME.process_result_value(value, conn.dialect)
 
 
 @dataclass
@@ -43,8 +33,16 @@ class ProgrammeHistory:
     tier_name: str
     target_percent: float
     status: str
+    service_start: datetime | None = None  # in service from (None: never)
+    service_end: datetime | None = None  # retired at (None: still in service)
+    has_checks: bool = True  # whether it has a check now
     spans: list[StateSpan] = field(default_factory=list)
     windows: list[MaintenanceWindow] = field(default_factory=list)
+
+    @property
+    def monitored(self) -> bool:
+        """Monitored in the period: it has a check now, or history inside the period."""
+        return self.has_checks or bool(self.spans)
 
 
 @dataclass(frozen=True)
@@ -61,15 +59,16 @@ class ListedWindow:
                 "recorded_by": self.recorded_by}
 
 
-def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, ministry: str | None = None,
+def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, now: datetime, ministry: str | None = None,
                   programme: str | None = None) -> tuple[list[ProgrammeHistory], list[ListedWindow]]:
-    """The programmes to report on over [start, end), with their spans and windows.
+    """The programmes to report on over [start, end), with their spans (as read at `now`) and windows.
 
-    A programme is reported when it was running during the period: not retired, or retired
-    with history inside the period; and past provisioning. Cancelled windows are left out.
+    A programme is reported for the part of the period it was in service: from the earlier of its
+    first activation and its first recorded state (history imported from an earlier tool counts;
+    a programme is not probed before it is in service), until its retirement. Cancelled windows
+    are left out.
     """
-    running = ", ".join(f"'{status}'" for status in NOT_YET_RUNNING)
-    where, params = [f"p.status NOT IN ({running})"], {"start": start, "end": end}
+    where, params = [], {"start": start, "end": end}
     if ministry is not None:
         require(conn, "ministry", ministry)
         where.append("m.code = :ministry")
@@ -79,23 +78,44 @@ def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, ministry:
         where.append("p.slug = :programme")
         params["programme"] = programme
     bind = _bind_times(conn, params)
+    condition = " AND ".join(where) or "1 = 1"
     rows = conn.execute(text(
-        "SELECT p.id, p.slug, p.name, m.code, m.name, p.tier, t.name, t.sla_target_percent, p.status "
+        "SELECT p.id, p.slug, p.name, m.code, m.name, p.tier, t.name, t.sla_target_percent, p.status, "
+        "p.activated_at, p.retired_at, (SELECT MIN(i.started_at) FROM state_interval i WHERE i.programme_id = p.id "
+        "AND i.endpoint_id IS NULL), EXISTS (SELECT 1 FROM endpoint e WHERE e.programme_id = p.id) "
         "FROM programme p JOIN ministry m ON m.id = p.ministry_id JOIN sla_tier t ON t.tier = p.tier "
-        f"WHERE {' AND '.join(where)} ORDER BY m.code, p.slug"), bind).all()
-    programmes = {r[0]: ProgrammeHistory(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows}
+        f"WHERE {condition} ORDER BY m.code, p.slug"), bind).all()
+    programmes = {}
+    for r in rows:
+        starts = [moment for moment in (read_utc(conn, r[9]), read_utc(conn, r[11])) if moment is not None]
+        service_start, service_end = (min(starts) if starts else None), read_utc(conn, r[10])
+        if service_start is None or service_start >= end or (service_end is not None and service_end <= start):
+            continue
+        programmes[r[0]] = ProgrammeHistory(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
+                                            service_start=service_start, service_end=service_end,
+                                            has_checks=bool(r[12]))
     # A report of one ministry or programme reads only their spans.
-    scoped = "" if len(where) == 1 else (
+    scoped = "" if not where else (
         "AND programme_id IN (SELECT p.id FROM programme p JOIN ministry m ON m.id = p.ministry_id "
-        f"WHERE {' AND '.join(where)}) ")
+        f"WHERE {condition}) ")
+    open_spans: dict[int, int] = {}
     for r in conn.execute(text(
             "SELECT programme_id, state, started_at, ended_at, reason FROM state_interval "
             "WHERE endpoint_id IS NULL AND started_at < :end AND (ended_at IS NULL OR ended_at > :start) "
             f"{scoped}ORDER BY programme_id, started_at"), bind):
         history = programmes.get(r[0])
         if history is not None:
-            history.spans.append(StateSpan(r[1], _time(conn, r[2]), _time(conn, r[3]), r[4] or ""))
-    programmes = {pid: h for pid, h in programmes.items() if h.status != "retired" or h.spans}
+            if r[3] is None:
+                open_spans[r[0]] = len(history.spans)
+            history.spans.append(StateSpan(r[1], read_utc(conn, r[2]), read_utc(conn, r[3]), r[4] or ""))
+    # No data is unknown at read time too: an open span lasts only while its checks keep reporting.
+    checks = checks_now(conn, open_spans)
+    for programme_id, index in open_spans.items():
+        history = programmes[programme_id]
+        span = history.spans[index]
+        history.spans[index:index + 1] = [
+            StateSpan(piece.state, piece.start, piece.end, piece.reason)
+            for piece in settle(span.state, span.start, span.reason, checks.get(programme_id, []), now)]
 
     on_cluster: dict[int, list[ProgrammeHistory]] = defaultdict(list)
     for r in conn.execute(text("SELECT programme_id, cluster_id FROM allocation UNION "
@@ -109,7 +129,7 @@ def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, ministry:
             "LEFT JOIN programme p ON p.id = w.programme_id LEFT JOIN cluster c ON c.id = w.cluster_id "
             "WHERE w.cancelled_at IS NULL AND w.starts_at < :end AND w.ends_at > :start "
             "ORDER BY w.starts_at, w.id"), bind):
-        window = MaintenanceWindow(r[0], _time(conn, r[5]), _time(conn, r[6]), _time(conn, r[7]), r[9], r[10])
+        window = MaintenanceWindow(r[0], read_utc(conn, r[5]), read_utc(conn, r[6]), read_utc(conn, r[7]), r[9], r[10])
         if r[1] is not None:
             applies = [programmes[r[1]]] if r[1] in programmes else []
         else:

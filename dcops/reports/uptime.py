@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -104,7 +105,8 @@ class DayShare:
 class ProgrammeUptime:
     """One programme's availability over a period.
 
-    `period_seconds` (T) is the measured part of the period, [start, min(end, now)). It splits into
+    `period_seconds` (T) is the measured part of the period, [start, min(end, now)), within the
+    programme's service. It splits into
     `maintenance_seconds` (M, announced windows), `downtime_seconds` (D), `unknown_seconds` (U) and
     `up_seconds`; `late_maintenance_seconds` is the part of D under a late window (a flag, not a bucket).
     `availability` and `coverage` are ratios 0-1; percentages are 0-100 (the error budget may exceed 100).
@@ -247,8 +249,13 @@ def programme_uptime(
     now: datetime,
     target_percent: float,
     tz: ZoneInfo,
+    service_start: datetime | None = None,
+    service_end: datetime | None = None,
 ) -> ProgrammeUptime:
     """Availability of one programme over [start, end), measured up to `now`; all seconds, ratios 0-1.
+
+    Only the part of the period the programme was in service counts, [service_start, service_end)
+    (None: no bound): before it existed or after it retired, its time is in no bucket.
 
     Each instant of [start, min(end, now)) is in one bucket: announced maintenance, else the state then
     (down, up, or unknown, which includes time no span covers; overlapping spans: down > unknown > up).
@@ -258,7 +265,8 @@ def programme_uptime(
     t_start, t_end, t_now = _us(start), _us(end), _us(now)
     if t_end <= t_start:
         raise ValueError(f"invalid period: end {iso_utc(end)} is not after start {iso_utc(start)}")
-    t_measured = min(t_end, t_now)
+    t_from = t_start if service_start is None else max(t_start, _us(service_start))
+    t_measured = min(t_end, t_now) if service_end is None else min(t_end, t_now, _us(service_end))
     day_dates, day_edges = _local_days(start, end, tz)
 
     n_days = len(day_dates)
@@ -267,7 +275,7 @@ def programme_uptime(
     incident_bounds: list[tuple[int, int, str]] = []
     late_windows: list[MaintenanceWindow] = []
 
-    if t_measured > t_start:
+    if t_measured > t_from:
         events: list[tuple[int, int, int, int]] = []  # (time µs, kind, +1 open / -1 close, span index)
         reasons: list[tuple[int, str]] = []  # per span: (its own start µs, reason), to name an incident
         for index, span in enumerate(spans):
@@ -277,12 +285,12 @@ def programme_uptime(
             began = _us(span.start)
             reasons.append((began, span.reason))
             ended = t_now if span.end is None else _us(span.end)
-            lo, hi = max(began, t_start), min(ended, t_measured)
+            lo, hi = max(began, t_from), min(ended, t_measured)
             if lo < hi:
                 events.append((lo, kind, 1, index))
                 events.append((hi, kind, -1, index))
         for window in windows:
-            lo, hi = max(_us(window.start), t_start), min(_us(window.end), t_measured)
+            lo, hi = max(_us(window.start), t_from), min(_us(window.end), t_measured)
             if lo < hi:
                 kind = _K_ANNOUNCED if window.announced else _K_LATE
                 events.append((lo, kind, 1, -1))
@@ -290,17 +298,17 @@ def programme_uptime(
                 if kind == _K_LATE:
                     late_windows.append(window)
         for edge in day_edges:
-            if edge < t_measured:
+            if t_from < edge < t_measured:
                 events.append((edge, _K_DAY, 0, -1))
         events.sort()
 
         counts = [0] * 5
         active_down: set[int] = set()
-        day = 0
+        day = bisect_right(day_edges, t_from)
         incident_start: int | None = None
         incident_reason = ""
         i, n_events = 0, len(events)
-        moment = t_start
+        moment = t_from
         while moment < t_measured:
             while i < n_events and events[i][0] == moment:
                 _at, kind, delta, index = events[i]
@@ -337,7 +345,7 @@ def programme_uptime(
         if incident_start is not None:
             incident_bounds.append((incident_start, t_measured, incident_reason))
 
-    total_us = max(t_measured - t_start, 0)
+    total_us = max(t_measured - t_from, 0)
     m_us, d_us, u_us = sum(maintenance_us), sum(down_us), sum(unknown_us)
     counted_us = total_us - m_us - u_us  # = up + down
     # The brief's availability was (T-M-D)/(T-M). Unknown time is neither up nor down: counting it
