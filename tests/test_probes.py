@@ -41,7 +41,7 @@ def check(kind: str, target: str, **settings) -> Check:
 
 def run_probe(one: Check, *, ca_file=None, now=None) -> ProbeResult:
     async def go() -> ProbeResult:
-        async with make_client(4, ca_file=ca_file) as client:
+        async with make_client(ca_file=ca_file) as client:
             extra = {"now": now} if now else {}
             return await probe(one, client=client, ca_file=ca_file, **extra)
 
@@ -206,7 +206,7 @@ def test_garbage_is_an_invalid_response(web):
 
 def test_flapping(web):
     async def go():
-        async with make_client(1) as client:
+        async with make_client() as client:
             return [await probe(check("http", web.url("/flap")), client=client) for _ in range(4)]
 
     assert [(r.success, r.reason) for r in asyncio.run(go())] == [
@@ -422,7 +422,7 @@ def test_probe_all_mixes_kinds_and_leaves_a_given_client_open(web, https, ca):
         ]
 
         async def go():
-            async with make_client(10, ca_file=ca) as client:
+            async with make_client(ca_file=ca) as client:
                 results = await probe_all(checks, concurrency=2, client=client, ca_file=ca)
                 assert not client.is_closed
                 return results
@@ -437,7 +437,7 @@ def test_probe_all_with_nothing_to_do():
 
 def test_cancelling_a_probe_cancels_it(web):
     async def go():
-        async with make_client(1) as client:
+        async with make_client() as client:
             task = asyncio.create_task(probe(check("http", web.url("/hang"), timeout_seconds=10), client=client))
             await asyncio.sleep(0.2)
             task.cancel()

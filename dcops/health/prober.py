@@ -126,18 +126,18 @@ class Scheduler:
 
     async def run(self, stop: threading.Event) -> None:
         """Probe until `stop` is set; then write what is pending and return."""
-        from dcops.health.probes import make_client, probe
+        from dcops.health.probes import Admission, make_client, probe
 
         await asyncio.to_thread(self._reload)
-        client = make_client(self.concurrency, ca_file=self.ca_file)
-        slots = asyncio.Semaphore(self.concurrency)
+        client = make_client(ca_file=self.ca_file)
+        admission = Admission(self.concurrency)
         next_due: dict[int, float] = {}
         running: set[asyncio.Task] = set()
         loop_start = time.monotonic()
         last_reload = last_flush = last_compact = loop_start
 
         async def one(row: CheckRow) -> None:
-            async with slots:
+            async with admission:  # the probe's clock starts once it is let in, not while it waits
                 result = await probe(as_probe_check(row), client=client, ca_file=self.ca_file)
             self.pending.append(result)
 
