@@ -33,7 +33,7 @@ UPTIME_COLUMNS = (
     "ministry", "ministry_name", "programme", "programme_name", "tier", "tier_name", "target_percent",
     "availability", "met", "period_seconds", "up_seconds", "downtime_seconds", "maintenance_seconds",
     "late_maintenance_seconds", "unknown_seconds", "coverage", "incident_count", "longest_incident_seconds",
-    "mttr_seconds", "mtbf_seconds", "error_budget_used_percent", "partial",
+    "mttr_seconds", "mtbf_seconds", "error_budget_used_percent", "partial", "monitored",
 )
 CAPACITY_COLUMNS = (
     "site", "site_name", "cluster", "cluster_status", "binding_resource", "earliest_run_out", "resource",
@@ -284,7 +284,10 @@ def _uptime_view(document: dict) -> dict:
     return {
         "missed": [p for p in programmes if p.get("met") is False],
         "no_data": [p for p in programmes if p.get("availability") is None],
-        "no_data_count": max(0, (rollup.get("programmes") or 0) - counted),
+        # Programmes without any up or down time are listed apart (documents before that list had
+        # them among the programmes, with no figures).
+        "not_monitored": list(document.get("not_monitored") or []),
+        "no_data_count": max(0, (rollup.get("programmes") or 0) - counted) + len(document.get("not_monitored") or []),
         "incidents": incidents,
         "incidents_total": incidents_total,
         "maintenance": maintenance,
@@ -376,9 +379,13 @@ def _uptime_rows(document: dict) -> list[tuple]:
                 p.get("period_seconds"), p.get("up_seconds"), p.get("downtime_seconds"), p.get("maintenance_seconds"),
                 p.get("late_maintenance_seconds"), p.get("unknown_seconds"), p.get("coverage"), p.get("incident_count"),
                 p.get("longest_incident_seconds"), p.get("mttr_seconds"), p.get("mtbf_seconds"),
-                p.get("error_budget_used_percent"), p.get("partial"),
+                p.get("error_budget_used_percent"), p.get("partial"), True,
             )
         )
+    for p in document.get("not_monitored") or []:
+        rows.append((p.get("ministry"), p.get("ministry_name"), p.get("slug"), p.get("name"), p.get("tier"),
+                     p.get("tier_name"), p.get("target_percent"), None, None, p.get("period_seconds"),
+                     *([None] * 11), False))
     return rows
 
 
