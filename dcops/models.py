@@ -174,6 +174,9 @@ class Offering(SQLModel, table=True):
     display_name: str = ""
     long_description: str = ""
     tags: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The checks each programme of the offering gets at approval (targets with placeholders).
+    checks: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    public_domain: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class Plan(SQLModel, table=True):

@@ -46,6 +46,8 @@ def list_offerings(conn: Connection) -> list[dict]:
             "display_name": row.display_name or row.name,
             "long_description": row.long_description,
             "tags": _json(row.tags),
+            "checks": _json(row.checks),
+            "public_domain": row.public_domain or None,
             "plans": plans.get(row.id, []),
         }
         for row in conn.execute(text("SELECT * FROM offering ORDER BY id"))

@@ -18,14 +18,16 @@ from dcops.errors import Conflict, NotFound, UserError, ValidationError
 from dcops.inventory.lifecycle import set_programme_status
 from dcops.inventory.capacity import ResourceUsage, choose_cluster
 from dcops.inventory.queries import cluster_usage
-from dcops.inventory.documents import Email, Name, Slug, Text, Title, pydantic_problems
+from dcops.inventory.documents import Email, Name, Slug, Text, Title, expand_checks, pydantic_problems
 from dcops.inventory.yamlfile import YamlProblem, line_of, load_yaml
 from dcops.models import (
     Allocation,
     Cluster,
+    Endpoint,
     Host,
     HostingRequest,
     Ministry,
+    Offering,
     Plan,
     Programme,
     Site,
@@ -40,6 +42,8 @@ T_SITE = Site.__table__
 T_HOST = Host.__table__
 T_MINISTRY = Ministry.__table__
 T_PLAN = Plan.__table__
+T_OFFERING = Offering.__table__
+T_ENDPOINT = Endpoint.__table__
 
 # The request lifecycle: every allowed move, and nothing else.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -327,20 +331,26 @@ def sign_off(database: Database, request_id: int, *, actor: str | None = None) -
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a request was placed and what it reserved there."""
+    """Where a request was placed, what it reserved there, and the checks that monitor it.
+
+    `warnings` says what the operator should know, e.g. that nothing will monitor the programme.
+    """
 
     request_id: int
     cluster: str
     site: str
     reserved: dict[str, int]
     programme: str
+    checks: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def approve(
     database: Database, request_id: int, *, actor: str | None = None, cluster: str | None = None
 ) -> Placement:
     """Place a request on a cluster where its plan fits, reserve the capacity, create the
-    programme (status approved) and approve the request, all in one transaction."""
+    programme (status approved), its hosts and its offering's checks, and approve the
+    request, all in one transaction."""
     actor = actor or audit.default_actor()
     with database.transaction(immediate=True) as conn:
         request = _load(conn, request_id, lock=True)
@@ -348,6 +358,7 @@ def approve(
             raise Conflict(f"request {request_id} is {request.state}; only a submitted request can be approved")
         _check_two_person_rule(request, actor)
         plan = conn.execute(select(T_PLAN).where(T_PLAN.c.id == request.plan_id)).one()
+        offering = conn.execute(select(T_OFFERING).where(T_OFFERING.c.id == plan.offering_id)).one()
         needed = {r: getattr(plan, r) * plan.instances for r in RESOURCES if getattr(plan, r)}
         query = select(T_CLUSTER.c.id, T_CLUSTER.c.name, T_SITE.c.code).join(T_SITE, T_SITE.c.id == T_CLUSTER.c.site_id)
         if request.site is not None:
@@ -394,9 +405,35 @@ def approve(
         audit.record(conn, audit.Event(actor, "allocation.reserve", "programme", request.programme_slug, None,
                                        {"cluster": chosen, **needed, "request": request_id,
                                         "hosts": [h["name"] for h in hosts]}))
+        endpoints = _check_rows(request_id, offering, request.programme_slug, [h["address"] for h in hosts])
+        if endpoints:
+            conn.execute(insert(T_ENDPOINT), [{"programme_id": programme_id, **e} for e in endpoints])
+            audit.record(conn, audit.Event(actor, "endpoint.create", "programme", request.programme_slug, None, {
+                "endpoints": {e["name"]: {k: v for k, v in e.items() if k != "name"} for e in endpoints},
+                "offering": offering.id, "request": request_id,
+            }))
         transition(conn, request, "approved", actor=actor, decided_by=actor, decided_at=now,
                    cluster_id=cluster_id, programme_id=programme_id)
-    return Placement(request_id, chosen, site, needed, request.programme_slug)
+    warnings = () if endpoints else (
+        f"offering {offering.id} declares no checks: programme {request.programme_slug} will not be monitored "
+        f"until an operator adds one (dcops programme endpoint add {request.programme_slug} ...)",
+    )
+    return Placement(request_id, chosen, site, needed, request.programme_slug,
+                     checks=tuple(sorted(e["name"] for e in endpoints)), warnings=warnings)
+
+
+def _check_rows(request_id: int, offering, slug: str, addresses: list[str]) -> list[dict]:
+    """The endpoints of the offering's checks for this programme and its hosts' addresses.
+
+    The catalogue load checked every template against the longest slug and every plan's
+    host count, so a failure here is a catalogue the load did not see (edited by hand).
+    """
+    try:
+        return expand_checks(list(offering.checks or []), slug=slug, hosts=addresses,
+                             public_domain=offering.public_domain or "")
+    except ValueError as error:
+        raise Conflict(f"request {request_id}: offering {offering.id}: {error}; fix the catalogue and "
+                       "load it again") from None
 
 
 def _host_rows(conn: Connection, slug: str, instances: int, programme_id: int, cluster_id: int) -> list[dict]:

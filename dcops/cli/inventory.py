@@ -42,6 +42,12 @@ def render_plan(plan, *, verbose: bool = False) -> None:
         typer.echo(f"nothing to do: {counts}")
 
 
+def warn_unmonitored(plan) -> None:
+    """One warning line on stderr per active programme the plan leaves without a check."""
+    for slug in plan.unmonitored:
+        typer.echo(f"dcops: warning: programme {slug} is active with no check: it will not be monitored", err=True)
+
+
 @app.command("load")
 def load_command(
     directory: Annotated[Path, typer.Argument(help="Inventory directory (every *.yaml under it).")] = Path("inventory"),
@@ -56,7 +62,12 @@ def load_command(
     """Validate every inventory file, print the plan, and apply it in one transaction.
 
     Every problem in every file is reported with its file and line; if there is any,
-    nothing is written.
+    nothing is written. Each active programme left without a check gets a warning on
+    stderr (the exit code stays 0).
+
+    JSON output is the plan: applied, summary {create, update, retire, unchanged},
+    changes [{kind, key, action, fields [{field, old, new}]}] and unmonitored (the
+    slugs of active programmes with no check).
 
     Example: dcops inventory load inventory/ --dry-run
     """
@@ -69,6 +80,7 @@ def load_command(
         echo_json(plan.as_dict())
     else:
         render_plan(plan, verbose=verbose)
+    warn_unmonitored(plan)
 
 
 @app.command("export")

@@ -1,4 +1,4 @@
-"""`dcops programme`: list, show, add, update and retire hosted programmes."""
+"""`dcops programme`: list, show, add, update and retire hosted programmes, and manage their endpoints."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def _document(**options) -> dict:
 
 
 def _render_change(plan, output: Output, verb: str, slug: str) -> None:
-    from dcops.cli.inventory import render_plan
+    from dcops.cli.inventory import render_plan, warn_unmonitored
 
     if output == Output.json:
         echo_json(plan.as_dict())
@@ -141,6 +141,7 @@ def _render_change(plan, output: Output, verb: str, slug: str) -> None:
         typer.echo(f"programme {slug}: nothing to change")
     else:
         render_plan(plan)
+    warn_unmonitored(plan)
 
 
 NameOpt = Annotated[Optional[str], typer.Option("--name", help="Full name of the programme.")]
@@ -164,7 +165,9 @@ DependsOpt = Annotated[
     Optional[list[str]], typer.Option("--depends-on", help="Slug of a programme it needs (repeat for several).")
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print what would change; write nothing.")]
-ChangeOutput = Annotated[Output, typer.Option("--output", "-o", help="table or json (the plan)")]
+ChangeOutput = Annotated[Output, typer.Option("--output", "-o", help="table or json (the plan: applied, summary, "
+                                                                     "changes, unmonitored; see `inventory load "
+                                                                     "--help`)")]
 
 
 @app.command("add")
@@ -261,3 +264,91 @@ def retire_command(
 
     plan = retire_programme(open_database(), slug, actor=actor, dry_run=dry_run)
     _render_change(plan, output, "retired", slug)
+
+
+endpoint_app = typer.Typer(help="A programme's endpoints: the checks that monitor it.", no_args_is_help=True)
+app.add_typer(endpoint_app, name="endpoint")
+
+
+def _printable(value) -> str:
+    # Stored before targets were checked for control characters, a value could still carry one.
+    return "".join(ch if ch.isprintable() else "?" for ch in str(value))
+
+
+@endpoint_app.command("add")
+def endpoint_add_command(
+    slug: Annotated[str, typer.Argument(help="The programme's slug.")],
+    name: Annotated[str, typer.Option("--name", help="The check's name: [a-z0-9-], e.g. web, ssh, db.")],
+    kind: Annotated[str, typer.Option("--kind", help="http (a URL), tcp (connect) or tls (handshake, expiry).")],
+    target: Annotated[str, typer.Option("--target", help="http: an http:// or https:// URL; tcp, tls: host:port.")],
+    expect_status: Annotated[Optional[str], typer.Option(
+        "--expect-status", help="http: the status codes that pass, e.g. 200 or 200-299,301 (default 200-399).")] = None,
+    body_contains: Annotated[Optional[str], typer.Option(
+        "--body-contains", help="http: text the response body must contain.")] = None,
+    interval_seconds: Annotated[Optional[int], typer.Option(
+        "--interval-seconds", help="How often it is probed, 10-86400 (default 60).")] = None,
+    timeout_seconds: Annotated[Optional[float], typer.Option(
+        "--timeout-seconds", help="How long a probe may take, under the interval (default 5).")] = None,
+    dry_run: DryRunOpt = False,
+    output: ChangeOutput = Output.table,
+    actor: ActorOption = None,
+) -> None:
+    """Add an endpoint (a check) to a programme: the same checks and audit as `inventory load`.
+
+    Example: dcops programme endpoint add lesmis --name web --kind http
+    --target https://lesmis.moes.gov.la/healthz --expect-status 200
+    """
+    from dcops.inventory.service import add_endpoint
+
+    given = {"expect_status": expect_status, "body_contains": body_contains,
+             "interval_seconds": interval_seconds, "timeout_seconds": timeout_seconds}
+    endpoint = {"name": name, "kind": kind, "target": target, **{k: v for k, v in given.items() if v is not None}}
+    plan = add_endpoint(open_database(), slug, endpoint, actor=actor, dry_run=dry_run)
+    _render_change(plan, output, "updated", slug)
+
+
+@endpoint_app.command("remove")
+def endpoint_remove_command(
+    slug: Annotated[str, typer.Argument(help="The programme's slug.")],
+    name: Annotated[str, typer.Argument(help="The endpoint's name (see `dcops programme endpoint list`).")],
+    dry_run: DryRunOpt = False,
+    output: ChangeOutput = Output.table,
+    actor: ActorOption = None,
+) -> None:
+    """Remove an endpoint of a programme; the programme's SLA history stays, the check's own goes.
+
+    Example: dcops programme endpoint remove lesmis web
+    """
+    from dcops.inventory.service import remove_endpoint
+
+    plan = remove_endpoint(open_database(), slug, name, actor=actor, dry_run=dry_run)
+    _render_change(plan, output, "updated", slug)
+
+
+@endpoint_app.command("list")
+def endpoint_list_command(
+    slug: Annotated[str, typer.Argument(help="The programme's slug.")],
+    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+) -> None:
+    """List a programme's endpoints, by name.
+
+    JSON output is a list of objects with the keys name, kind, target, expect_status,
+    body_contains, timeout_seconds and interval_seconds; scripts may rely on them.
+
+    Example: dcops programme endpoint list e-crvs --output json
+    """
+    from dcops.inventory.queries import list_endpoints
+
+    with open_database().transaction() as conn:
+        rows = list_endpoints(conn, slug)
+    if output == Output.json:
+        echo_json(rows)
+        return
+    if output == Output.csv:
+        fail("programme endpoint list prints a table or json, not csv")
+    echo_table(
+        ((_printable(r["name"]), r["kind"], _printable(r["target"]), r["expect_status"] if r["kind"] == "http" else "-",
+          r["interval_seconds"], r["timeout_seconds"]) for r in rows),
+        ("NAME", "KIND", "TARGET", "EXPECT", "EVERY_S", "TIMEOUT_S"),
+        shrink=(2, 0), right=(4, 5),
+    )

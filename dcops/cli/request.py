@@ -161,7 +161,12 @@ def approve_command(
     actor: ActorOption = None,
     output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
 ) -> None:
-    """Approve a request: place it where its plan fits and reserve the capacity.
+    """Approve a request: place it where its plan fits, reserve the capacity, and set up the
+    checks its offering declares (one per host for a {host} check).
+
+    JSON output has the keys id, state, programme, cluster, site, reserved (resource ->
+    amount), checks (the endpoint names created) and warnings (lines also printed on
+    stderr, e.g. that an offering declares no checks).
 
     Example: dcops request approve 12 --cluster vte-gen1 --actor khamla.ops
     """
@@ -170,11 +175,16 @@ def approve_command(
     placement = approve(open_database(), request_id, actor=actor, cluster=cluster)
     if output == Output.json:
         echo_json({"id": placement.request_id, "state": "approved", "programme": placement.programme,
-                   "cluster": placement.cluster, "site": placement.site, "reserved": placement.reserved})
+                   "cluster": placement.cluster, "site": placement.site, "reserved": placement.reserved,
+                   "checks": list(placement.checks), "warnings": list(placement.warnings)})
     else:
         reserved = ", ".join(f"{r} {a}" for r, a in placement.reserved.items()) or "nothing"
         typer.echo(f"request {request_id} approved: {placement.programme} placed on {placement.cluster} "
                    f"({placement.site}), reserved {reserved}")
+        if placement.checks:
+            typer.echo(f"checks: {', '.join(placement.checks)}")
+    for warning in placement.warnings:
+        typer.echo(f"dcops: warning: {warning}", err=True)
 
 
 @app.command("reject")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from string import Formatter
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -54,6 +56,19 @@ def _check_address(value: str) -> str:
 def _check_text(value: str) -> str:
     if "\x00" in value:
         raise ValueError("contains a NUL character")
+    return value
+
+
+def _check_printable(value: str) -> str:
+    # Targets and expected bodies are shown in terminals and CSV: no escape sequences.
+    if not value.isprintable():
+        raise ValueError("contains a control character")
+    return value
+
+
+def _check_domain(value: str) -> str:
+    if not _HOSTNAME_RE.match(value) or "." not in value:
+        raise ValueError(f"not a DNS domain: {value!r}")
     return value
 
 
@@ -136,11 +151,11 @@ class SiteDoc(_Doc):
 class EndpointDoc(_Doc):
     name: Name
     kind: Literal["http", "tcp", "tls"]
-    target: Annotated[str, Field(min_length=1, max_length=2000)]
+    target: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_check_printable)]
     expect_status: Annotated[str, Field(pattern=r"^[1-5][0-9]{2}(-[1-5][0-9]{2})?(,[1-5][0-9]{2}(-[1-5][0-9]{2})?)*$")] = (
         "200-399"
     )
-    body_contains: Annotated[str, Field(max_length=500)] = ""
+    body_contains: Annotated[str, Field(max_length=500), AfterValidator(_check_printable)] = ""
     timeout_seconds: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 5.0
     interval_seconds: Annotated[StrictInt, Field(ge=10, le=86400)] = 60
 
@@ -163,6 +178,121 @@ class EndpointDoc(_Doc):
                 raise ValueError(f"a {self.kind} endpoint needs host:port, not {self.target!r}")
             _check_address(host.strip("[]"))
         return self
+
+
+# The placeholders a catalogue check's target may hold, filled in when a request is approved.
+CHECK_PLACEHOLDERS = ("host", "programme", "public_name")
+# Stand-ins for the longest values the placeholders take, to check a template at catalogue load.
+_LONGEST_SLUG = "p" * 63
+_LONGEST_HOST = "h" * 63
+
+
+def placeholders(target: str) -> set[str]:
+    """The placeholders in a check's target; ValueError for unknown or malformed ones."""
+    try:
+        fields = list(Formatter().parse(target))
+    except ValueError as error:
+        raise ValueError(f"target {target!r}: unbalanced braces: {error} (write {{{{ and }}}} for literal "
+                         "braces)") from None
+    found = set()
+    known = ", ".join(f"{{{name}}}" for name in CHECK_PLACEHOLDERS)
+    for _literal, name, spec, conversion in fields:
+        if name is None:
+            continue
+        if spec or conversion:
+            raise ValueError(f"target {target!r}: a placeholder is a bare name ({known})")
+        if name not in CHECK_PLACEHOLDERS:
+            raise ValueError(f"unknown placeholder {{{name}}} in target (known: {known})")
+        found.add(name)
+    return found
+
+
+def public_name(slug: str, public_domain: str) -> str:
+    """The public DNS name of a programme with no name of its own: <slug>.<public_domain>."""
+    return f"{slug}.{public_domain}"
+
+
+def _endpoint_problem(error: PydanticValidationError) -> str:
+    item = error.errors(include_url=False)[0]
+    message = item["msg"].removeprefix("Value error, ")
+    field_name = ".".join(str(part) for part in item["loc"])
+    return f"{field_name}: {message}" if field_name else message
+
+
+def expand_checks(checks: list[dict], *, slug: str, hosts: list[str], public_domain: str = "",
+                  own_public_name: str | None = None) -> list[dict]:
+    """The endpoints a programme gets from its offering's checks, validated as inventory endpoints.
+
+    A check whose target holds {host} becomes one endpoint per host (address), named
+    <name>-1, <name>-2...; {programme} is the slug; {public_name} the programme's public
+    name (`own_public_name`), else <slug>.<public_domain>. ValueError names the first
+    check that does not expand.
+    """
+    derived = public_name(slug, public_domain) if public_domain else ""
+    values = {"programme": slug, "public_name": own_public_name or derived}
+    endpoints: list[dict] = []
+    seen: set[str] = set()
+    for check in checks:
+        used = placeholders(check["target"])
+        if "public_name" in used and not values["public_name"]:
+            raise ValueError(f"check {check['name']!r}: {{public_name}} needs the offering's public_domain")
+        if "host" in used:
+            expansions = [(f"{check['name']}-{index}", _bracketed(address)) for index, address in
+                          enumerate(hosts, start=1)]
+        else:
+            expansions = [(check["name"], "")]
+        for name, host in expansions:
+            document = {**check, "name": name, "target": check["target"].format(**values, host=host)}
+            if name in seen:
+                raise ValueError(f"check name {name!r} twice (a {{host}} check is named <name>-<n>)")
+            seen.add(name)
+            try:
+                endpoint = EndpointDoc.model_validate(document)
+            except PydanticValidationError as error:
+                raise ValueError(f"check {check['name']!r} expands to a bad endpoint: "
+                                 f"{_endpoint_problem(error)}") from None
+            endpoints.append(endpoint.model_dump())
+    return endpoints
+
+
+def _bracketed(address: str) -> str:
+    # An IPv6 literal needs brackets both in a URL and before :port.
+    return f"[{address}]" if ":" in address else address
+
+
+@contextmanager
+def _stand_ins_named():
+    """A problem found with the stand-in values reads with the placeholders instead."""
+    try:
+        yield
+    except ValueError as error:
+        raise ValueError(str(error).replace(_LONGEST_HOST, "{host}").replace(_LONGEST_SLUG, "{programme}")) from None
+
+
+class CheckDoc(_Doc):
+    """A check every programme of an offering gets: an endpoint whose target has placeholders.
+
+    Unset fields take the inventory endpoint's defaults when the check is expanded.
+    """
+
+    name: Name
+    kind: Literal["http", "tcp", "tls"]
+    target: Annotated[str, Field(min_length=1, max_length=2000)]
+    expect_status: str | None = None
+    body_contains: str | None = None
+    timeout_seconds: float | None = None
+    interval_seconds: StrictInt | None = None
+
+    @model_validator(mode="after")
+    def _expands_to_an_endpoint(self) -> "CheckDoc":
+        placeholders(self.target)
+        with _stand_ins_named():
+            expand_checks([self.state()], slug=_LONGEST_SLUG, hosts=[_LONGEST_HOST], public_domain="example.org")
+        return self
+
+    def state(self) -> dict[str, Any]:
+        """The check as stored: the fields given, nothing else."""
+        return self.model_dump(exclude_none=True)
 
 
 class AllocationDoc(_Doc):
@@ -257,6 +387,19 @@ class OfferingDoc(_Doc):
     tags: list[Name] = []
     metadata: OfferingMetadataDoc = OfferingMetadataDoc()
     plans: Annotated[list[PlanDoc], Field(min_length=1)]
+    # What approval sets up to monitor each programme of this offering, and the DNS domain
+    # its programmes' public names ({public_name}) are made under.
+    checks: list[CheckDoc] = []
+    public_domain: Annotated[str, Field(max_length=190), AfterValidator(_check_domain)] | None = None
+
+    @model_validator(mode="after")
+    def _checks_expand_on_every_plan(self) -> "OfferingDoc":
+        # The longest slug and each plan's host count: what every approval could expand them to.
+        with _stand_ins_named():
+            for plan in self.plans:
+                expand_checks([c.state() for c in self.checks], slug=_LONGEST_SLUG,
+                              hosts=[_LONGEST_HOST] * plan.resources.instances, public_domain=self.public_domain or "")
+        return self
 
 
 class InventoryFileDoc(_Doc):
@@ -324,6 +467,8 @@ def offering_state(doc: OfferingDoc) -> dict[str, Any]:
         "display_name": doc.metadata.displayName or "",
         "long_description": doc.metadata.longDescription,
         "tags": list(doc.tags),
+        "checks": [check.state() for check in doc.checks],
+        "public_domain": doc.public_domain or "",
     }
 
 

@@ -102,6 +102,8 @@ def offering_document(offering_id: str, offering: dict, plans: dict[str, dict]) 
         "description": offering["description"],
         "tags": list(offering["tags"]),
         "metadata": metadata,
+        **({"public_domain": offering["public_domain"]} if offering["public_domain"] else {}),
+        "checks": [dict(check) for check in offering["checks"]],
         "plans": [
             {
                 "id": plan_id,

@@ -153,6 +153,20 @@ def show_programme(conn: Connection, slug: str) -> dict:
     return record
 
 
+ENDPOINT_KEYS = ("name", "kind", "target", "expect_status", "body_contains", "timeout_seconds", "interval_seconds")
+
+
+def list_endpoints(conn: Connection, slug: str) -> list[dict]:
+    """A programme's endpoints (its checks), by name, with every probe setting."""
+    require(conn, "programme", slug)
+    rows = conn.execute(
+        text(f"SELECT {', '.join('e.' + key for key in ENDPOINT_KEYS)} FROM endpoint e "
+             "JOIN programme p ON p.id = e.programme_id WHERE p.slug = :slug ORDER BY e.name"),
+        {"slug": slug},
+    )
+    return [dict(zip(ENDPOINT_KEYS, row)) for row in rows]
+
+
 def list_ministries(conn: Connection) -> list[dict]:
     """Ministries with how many programmes each has (retired ones counted apart)."""
     rows = conn.execute(

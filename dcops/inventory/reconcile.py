@@ -45,7 +45,8 @@ T_HOST = Host.__table__
 T_REQUEST = HostingRequest.__table__
 T_OFFERING = Offering.__table__
 T_PLAN = PlanRow.__table__
-OFFERING_FIELDS = ("name", "description", "display_name", "long_description", "tags")
+OFFERING_FIELDS = ("name", "description", "display_name", "long_description", "tags", "checks",
+                   "public_domain")
 PLAN_FIELDS = ("offering_id", "name", "description", "display_name", "bullets", "monthly_cost_lak",
                "vcpu", "ram_gib", "storage_gib", "instances", "sla_tiers")
 
@@ -186,6 +187,8 @@ class Plan:
 
     changes: list[Change] = field(default_factory=list)
     applied: bool = False
+    # Active programmes the result leaves with no check: nothing will monitor them.
+    unmonitored: list[str] = field(default_factory=list)
 
     def count(self, action: str) -> int:
         return sum(1 for change in self.changes if change.action == action)
@@ -199,6 +202,7 @@ class Plan:
             "applied": self.applied,
             "summary": {a: self.count(a) for a in ("create", "update", "retire", "unchanged")},
             "changes": [c.as_dict() for c in self.changes if c.action != "unchanged"],
+            "unmonitored": list(self.unmonitored),
         }
 
 
@@ -212,6 +216,14 @@ def _effective_programmes(desired: Desired, current: Current, retiring: set[str]
     for slug in retiring:
         effective[slug] = {**effective[slug], "status": "retired", "allocations": {}}
     return effective
+
+
+def unmonitored(desired: Desired, current: Current, retiring: set[str], *, everywhere: bool = False) -> list[str]:
+    """Slugs of the active programmes with no endpoint once `desired` is applied: those in
+    `desired`, or (everywhere) every programme of the database too."""
+    effective = _effective_programmes(desired, current, retiring)
+    slugs = effective if everywhere else desired.programmes
+    return sorted(slug for slug in slugs if effective[slug]["status"] == "active" and not effective[slug]["endpoints"])
 
 
 def check(desired: Desired, current: Current, retiring: set[str]) -> list[str]:
@@ -549,12 +561,14 @@ def reconcile(
     actor: str | None = None,
     prune: bool = False,
     dry_run: bool = False,
+    unmonitored_everywhere: bool = False,
 ) -> Plan:
     """Check `desired` against the database, plan, and (unless dry_run) apply, all in one transaction.
 
     `desired` may be a function of the current state (an update of one field), so that
     reading and writing happen under the same lock. Raises ValidationError with every
-    problem found; then nothing is written.
+    problem found; then nothing is written. The plan lists the active programmes left
+    without a check: of `desired`, or of the whole database (`unmonitored_everywhere`).
     """
     with database.transaction(immediate=True) as conn:
         current = read_current(conn)
@@ -565,6 +579,7 @@ def reconcile(
         if problems:
             raise ValidationError(problems)
         plan = make_plan(desired, current, retiring)
+        plan.unmonitored = unmonitored(desired, current, retiring, everywhere=unmonitored_everywhere)
         if not dry_run and plan.has_changes:
             apply(conn, plan, desired, current)
             audit.append(conn, audit_events(plan, actor or audit.default_actor()))

@@ -11,6 +11,7 @@ from dcops.db import Database
 from dcops.errors import Conflict, NotFound, UserError, ValidationError
 from dcops.inventory.documents import (
     Desired,
+    EndpointDoc,
     ProgrammeDoc,
     pydantic_problems,
     programme_state,
@@ -40,7 +41,8 @@ def load_directory(
         f"checking {len(desired.programmes)} programmes against the database"
         + ("" if dry_run else ", then applying the plan")
     )
-    return reconcile(database, desired, actor=actor, prune=prune, dry_run=dry_run)
+    # A load describes the whole inventory: every programme it leaves unmonitored is named.
+    return reconcile(database, desired, actor=actor, prune=prune, dry_run=dry_run, unmonitored_everywhere=True)
 
 
 def _validated(document: dict[str, Any], where: str) -> ProgrammeDoc:
@@ -90,5 +92,42 @@ def retire_programme(database: Database, slug: str, *, actor: str | None = None,
         if state["status"] == "retired":
             raise Conflict(f"programme {slug!r} is already retired")
         return Desired(programmes={slug: {**state, "status": "retired", "allocations": {}}})
+
+    return reconcile(database, desired, actor=actor, dry_run=dry_run)
+
+
+def add_endpoint(database: Database, slug: str, endpoint: dict[str, Any], *, actor: str | None = None,
+                 dry_run: bool = False) -> Plan:
+    """Add one endpoint (a check) to a programme: the same validation, reconcile and audit as the inventory."""
+    try:
+        checked = EndpointDoc.model_validate(endpoint)
+    except PydanticValidationError as error:
+        raise ValidationError(pydantic_problems(error, endpoint, f"endpoint {endpoint.get('name')}")) from None
+
+    def desired(current: Current) -> Desired:
+        if slug not in current.programmes:
+            raise NotFound(f"no programme {slug!r} (see `dcops programme list`)")
+        if checked.name in current.programmes[slug]["endpoints"]:
+            raise Conflict(f"programme {slug!r} already has an endpoint {checked.name!r} "
+                           f"(remove it first: dcops programme endpoint remove {slug} {checked.name})")
+        document = programme_document(slug, current.programmes[slug])
+        document["endpoints"].append(checked.model_dump())
+        return Desired(programmes={slug: programme_state(_validated(document, slug))})
+
+    return reconcile(database, desired, actor=actor, dry_run=dry_run)
+
+
+def remove_endpoint(database: Database, slug: str, name: str, *, actor: str | None = None,
+                    dry_run: bool = False) -> Plan:
+    """Remove one endpoint of a programme; its own probe history goes, the programme's SLA record stays."""
+
+    def desired(current: Current) -> Desired:
+        if slug not in current.programmes:
+            raise NotFound(f"no programme {slug!r} (see `dcops programme list`)")
+        if name not in current.programmes[slug]["endpoints"]:
+            raise NotFound(f"programme {slug!r} has no endpoint {name!r} (see `dcops programme endpoint list {slug}`)")
+        document = programme_document(slug, current.programmes[slug])
+        document["endpoints"] = [e for e in document["endpoints"] if e["name"] != name]
+        return Desired(programmes={slug: programme_state(_validated(document, slug))})
 
     return reconcile(database, desired, actor=actor, dry_run=dry_run)
