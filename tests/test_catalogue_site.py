@@ -411,3 +411,25 @@ def _republish_data() -> dict:
                        "tags": [], "plans": [plan("kept-plan"), plan("gone-plan")]}],
         "ministries": [],
     }
+
+
+def test_catalog_json_says_what_is_monitored(settings, tmp_path):
+    import shutil
+
+    (tmp_path / "inv").mkdir()
+    shutil.copy(SAMPLE_INVENTORY / "catalogue.yaml", tmp_path / "inv" / "catalogue.yaml")
+    database = open_database(settings)
+    try:
+        load_directory(database, tmp_path / "inv")
+        with database.transaction() as conn:
+            data = site_data(conn)
+    finally:
+        database.dispose()
+    publish(data, tmp_path / "site", generated_at=GENERATED_AT)
+    catalog = json.loads((tmp_path / "site" / "catalog.json").read_text(encoding="utf-8"))
+    services = {s["id"]: s["metadata"] for s in catalog["services"]}
+    assert {"name": "ssh", "kind": "tcp", "target": "{host}:22"} in services["vm"]["checks"]
+    assert "TCP connection to <server>:22, on each server, every 60 s" in services["vm"]["monitoring"]
+    assert any(line.startswith("HTTPS https://<programme>.web.gov.la.example/")
+               for line in services["web-hosting"]["monitoring"])
+    assert all(meta["monitoring"] for meta in services.values())

@@ -67,6 +67,26 @@ def format_resources(resources: dict) -> str:
     return ", ".join(parts) or "no dedicated resources"
 
 
+_CHECK_KINDS = {"tcp": "TCP connection to", "tls": "TLS handshake and certificate expiry at"}
+
+
+def describe_check(check: dict, public_domain: str | None) -> str:
+    """A catalogue check in words for a ministry, e.g. "TCP connection to <server>:22, on each server, every 60 s"."""
+    target = check["target"].replace("{{", "{").replace("}}", "}")
+    target = (target.replace("{host}", "<server>").replace("{programme}", "<programme>")
+              .replace("{public_name}", f"<programme>.{public_domain}" if public_domain else "<programme>"))
+    if check["kind"] == "http":
+        scheme = target.split(":", 1)[0].upper()
+        text = f"{scheme} {target} answering {check.get('expect_status') or '200-399'}"
+        if check.get("body_contains"):
+            text += f" with “{check['body_contains']}”"
+    else:
+        text = f"{_CHECK_KINDS[check['kind']]} {target}"
+    if "{host}" in check["target"]:
+        text += ", on each server"
+    return f"{text}, every {format_number(check.get('interval_seconds') or 60)} s"
+
+
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
@@ -107,11 +127,18 @@ def osb_catalog(data: dict) -> dict:
                 "metadata": {
                     "displayName": offering.get("display_name") or offering["name"],
                     "longDescription": offering.get("long_description") or "",
+                    # What the data centre monitors on every programme of the offering.
+                    "checks": [dict(check) for check in offering.get("checks") or []],
+                    "monitoring": _monitoring(offering),
                 },
                 "plans": plans,
             }
         )
     return {"services": services}
+
+
+def _monitoring(offering: dict) -> list[str]:
+    return [describe_check(check, offering.get("public_domain")) for check in offering.get("checks") or []]
 
 
 # --- the request template ---------------------------------------------------------------------
@@ -286,6 +313,7 @@ def _views(data: dict) -> dict:
                 "plans": plans,
                 "plan_count": len(plans),
                 "from_cost": min(costs) if costs else None,
+                "monitoring": _monitoring(offering),
             }
         )
     ministries = [
