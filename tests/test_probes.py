@@ -412,6 +412,25 @@ def test_probe_all_hanging_targets_do_not_hold_up_the_rest(web):
     assert max(r.duration_seconds for r in hanging) < 1.5
 
 
+def test_probe_all_records_what_each_target_took_not_the_wait_for_the_loop():
+    # 400 targets that answer at once and 8 that take 200 ms, probed at the default concurrency:
+    # the round lasts as long as the prober's CPU needs, and a probe that counted its wait for the
+    # event loop (or for a slot) would record a good share of it.
+    with http_server({"/": Respond(200), "/slow": Respond(200, delay=0.2)}) as server:
+        checks = [Check(endpoint_id=i, programme=f"p{i}", name="web", kind="http", timeout_seconds=5,
+                        target=server.url("/slow" if i % 50 == 0 else "/")) for i in range(400)]
+        started = time.monotonic()
+        results = asyncio.run(probe_all(checks))
+        round_seconds = time.monotonic() - started
+    assert all(r.success for r in results), [r for r in results if not r.success][:3]
+    slow = sorted(r.duration_seconds for r in results if r.endpoint_id % 50 == 0)
+    fast = sorted(r.duration_seconds for r in results if r.endpoint_id % 50 != 0)
+    assert len(slow) == 8 and slow[0] >= 0.2
+    assert round_seconds > 0.2
+    assert fast[len(fast) // 2] < round_seconds / 10, (fast[len(fast) // 2], round_seconds)
+    assert fast[len(fast) // 2] < slow[0] / 4
+
+
 def test_probe_all_mixes_kinds_and_leaves_a_given_client_open(web, https, ca):
     with tcp_listener() as port, refused_port() as closed:
         checks = [
