@@ -41,7 +41,12 @@ MAINTENANCE_PROGRAMME = "national-treasury"
 
 @dataclass(frozen=True)
 class DemoRequest:
-    """A hosting request the demo submits, approves and provisions; `port` is its web endpoint's."""
+    """A hosting request the demo submits, approves and provisions.
+
+    `number` places it the way the sample inventory numbers its programmes: hosts at
+    127.0.<number>.11 and up, endpoints on ports 18000 + 10 * number + k. The demo's numbers
+    (90 and up) stay clear of the sample's (1-62, ports 18010-18629).
+    """
 
     ministry: str
     slug: str
@@ -52,16 +57,24 @@ class DemoRequest:
     classification: str
     personal_data: bool
     justification: str
-    port: int
+    number: int
+
+    def address(self, index: int) -> str:
+        """The loopback address of its `index`-th host (0-based)."""
+        return f"127.0.{self.number}.{11 + index}"
+
+    def port(self, k: int) -> int:
+        """Its k-th endpoint's port: 0 the web endpoint, then the catalogue's checks."""
+        return 18000 + 10 * self.number + k
 
 
 DEMO_REQUESTS = (
     DemoRequest("moh", "maternal-health-tracker", "Maternal and child health tracker", "postgresql", "pg-standard",
-                2, "confidential", True, "Antenatal and postnatal visits recorded at every district hospital.", 18300),
+                2, "confidential", True, "Antenatal and postnatal visits recorded at every district hospital.", 90),
     DemoRequest("moes", "school-grants-portal", "School block grants portal", "vm", "vm-medium", 3, "internal",
-                False, "Schools report how they spend their block grants each term.", 18310),
+                False, "Schools report how they spend their block grants each term.", 91),
     DemoRequest("mof", "customs-risk-engine", "Customs risk engine", "vm", "vm-large", 2, "internal", False,
-                "Scores import declarations for inspection at the border posts.", 18320),
+                "Scores import declarations for inspection at the border posts.", 92),
 )
 
 
@@ -242,8 +255,45 @@ def request_document(request: DemoRequest, today: date) -> dict:
     }
 
 
+def loopback_checks(request: DemoRequest, hosts: list[dict], checks: list[dict]
+                    ) -> tuple[list[dict], list[dict], list[tuple[str, str, str]]]:
+    """The request's hosts at loopback addresses and its endpoints: a web endpoint (port k=0) unless
+    the catalogue gave it one, then every check approval created, re-pointed to a loopback stand-in.
+
+    A check aimed at a host follows the host to its address; one aimed at another name (the
+    programme's public name) goes to 127.0.<number>.1. Ports become the request's own
+    (k = 1, 2...), since the real ones (22, 5432, 443) may be taken or privileged here.
+    Returns (hosts, endpoints, [(check, old target, new target)]).
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    from dcops.health.probes import split_host_port
+
+    addresses = {}
+    moved_hosts = []
+    for index, host in enumerate(sorted(hosts, key=lambda h: h["name"])):
+        address = request.address(index)
+        addresses[host["name"]] = addresses[host["address"]] = address
+        moved_hosts.append({**host, "address": address})
+    public = f"127.0.{request.number}.1"
+    endpoints = [] if any(c["name"] == "web" for c in checks) else [
+        {"name": "web", "kind": "http", "target": f"http://127.0.0.1:{request.port(0)}/healthz"}]
+    moved = []
+    for k, check in enumerate(checks, start=1):
+        if check["kind"] == "http":
+            url = urlsplit(check["target"])
+            target = urlunsplit(url._replace(netloc=f"{addresses.get(url.hostname, public)}:{request.port(k)}"))
+        else:
+            host, _port = split_host_port(check["target"])
+            target = f"{addresses.get(host, public)}:{request.port(k)}"
+        endpoints.append({**check, "target": target})
+        moved.append((check["name"], check["target"], target))
+    return moved_hosts, endpoints, moved
+
+
 def _step_requests(steps: _Steps, database: "Database", result: DemoResult) -> None:
     from dcops.catalogue.requests import approve, needs_security_signoff, sign_off, submit
+    from dcops.inventory.queries import list_endpoints, show_programme
     from dcops.inventory.service import update_programme
 
     with steps.step(2, f"submitting and approving {len(DEMO_REQUESTS)} hosting requests") as note:
@@ -256,14 +306,21 @@ def _step_requests(steps: _Steps, database: "Database", result: DemoResult) -> N
                 sign_off(database, request_id, actor=SECURITY_OFFICER)
                 signed = f", signed off by {SECURITY_OFFICER}"
             placement = approve(database, request_id, actor=OPERATOR)
-            # The web endpoint the programme will answer on, so that provisioning and probing see it.
-            update_programme(database, request.slug, {"endpoints": [
-                {"name": "web", "kind": "http", "target": f"http://127.0.0.1:{request.port}/healthz"}]},
-                actor=OPERATOR)
-            result.programmes.append(request.slug)
             steps.detail(f"request {request_id} {request.slug} ({request.ministry}, {request.plan}, tier "
                          f"{request.tier}): submitted by {submitter}{signed}, approved by {OPERATOR} "
                          f"onto {placement.cluster}")
+            for warning in placement.warnings:
+                steps.detail(f"warning: {warning}")
+            with database.transaction() as conn:
+                hosts = show_programme(conn, request.slug)["hosts"]
+                checks = list_endpoints(conn, request.slug)
+            # As the data centre's DNS would: each host gets its (loopback) address, and the
+            # checks approval made from the catalogue follow it, so the stand-ins can answer them.
+            hosts, endpoints, moved = loopback_checks(request, hosts, checks)
+            update_programme(database, request.slug, {"hosts": hosts, "endpoints": endpoints}, actor=OPERATOR)
+            for name, was, now in moved:
+                steps.detail(f"  check {name} {was} -> stand-in at {now}")
+            result.programmes.append(request.slug)
         note.text = f"{len(result.programmes)} programmes approved, capacity reserved"
 
 

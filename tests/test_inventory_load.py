@@ -277,8 +277,9 @@ def test_sample_inventory_loads_and_round_trips_through_export(any_database, tmp
     first = load_directory(any_database, SAMPLE_INVENTORY)
     with any_database.transaction() as conn:
         current = read_current(conn)
-    assert len(current.ministries) >= 6 and len(current.sites) >= 2
-    assert len(current.clusters) >= 4 and len(current.programmes) >= 15
+    # The size the national data centre is planned for: 50 or more programmes of 15 or more ministries.
+    assert len(current.ministries) >= 15 and len(current.sites) >= 2
+    assert len(current.clusters) >= 5 and len(current.programmes) >= 50
     assert first.applied
     before = snapshot(any_database)
     result = export_inventory(any_database, tmp_path / "exported")
