@@ -275,10 +275,11 @@ def test_capacity_forecast_from_snapshot_history_and_cost(sample):
     assert vcpu["forecast"]["days_left"] == pytest.approx((410.4 - fitted_now) / 2, abs=1e-2)
     ram = next(r for r in clusters["vte-gen1"]["resources"] if r["resource"] == "ram_gib")
     assert ram["forecast"]["status"] == "not enough history"
-    # Cost from the catalogue plans: moh holds dhis2-hmis (pg-ha-large, 60,000,000) and
-    # immunisation-registry (pg-standard, 8,000,000).
+    # Cost from the catalogue plans: moh holds dhis2-hmis (pg-ha-large, 60,000,000), the hospital
+    # information system (pg-ha, 32,000,000), and immunisation-registry, elmis and health-insurance
+    # (pg-standard, 8,000,000 each).
     moh = next(m for m in document["cost"]["ministries"] if m["code"] == "moh")
-    assert moh["monthly_lak"] == 68_000_000 and moh["name"] == "Ministry of Health"
+    assert moh["monthly_lak"] == 60_000_000 + 32_000_000 + 3 * 8_000_000 and moh["name"] == "Ministry of Health"
     assert document["cost"]["total_lak"] == sum(m["monthly_lak"] for m in document["cost"]["ministries"])
 
 
