@@ -83,9 +83,10 @@ def test_scheduler_keeps_probing_past_a_hanging_target_and_a_locked_database(dat
             assert scheduler.recorded == 0 and scheduler.pending  # results wait in memory, nothing lost
             holder.execute("ROLLBACK")
             deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and states(database) != {"dhis2": "up", "digital-id": "down"}:
+            watched = {"dhis2": "up", "digital-id": "down", "e-gov-portal": "unmonitored"}
+            while time.monotonic() < deadline and states(database) != watched:
                 time.sleep(0.2)
-            assert states(database) == {"dhis2": "up", "digital-id": "down"}
+            assert states(database) == watched
         finally:
             if holder.in_transaction:
                 holder.execute("ROLLBACK")
@@ -94,8 +95,9 @@ def test_scheduler_keeps_probing_past_a_hanging_target_and_a_locked_database(dat
             thread.join(timeout=30)
     assert not thread.is_alive()
     # A clean stop is recorded: from then on nothing is known, and status says why.
-    assert states(database) == {"dhis2": "unknown", "digital-id": "unknown"}
-    assert {row["reason"] for row in programme_states(database)} == {"web: prober stopped", "api: prober stopped"}
+    assert states(database) == {"dhis2": "unknown", "digital-id": "unknown", "e-gov-portal": "unmonitored"}
+    assert {row["reason"] for row in programme_states(database)} == {"web: prober stopped", "api: prober stopped",
+                                                                    "no check: not monitored"}
     with database.transaction() as conn:
         reason = conn.execute(sa.text("SELECT last_reason FROM check_state s JOIN endpoint e ON e.id = s.endpoint_id "
                                       "WHERE e.target LIKE '%/hang'")).scalar()
@@ -118,9 +120,14 @@ def test_import_goes_through_the_interval_logic(database, tmp_path):
         rows = conn.execute(sa.text("SELECT state FROM state_interval WHERE endpoint_id IS NULL "
                                     "ORDER BY started_at")).all()
     assert [r[0] for r in rows] == ["up", "down", "up"]
-    with pytest.raises(ValidationError) as again:
-        import_history(database, history)
-    assert "dhis2/web already has history up to 2026-10-01T00:09:00" in again.value.problems[0]
+    # The same file again changes nothing: every row but the first (before the first state) falls in
+    # measured time; the failures at 3 and 4 while up and the success at 7 while down disagree with it.
+    again = import_history(database, history)
+    assert (again.backfilled, again.measured, again.disagreeing) == (1, 9, {"dhis2/web": 3})
+    with database.transaction() as conn:
+        assert [r[0] for r in conn.execute(sa.text("SELECT state FROM state_interval WHERE endpoint_id IS NULL "
+                                                   "ORDER BY started_at")).all()] == ["up", "down", "up"]
+        assert conn.execute(sa.text("SELECT sum(count) FROM latency_rollup")).scalar() == 10  # not counted twice
 
 
 def test_import_reports_every_bad_row_and_writes_nothing(database, tmp_path):
@@ -152,8 +159,14 @@ def test_probe_cli(cli, tmp_path):
         summary = json.loads(cli("probe", "run", "--once", "--successes", "1", "-o", "json").stdout)
         assert (summary["checks"], summary["succeeded"]) == (1, 1)
         status = json.loads(cli("probe", "status", "-o", "json").stdout)
-        assert status == [{"programme": "dhis2", "ministry": "moh", "state": "up", "since": status[0]["since"],
-                           "reason": ""}]
+        assert status == [
+            {"programme": "dhis2", "ministry": "moh", "state": "up", "since": status[0]["since"], "reason": ""},
+            {"programme": "digital-id", "ministry": "mtc", "state": "unmonitored", "since": None,
+             "reason": "no check: not monitored"},
+            {"programme": "e-gov-portal", "ministry": "mtc", "state": "unmonitored", "since": None,
+             "reason": "no check: not monitored"}]
+        table = cli("probe", "status").stdout
+        assert "unmonitored" in table and max(len(line) for line in table.splitlines()) <= 80
         assert "between 1 and 100" in cli("probe", "run", "--once", "--failures", "0", expect=2).stderr
 
 

@@ -259,3 +259,63 @@ def test_a_programme_with_two_checks_has_no_unknown_interval_before_both_report(
     with any_database.transaction() as conn:
         rows = conn.execute(sa.text("SELECT state FROM state_interval WHERE endpoint_id IS NULL")).all()
     assert [r[0] for r in rows] == ["up"]
+
+
+# --- 5. backfill: the earlier tool's history after dcops started probing ------------------------
+
+
+def test_history_older_than_dcops_fills_only_unknown_time_and_counts_what_disagrees(any_database, tmp_path, cli):
+    load_directory(any_database, inventories.write(tmp_path / "inv", inventories.base()))
+    web = endpoint_ids(any_database)[("dhis2", "web")]
+    day = at("2026-11-10T00:00")
+    # dcops probed 00:00-00:09 (up from 00:01), stopped, and again from 01:00 (up from 01:01):
+    # unknown from 00:10, one interval after 00:09, to 01:01.
+    record(any_database, [Result(web, day + k * MINUTE, True) for k in (*range(10), *range(60, 65))])
+    # The old tool, every minute from 22:00 the day before to 01:30: failing 22:00-22:30 and
+    # 00:20-00:40, and once at 01:03 (while dcops had it up). Rows after dcops' last (01:04) continue
+    # its history as usual; the older ones are the backfill.
+    lines = []
+    for k in range(-120, 91):
+        moment = day + k * MINUTE
+        ok = not (-120 <= k <= -90 or 20 <= k <= 40 or k == 63)
+        lines.append(json.dumps({"timestamp": moment.isoformat().replace("+00:00", "Z"), "programme": "dhis2",
+                                 "check": "web", "success": ok, "duration": 0.02, "reason": "" if ok else "refused"}))
+    (tmp_path / "old.jsonl").write_text("\n".join(lines) + "\n")
+    summary = import_history(any_database, tmp_path / "old.jsonl")
+    # 00:01-00:09 and 01:01-01:04 were measured: 13 rows left out, the failure at 01:03 disagreeing;
+    # 22:00-00:00 and 00:10-01:00 (172 rows) fell in time without data; 01:05-01:30 came after.
+    assert (summary.rows, summary.backfilled, summary.measured, summary.disagreeing) == (
+        211, 172, 13, {"dhis2/web": 1})
+
+    def hm(moment):
+        return None if moment is None else moment.strftime("%H:%M")
+
+    with any_database.transaction() as conn:
+        rows = conn.execute(sa.select(StateInterval.__table__.c.state, StateInterval.__table__.c.started_at,
+                                      StateInterval.__table__.c.ended_at)
+                            .where(StateInterval.__table__.c.endpoint_id.is_(None))
+                            .order_by(StateInterval.__table__.c.started_at)).all()
+    assert [(state, hm(start), hm(end)) for state, start, end in rows] == [
+        ("down", "22:02", "22:32"), ("up", "22:32", "00:01"),  # before dcops: the old tool's, folded
+        ("up", "00:01", "00:10"),  # dcops' own, untouched
+        ("unknown", "00:10", "00:11"), ("up", "00:11", "00:22"), ("down", "00:22", "00:42"), ("up", "00:42", "01:01"),
+        ("up", "01:01", None),  # dcops' own, open
+    ]
+    document = day_report(any_database, "2026-11-10", at("2026-11-10T01:05"))
+    (dhis2,) = document["programmes"]
+    assert (dhis2["downtime_seconds"], dhis2["incident_count"]) == (3000, 2)
+    # Importing the same file again writes nothing more: only 22:00, 22:01 (before the first state)
+    # and 00:10 (still unknown) fall outside measured time, and they make no state.
+    again = import_history(any_database, tmp_path / "old.jsonl")
+    assert (again.backfilled, again.measured, again.programme_changes) == (3, 208, 0)
+    with any_database.transaction() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM state_interval WHERE endpoint_id IS NULL")).scalar() == 8
+
+
+def test_probe_import_says_what_it_filled_and_left_out_with_utc_times(loaded_cli, tmp_path):
+    (tmp_path / "a.csv").write_text("timestamp,programme,check,success,duration,reason\n" + "".join(
+        f"2026-11-10T00:{m:02d}:00Z,e-crvs,web,true,0.01,\n" for m in range(10)))
+    first = loaded_cli("probe", "import", tmp_path / "a.csv")
+    assert "(2026-11-10T00:00:00Z to 2026-11-10T00:09:00Z)" in first.stdout
+    again = loaded_cli("probe", "import", tmp_path / "a.csv")
+    assert "fell in time dcops had measured and were left out" in again.stderr

@@ -111,8 +111,17 @@ def import_command(
 
     Example: dcops probe import kuma-export.csv
     """
+    from dcops.db import iso_utc
     from dcops.health.importer import import_history
 
     summary = import_history(open_database(), file, fmt=fmt, thresholds=thresholds_from(failures, successes))
     typer.echo(f"imported {summary.rows} results of {summary.checks} checks "
-               f"({summary.first:%Y-%m-%d} to {summary.last:%Y-%m-%d}), {summary.programme_changes} state changes")
+               f"({iso_utc(summary.first)} to {iso_utc(summary.last)}), {summary.programme_changes} state changes")
+    if summary.backfilled:
+        typer.echo(f"{summary.backfilled} results were older than the history already held and filled time "
+                   f"it had no data for")
+    if summary.measured:
+        disagreeing = sum(summary.disagreeing.values())
+        which = ", ".join(f"{check} {count}" for check, count in sorted(summary.disagreeing.items()))
+        typer.echo(f"{summary.measured} results fell in time dcops had measured and were left out"
+                   + (f"; {disagreeing} of them disagree with it ({which})" if disagreeing else ""), err=True)

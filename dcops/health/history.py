@@ -165,3 +165,97 @@ def availability(
             down += seconds
     window = (min(end, now) - start).total_seconds() if end > start else 0.0
     return Availability(up, down, max(window - up - down, 0.0))
+
+
+# --- backfill: history brought in for time the store has no data for --------------------------
+
+
+def fold_results(results: Iterable[tuple[datetime, bool, str]], *, interval: timedelta,
+                 thresholds: Thresholds) -> list[tuple[str, datetime, datetime, str]]:
+    """A stream of (at, success, reason) results of one check, in time order, folded from no state
+    through observe(): the pieces (state, from, to, reason) it makes. The last piece ends one
+    interval after the last result, as the read-time rule would end it."""
+    memory = Memory()
+    pieces: list[list] = []
+    last_at = None
+    for moment, success, reason in results:
+        memory, changes = observe(memory, at=moment, success=success, reason=reason, interval=interval,
+                                  thresholds=thresholds)
+        for change in changes:
+            if pieces:
+                pieces[-1][2] = change.at
+            pieces.append([change.state, change.at, None, change.reason])
+        last_at = moment
+    if pieces:
+        pieces[-1][2] = max(last_at + interval, pieces[-1][1])
+    return [(state, began, ended, reason) for state, began, ended, reason in pieces if ended > began]
+
+
+def uncovered(known: Iterable[tuple[datetime, datetime | None]], lo: datetime, hi: datetime
+              ) -> list[tuple[datetime, datetime]]:
+    """The parts of [lo, hi) that no (from, to) interval covers; `to` None lasts for ever."""
+    gaps, cursor = [], lo
+    for began, ended in sorted(known, key=lambda span: span[0]):
+        if ended is not None and ended <= cursor:
+            continue
+        if began >= hi:
+            break
+        if began > cursor:
+            gaps.append((cursor, began))
+        if ended is None:
+            return gaps
+        cursor = max(cursor, ended)
+    if cursor < hi:
+        gaps.append((cursor, hi))
+    return gaps
+
+
+def clip(pieces: Iterable[tuple[str, datetime, datetime, str]], gaps: list[tuple[datetime, datetime]]
+         ) -> list[tuple[str, datetime, datetime, str]]:
+    """The up and down parts of `pieces` that fall inside `gaps`: what a backfill may write."""
+    kept = []
+    for state, began, ended, reason in pieces:
+        if state not in (UP, DOWN):
+            continue
+        for lo, hi in gaps:
+            low, high = max(began, lo), min(ended, hi)
+            if high > low:
+                kept.append((state, low, high, reason))
+    return sorted(kept, key=lambda piece: piece[1])
+
+
+def worst_timeline(timelines: Sequence[Sequence[tuple[str, datetime, datetime | None, str]]], lo: datetime,
+                   hi: datetime) -> list[tuple[str, datetime, datetime, str]]:
+    """A programme's states over [lo, hi) from its checks' timelines (state, from, to, reason;
+    `to` None: open): at each moment the worst of its checks' states, a check no piece covers
+    being unknown. A down piece takes the reason of the first check down."""
+    edges = {lo, hi}
+    for timeline in timelines:
+        for _state, began, ended, _reason in timeline:
+            for edge in (began, ended):
+                if edge is not None and lo < edge < hi:
+                    edges.add(edge)
+    moments = sorted(edges)
+    timelines = [sorted(timeline, key=lambda piece: piece[1]) for timeline in timelines]
+    positions = [0] * len(timelines)  # per timeline, the first piece that has not ended yet
+    pieces: list[list] = []
+    for began, ended in zip(moments, moments[1:]):
+        states, reasons = [], []
+        for k, timeline in enumerate(timelines):
+            i = positions[k]
+            while i < len(timeline) and timeline[i][2] is not None and timeline[i][2] <= began:
+                i += 1
+            positions[k] = i
+            if i < len(timeline) and timeline[i][1] <= began:
+                states.append(timeline[i][0])
+                reasons.append(timeline[i][3])
+            else:
+                states.append(UNKNOWN)
+                reasons.append("")
+        worst = worst_state(states)
+        reason = next((r for s, r in zip(states, reasons) if s == DOWN), "") if worst == DOWN else ""
+        if pieces and pieces[-1][0] == worst and pieces[-1][3] == reason:
+            pieces[-1][2] = ended
+        else:
+            pieces.append([worst, began, ended, reason])
+    return [tuple(piece) for piece in pieces]

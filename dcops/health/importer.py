@@ -5,16 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import select
 
-from dcops.db import Database, utcnow
+from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import UserError, ValidationError
 from dcops.health.history import Thresholds
-from dcops.health.store import T_STATE, compact, load_checks, record_results
+from dcops.health.store import T_STATE, backfill, compact, load_checks, record_results
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024 * 1024
 FIELDS = ("timestamp", "programme", "check", "success", "duration", "reason")
@@ -36,11 +36,17 @@ class ImportedResult:
 
 @dataclass(frozen=True)
 class ImportSummary:
+    """What an import did: rows read, checks, state changes, the time covered; and of the rows older
+    than a check's latest result, how many filled unknown time and how many fell in measured time."""
+
     rows: int
     checks: int
     programme_changes: int
     first: datetime | None
     last: datetime | None
+    backfilled: int = 0
+    measured: int = 0
+    disagreeing: dict[str, int] = field(default_factory=dict)
 
 
 def _timestamp(value) -> datetime:
@@ -92,8 +98,9 @@ def import_history(database: Database, path: Path, *, fmt: str | None = None,
                    thresholds: Thresholds = Thresholds()) -> ImportSummary:
     """Validate every row, then fold them (oldest first) into the history in one transaction.
 
-    Rows must be newer than each check's latest stored result, so an import never
-    rewrites history that is already there.
+    Rows newer than a check's latest stored result continue its history; older ones fill only the
+    time it has no data for (store.backfill), so an import never rewrites what dcops measured: the
+    usual migration is to start dcops, then bring in the earlier tool's history.
     """
     if not path.is_file():
         raise UserError(f"{path}: no such file")
@@ -124,13 +131,10 @@ def import_history(database: Database, path: Path, *, fmt: str | None = None,
                     raise ValueError(f"no check {record.get('check')!r} of programme {record.get('programme')!r}")
                 at = _timestamp(record.get("timestamp"))
                 if at > now:  # a future result would block every real one until then
-                    raise ValueError(f"{at.isoformat()} is in the future")
+                    raise ValueError(f"{iso_utc(at)} is in the future")
                 duration = float(record.get("duration") or 0.0)
                 if not 0 <= duration < 3600:
                     raise ValueError(f"duration {duration} s is not plausible")
-                last = latest.get(check.endpoint_id)
-                if last is not None and at <= last:
-                    raise ValueError(f"{check.programme}/{check.name} already has history up to {last.isoformat()}")
                 results.append(ImportedResult(check.endpoint_id, at, _success(record.get("success")), duration,
                                               str(record.get("reason") or "")[:200]))
             except (ValueError, TypeError, OverflowError) as error:
@@ -142,8 +146,12 @@ def import_history(database: Database, path: Path, *, fmt: str | None = None,
             raise ValidationError(problems)
         if not results:
             raise UserError(f"{path}: no results to import")
-        changes = record_results(conn, checks, results, thresholds=thresholds)
+        older = [r for r in results if latest.get(r.endpoint_id) is not None and r.at <= latest[r.endpoint_id]]
+        newer = [r for r in results if latest.get(r.endpoint_id) is None or r.at > latest[r.endpoint_id]]
+        filled = backfill(conn, checks, older, thresholds=thresholds)
+        changes = record_results(conn, checks, newer, thresholds=thresholds)
         # Old raw results and old hours are folded at once: an import of a year stays small.
         compact(conn, now=now)
     times = [r.at for r in results]
-    return ImportSummary(len(results), len({r.endpoint_id for r in results}), len(changes), min(times), max(times))
+    return ImportSummary(len(results), len({r.endpoint_id for r in results}), len(changes), min(times), max(times),
+                         filled.filled, filled.measured, filled.disagreeing)

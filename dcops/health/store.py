@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from itertools import groupby
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
 from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from dcops.health.history import UNKNOWN, Memory, Thresholds, Transition, observe, worst_state
+from dcops.health.history import (DOWN, UNKNOWN, UP, Memory, Thresholds, Transition, clip, fold_results, observe,
+                                  uncovered, worst_state, worst_timeline)
 from dcops.models import CheckState, Endpoint, LatencyRollup, ProbeResult as ProbeResultRow, Programme, StateInterval
 
 T_ENDPOINT = Endpoint.__table__
@@ -181,6 +183,120 @@ def record_results(
     ])
     _merge_rollups(conn, rollups, period="hour")
     return programme_changes
+
+
+@dataclass
+class Backfill:
+    """What a backfill did: results that filled unknown time, and those left out because the store
+    had measured that time already (`disagreeing`: per programme/check, how many said otherwise)."""
+
+    filled: int = 0
+    measured: int = 0
+    disagreeing: dict[str, int] = field(default_factory=dict)
+
+
+def _timeline(conn: Connection, programme_id: int, endpoint_id: int | None) -> list[tuple]:
+    """One check's (or, endpoint_id None, the programme's) intervals: (id, state, from, to, reason)."""
+    level = T_INTERVAL.c.endpoint_id.is_(None) if endpoint_id is None else T_INTERVAL.c.endpoint_id == endpoint_id
+    return [tuple(r) for r in conn.execute(
+        select(T_INTERVAL.c.id, T_INTERVAL.c.state, T_INTERVAL.c.started_at, T_INTERVAL.c.ended_at,
+               T_INTERVAL.c.reason)
+        .where(T_INTERVAL.c.programme_id == programme_id, level).order_by(T_INTERVAL.c.started_at))]
+
+
+def _fill(conn: Connection, programme_id: int, endpoint_id: int | None, timeline: list[tuple],
+          proposed: list[tuple[str, datetime, datetime, str]]) -> list[tuple[str, datetime, datetime, str]]:
+    """Write the up and down parts of `proposed` into the time `timeline` has no up or down for;
+    an unknown interval they land in is cut around them. Returns what was written."""
+    if not proposed:
+        return []
+    lo, hi = min(p[1] for p in proposed), max(p[2] for p in proposed)
+    fills = clip(proposed, uncovered([(r[2], r[3]) for r in timeline if r[1] in (UP, DOWN)], lo, hi))
+    if not fills:
+        return []
+    for interval_id, state, began, ended, reason in timeline:
+        if state in (UP, DOWN):
+            continue
+        cuts = [(f[1], f[2]) for f in fills if f[1] < (ended or f[2]) and f[2] > began]
+        if not cuts:
+            continue
+        conn.execute(delete(T_INTERVAL).where(T_INTERVAL.c.id == interval_id))
+        # An open interval is cut as if it ended after every fill; its last part stays open.
+        end = ended if ended is not None else hi + timedelta(days=1)
+        for low, high in uncovered(cuts, began, end):
+            conn.execute(_OPEN_INTERVAL, {"programme_id": programme_id, "endpoint_id": endpoint_id, "state": state,
+                                          "started_at": low, "ended_at": None if ended is None and high == end
+                                          else high, "reason": reason})
+    conn.execute(_OPEN_INTERVAL, [{"programme_id": programme_id, "endpoint_id": endpoint_id, "state": state,
+                                   "started_at": began, "ended_at": ended, "reason": reason}
+                                  for state, began, ended, reason in fills])
+    return fills
+
+
+def backfill(conn: Connection, checks: Sequence[CheckRow], results: Sequence, *,
+             thresholds: Thresholds = Thresholds()) -> Backfill:
+    """Fold results older than each check's latest into the time the store has no data for, in the
+    caller's transaction: what dcops measured is never overwritten.
+
+    Per check, the results that fall in time without an up or down interval are folded from no
+    state (history.fold_results) and written there; then each programme's state over the filled
+    time is the worst of its checks' (history.worst_timeline), written where the programme's own
+    record has no up or down. Results inside measured time are left out and counted, with those
+    that disagree with it (a failure while up, a success while down).
+    """
+    by_id = {check.endpoint_id: check for check in checks}
+    summary = Backfill()
+    filled_range: dict[int, list[datetime]] = {}
+    kept, rollups = [], {}
+    ordered = sorted((r for r in results if r.endpoint_id in by_id), key=lambda r: (r.endpoint_id, r.at))
+    for endpoint_id, group in groupby(ordered, key=lambda r: r.endpoint_id):
+        check = by_id[endpoint_id]
+        group = list(group)
+        timeline = _timeline(conn, check.programme_id, endpoint_id)
+        known = [(r[2], r[3], r[1]) for r in timeline if r[1] in (UP, DOWN)]  # by start: never overlapping
+        starts = [k[0] for k in known]
+        in_gap = []
+        for result in group:
+            index = bisect_right(starts, result.at) - 1
+            state = None
+            if index >= 0 and (known[index][1] is None or result.at < known[index][1]):
+                state = known[index][2]
+            if state is None:
+                in_gap.append(result)
+                continue
+            summary.measured += 1
+            if (state == UP) != result.success:
+                key = f"{check.programme}/{check.name}"
+                summary.disagreeing[key] = summary.disagreeing.get(key, 0) + 1
+        proposed = fold_results(((r.at, r.success, r.reason) for r in in_gap),
+                                interval=timedelta(seconds=check.interval_seconds), thresholds=thresholds)
+        fills = _fill(conn, check.programme_id, endpoint_id, timeline, proposed)
+        if fills:
+            span = filled_range.setdefault(check.programme_id, [fills[0][1], fills[-1][2]])
+            span[0], span[1] = min(span[0], fills[0][1]), max(span[1], max(f[2] for f in fills))
+        summary.filled += len(in_gap)
+        # Latency only of the results in time written now: one at a time that wrote nothing may have
+        # been brought in before (raw results are not kept long enough to tell), and is not counted twice.
+        fill_starts = [f[1] for f in fills]
+        written = [r for r in in_gap if (k := bisect_right(fill_starts, r.at) - 1) >= 0 and r.at < fills[k][2]]
+        kept += written
+        for result in written:
+            key = (endpoint_id, _hour(result.at))
+            roll = rollups.setdefault(key, {"count": 0, "failures": 0, "sum_seconds": 0.0, "min_seconds": None,
+                                            "max_seconds": None, **{name: 0 for name, _ in BUCKETS}})
+            _add_sample(roll, result.duration_seconds, result.success)
+    names = {check.endpoint_id: check.name for check in checks}
+    for programme_id, (lo, hi) in filled_range.items():
+        endpoints = [check.endpoint_id for check in checks if check.programme_id == programme_id]
+        timelines = [[(r[1], r[2], r[3], f"{names[e]}: {r[4]}" if r[4] else "")
+                      for r in _timeline(conn, programme_id, e)] for e in endpoints]
+        _fill(conn, programme_id, None, _timeline(conn, programme_id, None), worst_timeline(timelines, lo, hi))
+    if kept:
+        conn.execute(_insert_ignoring_duplicates(conn), [
+            {"endpoint_id": r.endpoint_id, "at": r.at, "success": r.success, "duration_seconds": r.duration_seconds,
+             "reason": r.reason} for r in kept])
+        _merge_rollups(conn, rollups, period="hour")
+    return summary
 
 
 STOPPED = "prober stopped"
