@@ -429,7 +429,7 @@ def test_catalog_json_says_what_is_monitored(settings, tmp_path):
     catalog = json.loads((tmp_path / "site" / "catalog.json").read_text(encoding="utf-8"))
     services = {s["id"]: s["metadata"] for s in catalog["services"]}
     assert {"name": "ssh", "kind": "tcp", "target": "{host}:22"} in services["vm"]["checks"]
-    assert "TCP connection to <server>:22, on each server, every 60 s" in services["vm"]["monitoring"]
+    assert "TCP connection to <server>:22, on each server, every 60\u00a0s" in services["vm"]["monitoring"]
     assert any(line.startswith("HTTPS https://<programme>.web.gov.la.example/")
                for line in services["web-hosting"]["monitoring"])
     assert all(meta["monitoring"] for meta in services.values())

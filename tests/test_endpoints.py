@@ -270,3 +270,13 @@ def test_every_sample_offering_declares_checks(database, tmp_path):
     assert len(offerings) >= 6 and all(o["checks"] for o in offerings)
     web = next(o for o in offerings if o["id"] == "web-hosting")
     assert {c["kind"] for c in web["checks"]} >= {"http", "tls"} and web["public_domain"]
+
+
+def test_catalogue_show_says_what_is_monitored(cli, tmp_path):
+    cli("inventory", "load", inventories.write(tmp_path / "inv", catalogue_with_checks()))
+    text = cli("catalogue", "show", "vm").stdout
+    assert "Monitored:" in text and "TCP connection to <server>:22, on each server" in text
+    assert "HTTPS https://<programme>.apps.gov.la.example/healthz answering 200" in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    document = json.loads(cli("catalogue", "show", "vm", "-o", "json").stdout)
+    assert document["public_domain"] == "apps.gov.la.example" and len(document["checks"]) == 3

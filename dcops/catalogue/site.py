@@ -71,7 +71,7 @@ _CHECK_KINDS = {"tcp": "TCP connection to", "tls": "TLS handshake and certificat
 
 
 def describe_check(check: dict, public_domain: str | None) -> str:
-    """A catalogue check in words for a ministry, e.g. "TCP connection to <server>:22, on each server, every 60 s"."""
+    """A catalogue check in words for a ministry: "TCP connection to <server>:22, on each server, every 60 s"."""
     target = check["target"].replace("{{", "{").replace("}}", "}")
     target = (target.replace("{host}", "<server>").replace("{programme}", "<programme>")
               .replace("{public_name}", f"<programme>.{public_domain}" if public_domain else "<programme>"))
@@ -84,7 +84,8 @@ def describe_check(check: dict, public_domain: str | None) -> str:
         text = f"{_CHECK_KINDS[check['kind']]} {target}"
     if "{host}" in check["target"]:
         text += ", on each server"
-    return f"{text}, every {format_number(check.get('interval_seconds') or 60)} s"
+    # A no-break space keeps the number with its unit when the line wraps.
+    return f"{text}, every {format_number(check.get('interval_seconds') or 60)}\u00a0s"
 
 
 def _utc(moment: datetime) -> datetime:

@@ -20,6 +20,9 @@ def _lak(amount: int) -> str:
 def list_command(output: Annotated[Output, typer.Option("--output", "-o", help=OUTPUT_HELP)] = Output.table) -> None:
     """List offerings and their plans with resources, tiers and monthly cost (LAK).
 
+    JSON output is a list of offerings {id, name, description, display_name,
+    long_description, tags, checks, public_domain, plans [...]}; see the README.
+
     Example: dcops catalogue list --output json
     """
     from dcops.catalogue.queries import list_offerings
@@ -51,13 +54,19 @@ def show_command(
     offering_id: Annotated[str, typer.Argument(help="The offering's id.")],
     output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
 ) -> None:
-    """Show an offering with every plan: resources, SLA tiers, cost and description.
+    """Show an offering with every plan: resources, SLA tiers, cost and description, and the
+    checks that approval sets up to monitor each programme of it.
 
-    Example: dcops catalogue show managed-postgresql
+    JSON output is the offering as in `catalogue list --output json`, with its checks
+    [{name, kind, target (with {host}, {programme}, {public_name}), ...}] and
+    public_domain (or null).
+
+    Example: dcops catalogue show postgresql
     """
     import textwrap
 
     from dcops.catalogue.queries import show_offering
+    from dcops.catalogue.site import describe_check
 
     with open_database().transaction() as conn:
         offering = show_offering(conn, offering_id)
@@ -67,6 +76,10 @@ def show_command(
     typer.echo(f"{offering['display_name']} ({offering['id']})")
     if offering["description"]:
         typer.echo(textwrap.fill(offering["description"], 80))
+    typer.echo("\n  Monitored:" if offering["checks"] else "\n  Monitored: nothing (operators add checks by hand)")
+    for check in offering["checks"]:
+        typer.echo(textwrap.fill(describe_check(check, offering["public_domain"]), 80, initial_indent="    - ",
+                                 subsequent_indent="      "))
     for plan in offering["plans"]:
         res = plan["resources"]
         typer.echo(f"\n  {plan['display_name']} ({plan['id']}): {_lak(plan['monthly_cost_lak'])} LAK / month")
