@@ -45,8 +45,8 @@ def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_promtool_accepts_the_rules(rules_file):
     result = promtool("check", "rules", str(rules_file), cwd=rules_file.parent)
     assert result.returncode == 0, result.stdout + result.stderr
-    # 5 error-ratio recordings, 2 health alerts, page + ticket per tier
-    assert "SUCCESS: 13 rules found" in result.stdout
+    # 5 error-ratio recordings, 4 health alerts, page + ticket per tier
+    assert "SUCCESS: 15 rules found" in result.stdout
 
 
 def test_rules_document_shape():
@@ -54,7 +54,9 @@ def test_rules_document_shape():
     groups = {g["name"]: g["rules"] for g in document["groups"]}
     assert [r.get("record") for r in groups["dcops-slo"]][:5] == [
         error_ratio_record(w) for w in ("5m", "30m", "1h", "6h", "3d")]
-    down, cert = groups["dcops-health"]
+    down, no_data, not_monitored, cert = groups["dcops-health"]
+    assert (no_data["alert"], no_data["for"], not_monitored["alert"]) == (
+        "DcopsProgrammeNoData", "15m", "DcopsProgrammeNotMonitored")
     assert (down["alert"], down["expr"], down["for"]) == ("DcopsProgrammeDown", "dcops_programme_up == 0", "7m")
     assert cert["expr"] == "dcops_tls_cert_expiry_timestamp_seconds - time() < 14 * 86400"
     page, ticket = groups["dcops-slo"][5:]
@@ -149,6 +151,39 @@ def test_alerts_fire_when_they_should(rules_file):
                         burn("digital-id", "mtc", 1, "ticket", "100%", "1x over 3d and 6h", "99.9"),
                         burn("lesmis", "moes", 2, "ticket", "1.639%", "1x over 3d and 6h", "99.5"),
                     ]},
+                ],
+            },
+            {
+                # dhis2's results stop after 2 minutes (its up series goes stale 5 minutes later): no
+                # page, a ticket once nothing came for 15 more; e-gov-portal has no check: a ticket
+                # after an hour; lesmis keeps reporting: nothing.
+                "interval": "1m",
+                "input_series": [
+                    _series("dcops_programme_up", {"programme": "dhis2", "ministry": "moh"}, "1 1"),
+                    _series("dcops_programme_up", {"programme": "lesmis", "ministry": "moes"}, "1x90"),
+                    _series("dcops_programme_checks", {"programme": "dhis2", "ministry": "moh"}, "1x90"),
+                    _series("dcops_programme_checks", {"programme": "lesmis", "ministry": "moes"}, "2x90"),
+                    _series("dcops_programme_checks", {"programme": "e-gov-portal", "ministry": "mtc"}, "0x90"),
+                    _info("dhis2", "moh", 1), _info("lesmis", "moes", 2), _info("e-gov-portal", "mtc", 2),
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "10m", "alertname": "DcopsProgrammeNoData", "exp_alerts": []},
+                    {"eval_time": "30m", "alertname": "DcopsProgrammeNoData", "exp_alerts": [{
+                        "exp_labels": {"alertname": "DcopsProgrammeNoData", "severity": "ticket",
+                                       "programme": "dhis2", "ministry": "moh"},
+                        "exp_annotations": {
+                            "summary": "No recent probe results for dhis2 (moh)",
+                            "description": "Its state is unknown: see `dcops probe status` (is the prober running?).",
+                        }}]},
+                    {"eval_time": "30m", "alertname": "DcopsProgrammeDown", "exp_alerts": []},
+                    {"eval_time": "30m", "alertname": "DcopsProgrammeNotMonitored", "exp_alerts": []},
+                    {"eval_time": "70m", "alertname": "DcopsProgrammeNotMonitored", "exp_alerts": [{
+                        "exp_labels": {"alertname": "DcopsProgrammeNotMonitored", "severity": "ticket",
+                                       "programme": "e-gov-portal", "ministry": "mtc"},
+                        "exp_annotations": {
+                            "summary": "Programme e-gov-portal (mtc) has no check",
+                            "description": "Add one: `dcops programme endpoint add e-gov-portal ...`.",
+                        }}]},
                 ],
             },
             {

@@ -93,6 +93,25 @@ def alert_rules(
              "description": (f"dcops has seen {{{{ $labels.programme }}}} down for more than {down_for_minutes} "
                              "minutes: see `dcops programme show {{ $labels.programme }}`."),
          }},
+        # No data is not "down": a programme whose checks stopped reporting, or that has none, gets a
+        # ticket of its own instead of a page.
+        {"alert": "DcopsProgrammeNoData",
+         "expr": ('dcops_programme_checks > 0 and on (programme) dcops_programme_info{status="active"} '
+                  "unless on (programme) dcops_programme_up"),
+         "for": "15m",
+         "labels": {"severity": "ticket"},
+         "annotations": {
+             "summary": "No recent probe results for {{ $labels.programme }} ({{ $labels.ministry }})",
+             "description": "Its state is unknown: see `dcops probe status` (is the prober running?).",
+         }},
+        {"alert": "DcopsProgrammeNotMonitored",
+         "expr": 'dcops_programme_checks == 0 and on (programme) dcops_programme_info{status="active"}',
+         "for": "1h",
+         "labels": {"severity": "ticket"},
+         "annotations": {
+             "summary": "Programme {{ $labels.programme }} ({{ $labels.ministry }}) has no check",
+             "description": "Add one: `dcops programme endpoint add {{ $labels.programme }} ...`.",
+         }},
         {"alert": "DcopsCertificateExpiringSoon",
          "expr": f"dcops_tls_cert_expiry_timestamp_seconds - time() < {cert_warning_days} * 86400",
          "labels": {"severity": "ticket"},
