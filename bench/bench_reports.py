@@ -245,7 +245,7 @@ def time_uptime(database, period, *, tz, now, runs: int, formats: bool) -> tuple
         html = render(doc, "html")
         t2, c2 = time.perf_counter(), time.process_time()
         with database.transaction() as conn:
-            uptime_inputs(conn, start=period.start, end=period.end)
+            uptime_inputs(conn, start=period.start, end=period.end, now=now)
         t3 = time.perf_counter()
         holder.update(doc=doc, html=html)
         return {"document": t1 - t0, "html": t2 - t1, "total": t2 - t0, "inputs": t3 - t2, "cpu": c2 - c0}
