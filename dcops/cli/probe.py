@@ -81,7 +81,11 @@ def run_command(
 def status_command(
     output: Annotated[Output, typer.Option("--output", "-o", help=OUTPUT_HELP)] = Output.table,
 ) -> None:
-    """Each live programme's state (up, down or unknown), since when and why.
+    """Each live programme's state (up, down, unknown or unmonitored), since when and why.
+
+    A check with no result for more than three intervals is unknown from one interval after its
+    last result ("no results since ..."); unmonitored: in service with no check at all.
+    JSON keys: programme, ministry, state, since (ISO 8601 UTC or null), reason.
 
     Example: dcops probe status --output json
     """
@@ -107,7 +111,9 @@ def import_command(
 ) -> None:
     """Import probe history from another monitoring tool, through the same interval logic.
 
-    Every row is checked first; if any is wrong, nothing is written.
+    Every row is checked first; if any is wrong, nothing is written. Rows older than what dcops
+    already holds fill only time it has no data for; rows in measured time are left out and
+    counted (with those that disagree with it). Importing a file twice changes nothing.
 
     Example: dcops probe import kuma-export.csv
     """
