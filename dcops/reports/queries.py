@@ -39,11 +39,6 @@ class ProgrammeHistory:
     spans: list[StateSpan] = field(default_factory=list)
     windows: list[MaintenanceWindow] = field(default_factory=list)
 
-    @property
-    def monitored(self) -> bool:
-        """Monitored in the period: it has a check now, or history inside the period."""
-        return self.has_checks or bool(self.spans)
-
 
 @dataclass(frozen=True)
 class ListedWindow:
