@@ -433,3 +433,5 @@ def test_catalog_json_says_what_is_monitored(settings, tmp_path):
     assert any(line.startswith("HTTPS https://<programme>.web.gov.la.example/")
                for line in services["web-hosting"]["monitoring"])
     assert all(meta["monitoring"] for meta in services.values())
+    page = (tmp_path / "site" / "offerings" / "vm.html").read_text(encoding="utf-8")
+    assert "What we monitor" in page and "TCP connection to &lt;server&gt;:22, on each server" in page
