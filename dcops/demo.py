@@ -97,7 +97,7 @@ class DemoResult:
     skipped: list[str] = field(default_factory=list)  # endpoints no stand-in answers, with why
     outage: str | None = None  # the programme with the unplanned outage
     results_recorded: int = 0
-    states: dict[str, int] = field(default_factory=dict)  # state -> programmes, when probing ended
+    states: dict[str, int] = field(default_factory=dict)  # state -> programmes, just before probing stopped
     metrics_url: str | None = None
     metrics_series: int | None = None  # dcops_programme_up series in the one /metrics fetched
     metrics_down: int | None = None  # ... of which 0 (down)
@@ -447,7 +447,8 @@ def _step_probe(steps: _Steps, database: "Database", settings: "Settings", stand
         finally:
             _restore_probing(database, saved)
         states = ", ".join(f"{n} {state}" for state, n in sorted(result.states.items()))
-        note.text = f"{result.results_recorded} probe results recorded; programmes now {states}; all stopped"
+        note.text = (f"{result.results_recorded} probe results recorded; programmes when probing ended: {states}; "
+                     "all stopped")
 
 
 def _dense_probing(database: "Database") -> dict[int, tuple[int, float]]:
@@ -530,7 +531,8 @@ def _probe(steps: _Steps, database: "Database", settings: "Settings", stand_ins:
     if interrupted.is_set():
         raise KeyboardInterrupt
     result.results_recorded = _results_recorded(database)
-    result.states = _state_counts(database)
+    if not result.states:  # the clock read them before the stop, which makes every check unknown
+        result.states = _state_counts(database)
 
 
 def _drive(steps: _Steps, database: "Database", stand_ins: "StandIns", began: float, probe_seconds: float,
@@ -565,6 +567,7 @@ def _drive(steps: _Steps, database: "Database", stand_ins: "StandIns", began: fl
                 next_progress += PROGRESS_EVERY_SECONDS
                 _progress(steps, database, elapsed, broken and not mended)
             if elapsed >= probe_seconds:
+                result.states = _state_counts(database)
                 break
     except DcopsError as error:  # a locked database: say so, the probing goes on to its end
         steps.detail(f"progress not shown: {error}")
