@@ -15,6 +15,9 @@ PROGRAMME_STATUSES = (
     "decommissioning",
     "retired",
 )
+# A programme in one of these statuses is in service: probed, and reported as not monitored
+# when it has no check. The others are not built yet, or gone.
+IN_SERVICE_STATUSES = ("active", "decommissioning")
 CLASSIFICATIONS = ("public", "internal", "confidential", "secret")
 ENVIRONMENTS = ("production", "staging")
 ENDPOINT_KINDS = ("http", "tcp", "tls")

@@ -595,6 +595,7 @@ def classify(exc: BaseException) -> tuple[str, bool]:
 # --- many checks ----------------------------------------------------------------------------
 
 LOOP_LAG_SECONDS = 0.002  # a new probe starts only after a turn of the event loop at most this long
+MAX_WAIT_TURNS = 50  # ... or after this many longer turns
 
 
 class Admission:
@@ -621,7 +622,8 @@ class Admission:
         try:
             async with self._turn:  # one starter at a time: the starts are spread over the loop's turns
                 loop = asyncio.get_running_loop()
-                while True:
+                # Bounded, so that a machine too busy to ever turn the loop that fast still probes.
+                for _turn in range(MAX_WAIT_TURNS):
                     before = loop.time()
                     await asyncio.sleep(0)  # one turn of the loop: every callback that was ready runs
                     if loop.time() - before <= self.lag_seconds:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from dcops.db import Database, iso_utc, read_utc, utcnow
 from dcops.health.history import UNKNOWN, settle_open, stale_from
-from dcops.health.store import PROBED_STATUSES
+from dcops.vocabulary import IN_SERVICE_STATUSES
 
 UNMONITORED = "unmonitored"
 
@@ -87,7 +87,7 @@ def programme_states(database: Database, *, now: datetime | None = None) -> list
     states = []
     for programme_id, slug, ministry, status, state, _started, reason, monitored in rows:
         if not monitored:
-            if status in PROBED_STATUSES:
+            if status in IN_SERVICE_STATUSES:
                 states.append({"programme": slug, "ministry": ministry, "state": UNMONITORED, "since": None,
                                "reason": "no check: not monitored"})
             continue

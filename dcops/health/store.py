@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from dcops.health.history import (DOWN, UNKNOWN, UP, Memory, Thresholds, Transition, clip, fold_results, observe,
                                   uncovered, worst_state, worst_timeline)
+from dcops.vocabulary import IN_SERVICE_STATUSES
 from dcops.models import CheckState, Endpoint, LatencyRollup, ProbeResult as ProbeResultRow, Programme, StateInterval
 
 T_ENDPOINT = Endpoint.__table__
@@ -74,8 +75,6 @@ class CheckRow:
     interval_seconds: int
 
 
-# Programmes in these statuses are in service, and probed; the others are not built yet, or gone.
-PROBED_STATUSES = ("active", "decommissioning")
 
 
 def load_checks(conn: Connection) -> list[CheckRow]:
@@ -84,7 +83,7 @@ def load_checks(conn: Connection) -> list[CheckRow]:
     rows = conn.execute(
         select(T_ENDPOINT, T_PROGRAMME.c.slug)
         .join(T_PROGRAMME, T_PROGRAMME.c.id == T_ENDPOINT.c.programme_id)
-        .where(T_PROGRAMME.c.status.in_(PROBED_STATUSES))
+        .where(T_PROGRAMME.c.status.in_(IN_SERVICE_STATUSES))
         .order_by(T_PROGRAMME.c.slug, T_ENDPOINT.c.name)
     )
     return [

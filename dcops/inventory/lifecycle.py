@@ -10,18 +10,19 @@ from sqlalchemy.engine import Connection
 from dcops.db import UTCDateTime
 from dcops.health.store import end_programme_history
 from dcops.models import Allocation, Programme
+from dcops.vocabulary import IN_SERVICE_STATUSES
 
 T_PROGRAMME = Programme.__table__
 T_ALLOCATION = Allocation.__table__
-# The statuses a programme has only once it went into service.
-IN_SERVICE = frozenset({"active", "decommissioning", "retired"})
+# The statuses a programme reaches only once it went into service (or left it).
+BEEN_IN_SERVICE = frozenset({*IN_SERVICE_STATUSES, "retired"})
 
 
 def service_span_values(status: str, *, now: datetime, created: bool = False) -> dict:
     """The columns a move to `status` at `now` sets: the status itself, and the service span that
     bounds what a report counts (`activated_at` the first time it is in service, `retired_at`)."""
     values: dict = {"status": status, "updated_at": now, "retired_at": now if status == "retired" else None}
-    if status in IN_SERVICE:
+    if status in BEEN_IN_SERVICE:
         values["activated_at"] = now if created else func.coalesce(T_PROGRAMME.c.activated_at,
                                                                    literal(now, UTCDateTime()))
     elif created:
