@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,6 +16,14 @@ DEFAULT_DATA_CENTRE_NAME = "National Data Centre"
 # The playbooks and templates shipped with dcops, beside the package in a source checkout.
 DEFAULT_PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "playbooks"
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+_PASSWORD_IN_URL = re.compile(r"(://[^/:@]*:)[^/@]*@")
+
+
+def redacted_url(url: str) -> str:
+    """A database URL fit to print: its password, if any, replaced by ***, whatever the scheme."""
+    return _PASSWORD_IN_URL.sub(r"\1***@", url)
 
 
 def default_home(environ: os._Environ[str] | dict[str, str]) -> Path:
@@ -43,7 +52,7 @@ class Settings:
         url = env.get("DCOPS_DATABASE_URL") or f"sqlite:///{home / 'dcops.db'}"
         if not url.startswith(("sqlite:", "postgresql")):
             raise ConfigError(
-                f"DCOPS_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL, not {url!r}"
+                f"DCOPS_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL, not {redacted_url(url)!r}"
             )
         timezone = env.get("DCOPS_TIMEZONE") or DEFAULT_TIMEZONE
         try:

@@ -170,3 +170,11 @@ def test_console_script_reports_user_mistakes_without_traceback(tmp_path):
     env["DCOPS_TIMEZONE"] = "Nowhere/City"
     tz = run("programme", "list")
     assert tz.returncode == 2 and "unknown time zone" in tz.stderr
+
+
+def test_a_database_url_is_never_echoed_with_its_password(tmp_path):
+    env = {**os.environ, "DCOPS_HOME": str(tmp_path), "DCOPS_DATABASE_URL": "mysql://u:secret@h/x"}
+    result = subprocess.run([sys.executable, "-m", "dcops", "programme", "list"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "secret" not in result.stderr and "mysql://u:***@h/x" in result.stderr
+    assert result.stderr.count("\n") == 1 and "DCOPS_DATABASE_URL" in result.stderr
