@@ -147,8 +147,7 @@ def record_results(
         if getattr(result, "tls_expires_at", None) is not None:
             tls_expiry[check.endpoint_id] = result.tls_expires_at
         key = (check.endpoint_id, _hour(result.at))
-        roll = rollups.setdefault(key, {"count": 0, "failures": 0, "sum_seconds": 0.0, "min_seconds": None,
-                                        "max_seconds": None, **{name: 0 for name, _ in BUCKETS}})
+        roll = rollups.get(key) or rollups.setdefault(key, _empty_rollup())
         _add_sample(roll, result.duration_seconds, result.success)
 
     for endpoint_id, change in check_changes:
@@ -270,9 +269,9 @@ def backfill(conn: Connection, checks: Sequence[CheckRow], results: Sequence, *,
         proposed = fold_results(((r.at, r.success, r.reason) for r in in_gap),
                                 interval=timedelta(seconds=check.interval_seconds), thresholds=thresholds)
         fills = _fill(conn, check.programme_id, endpoint_id, timeline, proposed)
-        if fills:
+        if fills:  # sorted and disjoint: the first starts first, the last ends last
             span = filled_range.setdefault(check.programme_id, [fills[0][1], fills[-1][2]])
-            span[0], span[1] = min(span[0], fills[0][1]), max(span[1], max(f[2] for f in fills))
+            span[0], span[1] = min(span[0], fills[0][1]), max(span[1], fills[-1][2])
         summary.filled += len(in_gap)
         # Latency only of the results in time written now: one at a time that wrote nothing may have
         # been brought in before (raw results are not kept long enough to tell), and is not counted twice.
@@ -281,8 +280,7 @@ def backfill(conn: Connection, checks: Sequence[CheckRow], results: Sequence, *,
         kept += written
         for result in written:
             key = (endpoint_id, _hour(result.at))
-            roll = rollups.setdefault(key, {"count": 0, "failures": 0, "sum_seconds": 0.0, "min_seconds": None,
-                                            "max_seconds": None, **{name: 0 for name, _ in BUCKETS}})
+            roll = rollups.get(key) or rollups.setdefault(key, _empty_rollup())
             _add_sample(roll, result.duration_seconds, result.success)
     names = {check.endpoint_id: check.name for check in checks}
     for programme_id, (lo, hi) in filled_range.items():
@@ -337,6 +335,11 @@ def _insert_ignoring_duplicates(conn: Connection):
 
         return sqlite_insert(T_RAW).on_conflict_do_nothing()
     return insert(T_RAW)
+
+
+def _empty_rollup() -> dict:
+    return {"count": 0, "failures": 0, "sum_seconds": 0.0, "min_seconds": None, "max_seconds": None,
+            **{name: 0 for name, _ in BUCKETS}}
 
 
 def _add_sample(roll: dict, seconds: float, success: bool) -> None:
@@ -435,9 +438,7 @@ def compact(conn: Connection, *, now: datetime, raw_retention: timedelta = DEFAU
     daily: dict[tuple[int, datetime], dict] = {}
     for row in old:
         day = row.period_start.replace(hour=0)
-        roll = daily.setdefault((row.endpoint_id, day), {"count": 0, "failures": 0, "sum_seconds": 0.0,
-                                                          "min_seconds": None, "max_seconds": None,
-                                                          **{name: 0 for name, _ in BUCKETS}})
+        roll = daily.get((row.endpoint_id, day)) or daily.setdefault((row.endpoint_id, day), _empty_rollup())
         roll["count"] += row.count
         roll["failures"] += row.failures
         roll["sum_seconds"] += row.sum_seconds
