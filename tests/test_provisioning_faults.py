@@ -18,6 +18,7 @@ from dcops.catalogue.requests import show_request
 from dcops.db import open_database
 from dcops.errors import UserError
 from dcops.provisioning.jobs import run_job, show_job
+from dcops.provisioning.runner import stop_leftovers
 
 from provisioning_fixtures import TEST_PLAYBOOKS, approved
 
@@ -147,38 +148,39 @@ def _wait_for_hang(database, timeout=60):
     raise AssertionError("the run never reached the hanging task")
 
 
-def _kill_processes_mentioning(text: str) -> None:
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if text in cmdline.read_bytes().decode(errors="replace"):
-                os.kill(int(cmdline.parent.name), signal.SIGKILL)
-        except (OSError, ValueError):
-            continue
-
-
-def test_sigkill_mid_run_leaves_a_job_the_next_command_marks_interrupted(database, settings, tmp_path):
-    ids = approved(database, tmp_path, "hangs")
+def test_sigkill_mid_run_leaves_a_job_the_next_command_marks_interrupted_and_stops(database, settings, tmp_path):
+    slugs = ["hangs-a", "hangs-b", "hangs-c"]
+    ids = approved(database, tmp_path, *slugs)
     process = subprocess.Popen(
-        [sys.executable, "-m", "dcops", "provision", "run", "hangs", "--sandbox", str(settings.home / "sandbox")],
+        [sys.executable, "-m", "dcops", "provision", "run", *slugs, "--sandbox", str(settings.home / "sandbox")],
         env=_cli_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
+    jobs = str(settings.home / "jobs")
     try:
         _wait_for_hang(database)
+        assert len(_processes_mentioning(jobs)) > 1, "the run should have ansible-playbook and its workers"
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
+        with database.transaction() as conn:
+            assert conn.execute(sa.text("SELECT status FROM job")).scalar() == "running"
+        assert _processes_mentioning(jobs), "ansible-playbook outlives the killed dcops until the reaper stops it"
+        listing = subprocess.run([sys.executable, "-m", "dcops", "provision", "jobs", "-o", "json"],
+                                 env=_cli_env(settings), capture_output=True, text=True, timeout=60)
+        assert listing.returncode == 0, listing.stderr
+        assert "marked interrupted" in listing.stderr
+        (job,) = json.loads(listing.stdout)
+        assert job["status"] == "interrupted" and job["finished_at"]
+        assert not _processes_mentioning(jobs), "the interrupted job left processes behind"
     finally:
         process.kill()
-        _kill_processes_mentioning(str(settings.home / "jobs"))  # the orphaned ansible-playbook too
-    with database.transaction() as conn:
-        assert conn.execute(sa.text("SELECT status FROM job")).scalar() == "running"
-    listing = subprocess.run([sys.executable, "-m", "dcops", "provision", "jobs", "-o", "json"],
-                             env=_cli_env(settings), capture_output=True, text=True, timeout=60)
-    assert listing.returncode == 0, listing.stderr
-    assert "marked interrupted" in listing.stderr
-    (job,) = json.loads(listing.stdout)
-    assert job["status"] == "interrupted" and job["finished_at"]
-    assert status_of(database, "hangs") == "failed"
-    assert request_of(database, ids["hangs"])["state"] == "failed"
+        process.wait(timeout=30)
+        with database.transaction() as conn:
+            folder = conn.execute(sa.text("SELECT private_data_dir FROM job")).scalar()
+        if folder:  # a failing run must not leave its processes behind either
+            stop_leftovers(Path(folder), grace_seconds=1)
+    for slug in slugs:
+        assert status_of(database, slug) == "failed"
+        assert request_of(database, ids[slug])["state"] == "failed"
 
 
 def test_ctrl_c_cancels_cleanly_and_records_it(database, settings, tmp_path):

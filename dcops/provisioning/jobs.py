@@ -20,7 +20,7 @@ from dcops.inventory.lifecycle import set_programme_status
 from dcops.inventory.ansible import build_inventory, static_yaml
 from dcops.models import Host, HostingRequest, Job, Programme
 from dcops.provisioning.liveness import process_start, stale_jobs, this_host
-from dcops.provisioning.runner import HostEvent, RunResult, run_playbook
+from dcops.provisioning.runner import HostEvent, RunResult, run_playbook, stop_leftovers
 from dcops.settings import DEFAULT_PLAYBOOKS_DIR
 
 T_JOB = Job.__table__
@@ -193,11 +193,13 @@ def _reason(job_id: int, result: RunResult) -> str:
 
 
 def reap(conn: Connection, *, actor: str) -> list[int]:
-    """Mark jobs whose dcops process died (SIGKILL, power loss) as interrupted; their
-    programmes become failed and retryable. Runs in the caller's write transaction."""
+    """Mark jobs whose dcops process died (SIGKILL, power loss) as interrupted, after stopping
+    what they left running (their ansible-playbook and its workers, as a cancel stops them);
+    their programmes become failed and retryable. Runs in the caller's write transaction."""
     reaped = stale_jobs(conn)
     for job_id in reaped:
         job = conn.execute(select(T_JOB).where(T_JOB.c.id == job_id)).one()
+        _stop(job.private_data_dir)
         message = "the dcops process running this job stopped before it finished"
         conn.execute(update(T_JOB).where(T_JOB.c.id == job_id).values(
             status="interrupted", finished_at=utcnow(), failure_message=message))
@@ -208,8 +210,23 @@ def reap(conn: Connection, *, actor: str) -> list[int]:
     return reaped
 
 
+def _stop(private_data_dir: str) -> None:
+    # An empty folder would name every job: a job is written with its folder before Ansible starts.
+    if private_data_dir:
+        stop_leftovers(Path(private_data_dir))
+
+
 def reap_stale_jobs(database: Database) -> list[int]:
-    """`reap` in its own transaction: what the CLI does when a command starts."""
+    """`reap` in its own transaction: what the CLI does when a command starts.
+
+    The dead jobs' processes are stopped before the write lock is taken (stopping may wait
+    out their grace), so other writers are not held up; `reap` finds nothing left then.
+    """
+    with database.transaction() as conn:
+        stale = stale_jobs(conn)
+        folders = conn.execute(select(T_JOB.c.private_data_dir).where(T_JOB.c.id.in_(stale))).scalars().all()
+    for folder in folders:
+        _stop(folder)
     with database.transaction(immediate=True) as conn:
         return reap(conn, actor="dcops")
 

@@ -82,17 +82,23 @@ class _Progress:
 
 
 def stop_leftovers(private_data_dir: Path, *, grace_seconds: float = 5.0) -> list[int]:
-    """Stop what a canceled or timed-out run left behind: ansible-runner signals the
-    ansible-playbook it started, but that process and its forked workers (sessions of their
-    own) can run on, finishing their task. Every process of this user whose command line
-    names the job's folder is asked to stop (SIGTERM), then killed. Returns their pids."""
-    marker = str(private_data_dir).encode()
+    """Stop what a cancelled, timed-out or interrupted run left behind: ansible-runner signals
+    the ansible-playbook it started, but that process and its forked workers (sessions of their
+    own) can run on, finishing their task, and they outlive a dcops process that was killed.
+    Every process of this user whose command line names the job's folder is asked to stop
+    (SIGTERM), then killed. Returns their pids."""
+    # The folder whole, as an argument or a path's start: job-100000 must not match job-1000001.
+    folder = str(private_data_dir).rstrip("/").encode()
+    markers = (folder + b"/", folder + b"\0")
     own = {os.getpid()}
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             pid = int(cmdline.parent.name)
-            if pid not in own and cmdline.parent.stat().st_uid == os.getuid() and marker in cmdline.read_bytes():
+            if pid in own or cmdline.parent.stat().st_uid != os.getuid():
+                continue
+            arguments = cmdline.read_bytes() + b"\0"
+            if any(marker in arguments for marker in markers):
                 os.kill(pid, signal.SIGTERM)
                 found.append(pid)
         except (OSError, ValueError):  # gone meanwhile, or not ours to look at
@@ -101,6 +107,8 @@ def stop_leftovers(private_data_dir: Path, *, grace_seconds: float = 5.0) -> lis
     for pid in found:
         while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() and not _is_zombie(pid):
             time.sleep(0.05)
+        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+            continue  # ended on SIGTERM: its pid may be another process's soon
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
