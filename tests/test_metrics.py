@@ -186,8 +186,8 @@ def test_every_value_is_the_hand_computed_one(any_populated):
     expected_requests = {state: 0 for state in REQUEST_STATES} | {"submitted": 1, "approved": 1, "rejected": 1}
     assert {s: value("dcops_requests", {"state": s}) for s in REQUEST_STATES} == expected_requests
     assert {s: value("dcops_provision_jobs", {"status": s})
-            for s in ("running", "successful", "failed", "timeout", "canceled", "interrupted")} == {
-        "running": 0, "successful": 1, "failed": 2, "timeout": 0, "canceled": 0, "interrupted": 0}
+            for s in ("running", "successful", "failed", "timeout", "cancelled", "interrupted")} == {
+        "running": 0, "successful": 1, "failed": 2, "timeout": 0, "cancelled": 0, "interrupted": 0}
 
 
 def test_a_scrape_takes_the_same_few_queries_however_many_programmes(populated, tmp_path):

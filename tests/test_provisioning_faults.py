@@ -193,11 +193,11 @@ def test_ctrl_c_cancels_cleanly_and_records_it(database, settings, tmp_path):
     process.send_signal(signal.SIGINT)
     _out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
-    assert "canceled" in err and "Traceback" not in err
+    assert "cancelled" in err and "Traceback" not in err
     with database.transaction() as conn:
-        assert conn.execute(sa.text("SELECT status FROM job")).scalar() == "canceled"
+        assert conn.execute(sa.text("SELECT status FROM job")).scalar() == "cancelled"
     assert status_of(database, "hangs") == "failed"
-    assert not _processes_mentioning(str(settings.home / "jobs")), "the canceled run left processes behind"
+    assert not _processes_mentioning(str(settings.home / "jobs")), "the cancelled run left processes behind"
 
 
 def _processes_mentioning(text: str) -> list[int]:

@@ -42,7 +42,7 @@ def _report(outcome, output: Output) -> None:
         typer.echo(f"job {outcome.job_id} {outcome.status} ({', '.join(outcome.programmes)})")
     if not outcome.ok:
         typer.echo(f"dcops: error: {outcome.failure_summary}", err=True)
-        raise typer.Exit(130 if outcome.status == "canceled" else 1)
+        raise typer.Exit(130 if outcome.status == "cancelled" else 1)
 
 
 @app.command("run")

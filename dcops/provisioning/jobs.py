@@ -35,7 +35,7 @@ ACCEPTS = {
     "decommission": frozenset({"active", "failed", "decommissioning"}),
     "verify": frozenset({"active", "provisioning", "failed"}),
 }
-TERMINAL = ("successful", "failed", "timeout", "canceled", "interrupted")
+TERMINAL = ("successful", "failed", "timeout", "cancelled", "interrupted")
 DEFAULT_JOBS_KEPT = 200
 
 
@@ -304,7 +304,7 @@ def run_job(
             extra_env=extra_env,
         )
     except KeyboardInterrupt:
-        result = RunResult(status="canceled", rc=None, failure_message="canceled (Ctrl-C)")
+        result = RunResult(status="cancelled", rc=None, failure_message="cancelled (Ctrl-C)")
     except Exception as error:  # noqa: BLE001 - the job must end recorded, whatever went wrong
         result = RunResult(status="failed", rc=None, failure_message=f"{type(error).__name__}: {error}")
         finish_job(database, job_id, result, actor=actor)

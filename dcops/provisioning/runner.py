@@ -24,7 +24,7 @@ class HostEvent:
 class RunResult:
     """How a run ended: runner status and rc, per-host counts, the first failure."""
 
-    status: str  # successful | failed | timeout | canceled
+    status: str  # successful | failed | timeout | cancelled
     rc: int | None
     host_stats: dict[str, dict[str, int]] = field(default_factory=dict)
     failed_host: str | None = None
@@ -139,7 +139,7 @@ def run_playbook(
 ) -> RunResult:
     """Run one playbook of `playbooks_dir` through ansible-runner and say how it ended.
 
-    Ctrl-C during the run cancels it (status canceled) and the previous SIGINT handler
+    Ctrl-C during the run cancels it (status cancelled) and the previous SIGINT handler
     is restored afterwards. Nothing is written under env/ (suppress_env_files), so
     settings of an earlier run can never leak into this one.
     """
@@ -193,14 +193,15 @@ def run_playbook(
         )
     finally:
         signal.signal(signal.SIGINT, previous)
-    status = runner.status
-    if status in ("canceled", "timeout"):
+    # ansible-runner spells it 'canceled'; dcops writes British English throughout.
+    status = "cancelled" if runner.status == "canceled" else runner.status
+    if status in ("cancelled", "timeout"):
         stop_leftovers(private_data_dir)
     failed_host, failed_task, failure_message = progress.failed or (None, None, None)
     if status == "timeout" and failure_message is None:
         failure_message = f"timed out after {timeout} s"
-    elif status == "canceled" and failure_message is None:
-        failure_message = "canceled (Ctrl-C)"
+    elif status == "cancelled" and failure_message is None:
+        failure_message = "cancelled (Ctrl-C)"
     elif status == "failed" and failure_message is None:
         failure_message = f"ansible-playbook exited {runner.rc}: see the job's event log"
     return RunResult(
