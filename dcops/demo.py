@@ -343,7 +343,7 @@ def _step_provision(steps: _Steps, database: "Database", settings: "Settings", r
                           playbooks_dir=settings.playbooks_dir)
         result.job_id, result.job_status = outcome.job_id, outcome.status
         result.job_dir = Path(outcome.private_data_dir)
-        if outcome.status == "canceled":
+        if outcome.status == "cancelled":
             raise KeyboardInterrupt
         for host, stats in sorted(outcome.host_stats.items()):
             steps.detail(f"{host:<28} " + " ".join(f"{k}={v}" for k, v in stats.items() if v))
