@@ -1,7 +1,7 @@
 """Benchmark of provisioning: one Ansible run for many programmes, and dcops' cost over ansible-playbook.
 
 What it measures (wall time with time.perf_counter; SQLite databases in a temp dir; the real
-playbooks/provision.yml in sandbox mode: local connection, every path under the sandbox
+provision.yml shipped in the package in sandbox mode: local connection, every path under the sandbox
 folder, one folder per host; run date 20261129):
 
 Every programme has one host (`<slug>-app`, address 127.0.0.1) and one http endpoint on
@@ -31,7 +31,7 @@ every run does the same first-run work (everything is created: 11 changed tasks 
      and the extra vars dcops passes (dcops_sandbox=true, dcops_sandbox_root=FRESH,
      dcops_run_date=20261129, ansible_connection=local, ansible_python_interpreter=
      sys.executable), and the environment dcops gives ansible-runner: ANSIBLE_ROLES_PATH=
-     playbooks/roles, ANSIBLE_HOME, ANSIBLE_LOCAL_TEMP and ANSIBLE_REMOTE_TMP in a fresh
+     the playbooks' roles, ANSIBLE_HOME, ANSIBLE_LOCAL_TEMP and ANSIBLE_REMOTE_TMP in a fresh
      folder per run (as each dcops job has its own), retry files off, no colour.
    The two alternate, the order flipping every round (so that drift in machine load hits
    both alike): 1 host, median of 5 runs after one untimed warm-up of each (whose dcops job
@@ -81,9 +81,10 @@ from pathlib import Path
 
 from benchlib import CommandFailed, busy_note, clean_env, describe, dump, fmt, print_summary, run
 
-ROOT = Path(__file__).resolve().parent.parent
-PLAYBOOK = ROOT / "playbooks" / "provision.yml"
-ROLES = ROOT / "playbooks" / "roles"
+from dcops.resources import playbooks_dir  # the shipped playbooks, as dcops runs them
+
+PLAYBOOK = playbooks_dir() / "provision.yml"
+ROLES = playbooks_dir() / "roles"
 RUN_DATE = "20261129"
 MAX_FORKS = 25
 FIRST_PORT = 20000

@@ -22,7 +22,7 @@ the median of several runs after one warm-up, each run after gc.collect()):
    reading of "over a year", to (b).
 2. The capacity report for 50 clusters with a year of daily snapshots. Target: <= 1 s.
    A generated inventory (load_directory): 2 sites, 50 clusters (vcpu, ram_gib, storage_gib; N+1
-   largest_host for vcpu and ram_gib), 500 programmes on catalogue plans (inventory/catalogue.yaml,
+   largest_host for vcpu and ram_gib), 500 programmes on catalogue plans (the sample's catalogue.yaml,
    about 10 % on no plan), one allocation each on one cluster, every cluster under its capacity;
    then 365 daily capacity_snapshot rows per cluster resource (54,750 rows) with trends: growing
    (linear + noise), flat, falling, a few about to run out (red by construction), one over its
@@ -91,7 +91,7 @@ CAPACITY_SITES = (("site-a", "Data centre A", "primary"), ("site-b", "Data centr
 CAPACITY_CLUSTERS = 50
 CAPACITY_PROGRAMMES = 500
 MINISTRIES = 20
-# Catalogue plans (inventory/catalogue.yaml) a programme of each tier may be on.
+# Catalogue plans (the sample's catalogue.yaml) a programme of each tier may be on.
 PLANS_BY_TIER = {
     1: ("vm-ha-pair", "pg-ha", "web-ha", "pg-ha-large"),
     2: ("vm-medium", "vm-large", "pg-standard", "web-standard", "dr-standard"),
@@ -121,7 +121,9 @@ def plan_catalogue() -> dict:
     """The sample catalogue's plans: id -> (resources, instances)."""
     import yaml
 
-    path = Path(__file__).resolve().parent.parent / "inventory" / "catalogue.yaml"
+    from dcops.resources import sample_dir
+
+    path = sample_dir() / "catalogue.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     plans = {}
     for offering in data["offerings"]:
@@ -398,7 +400,9 @@ def write_capacity_inventory(directory: Path, seed: int) -> dict:
     allocated amount, growth over the year and capacity row."""
     rng = random.Random(seed)
     plans = plan_catalogue()
-    shutil.copy(Path(__file__).resolve().parent.parent / "inventory" / "catalogue.yaml", directory / "catalogue.yaml")
+    from dcops.resources import sample_dir
+
+    shutil.copy(sample_dir() / "catalogue.yaml", directory / "catalogue.yaml")
     ministries = [f"min{k:02d}" for k in range(MINISTRIES)]
     dump(directory / "ministries.yaml", {"ministries": [
         {"code": code, "name": f"Ministry number {k}", "contact": f"it@{code}.gov.la"}

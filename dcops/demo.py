@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from dcops.db import Database
     from dcops.settings import Settings
 
-# The sample inventory, beside the package in a source checkout (as settings.py finds playbooks/).
-SAMPLE_INVENTORY_DIR = Path(__file__).resolve().parent.parent / "inventory"
+from dcops.resources import sample_dir
+
+SAMPLE_INVENTORY_DIR = sample_dir()
 STEPS = 8
 MIN_PROBE_SECONDS = 10.0
 MAX_PROBE_SECONDS = 3600.0

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dcops import resources
 from dcops.errors import ConfigError
 
 DEFAULT_TIMEZONE = "Asia/Vientiane"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 DEFAULT_DATA_CENTRE_NAME = "National Data Centre"
-# The playbooks and templates shipped with dcops, beside the package in a source checkout.
-DEFAULT_PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "playbooks"
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# The playbooks and templates shipped inside the package (dcops/resources.py finds them).
+DEFAULT_PLAYBOOKS_DIR = resources.playbooks_dir()
+TEMPLATES_DIR = resources.templates_dir()
 
 
 _PASSWORD_IN_URL = re.compile(r"(://[^/:@]*:)[^/@]*@")

@@ -10,10 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from dcops.db import open_database, upgrade
+from dcops.resources import sample_dir
 from dcops.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_INVENTORY = ROOT / "inventory"
+SAMPLE_INVENTORY = sample_dir()  # inside the package, where dcops itself finds it
 POSTGRES_ENV = "DCOPS_TEST_POSTGRES_URL"
 
 

@@ -1,4 +1,4 @@
-"""The dynamic inventory, read by the real `ansible-inventory` through the shipped script."""
+"""The dynamic inventory, read by the real `ansible-inventory` through the dcops-ansible-inventory script."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import pytest
 
 from dcops.inventory.ansible import build_inventory, group_name, static_yaml
 
-from conftest import ROOT, SAMPLE_INVENTORY
+from conftest import SAMPLE_INVENTORY
 
-SCRIPT = ROOT / "inventory" / "dcops_inventory.py"
+# The console script pip installs beside this Python (pyproject's [project.scripts]).
+SCRIPT = Path(sys.executable).parent / "dcops-ansible-inventory"
 
 
 def ansible_inventory(settings, *args: str) -> dict:
+    assert SCRIPT.is_file(), f"{SCRIPT} is missing: pip install -e '.[test]' again (a new console script)"
     env = {**os.environ, "DCOPS_DATABASE_URL": settings.database_url, "DCOPS_HOME": str(settings.home),
            "ANSIBLE_HOME": str(settings.home / "ansible-home"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -64,6 +66,19 @@ def test_cli_list_and_host(sample):
     assert vars_["dcops_programme"]["slug"] == {"__ansible_unsafe": "lesmis"}
     assert "no host 'ghost'" in sample("inventory", "ansible", "--host", "ghost", expect=2).stderr
     assert "exactly one of" in sample("inventory", "ansible", expect=2).stderr
+    assert "exactly one of" in sample("inventory", "ansible", "--list", "--playbooks-dir", expect=2).stderr
+
+
+def test_playbooks_dir_is_the_shipped_one_unless_the_setting_names_another(cli, tmp_path):
+    from dcops.cli.main import app
+    from dcops.resources import playbooks_dir
+
+    shipped = Path(cli("inventory", "ansible", "--playbooks-dir").stdout.strip())
+    assert shipped == playbooks_dir() and (shipped / "verify.yml").is_file()
+    mine = tmp_path / "mine"
+    result = cli.runner.invoke(app, ["inventory", "ansible", "--playbooks-dir"],
+                               env={**cli.env, "DCOPS_PLAYBOOKS_DIR": str(mine)})
+    assert result.exit_code == 0 and result.stdout.strip() == str(mine)
 
 
 def test_group_names_have_no_dashes():

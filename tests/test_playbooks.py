@@ -101,7 +101,7 @@ def test_ansible_lint_is_clean():
     lint = shutil.which("ansible-lint", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     assert lint, "ansible-lint is part of the test extra: pip install -e '.[test]'"
     env = {**os.environ, "ANSIBLE_HOME": str(ROOT / ".ansible-lint-home")}
-    result = subprocess.run([lint, "--offline", "--nocolor", "playbooks/"], cwd=ROOT, env=env,
+    result = subprocess.run([lint, "--offline", "--nocolor", "dcops/playbooks/"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 failure(s), 0 warning(s)" in result.stdout + result.stderr

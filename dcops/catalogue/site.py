@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from dcops.errors import UserError
-from dcops.settings import TEMPLATES_DIR
+from dcops.resources import templates_dir as shipped_templates_dir
 from dcops.vocabulary import is_name
 
 # The top-level pages: (template in templates/catalogue/, output file in out_dir).
@@ -29,8 +29,8 @@ RESOURCE_LABELS = (("vcpu", "vCPU"), ("ram_gib", "GiB RAM"), ("storage_gib", "Gi
 
 
 def default_templates_dir() -> Path:
-    """templates/catalogue/ of the project."""
-    return TEMPLATES_DIR / "catalogue"
+    """templates/catalogue/, shipped inside the package."""
+    return shipped_templates_dir() / "catalogue"
 
 
 # --- formatting (the templates never compute) -------------------------------------------------

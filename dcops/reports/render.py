@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dcops.errors import UserError
-from dcops.settings import TEMPLATES_DIR
+from dcops.resources import templates_dir
 
 FORMATS = ("md", "html", "csv", "json")
 KINDS = ("uptime", "capacity")
@@ -55,8 +55,8 @@ _MARKDOWN_ESCAPES = str.maketrans(
 
 
 def default_templates_dir() -> Path:
-    """templates/reports/ of the project."""
-    return TEMPLATES_DIR / "reports"
+    """templates/reports/, shipped inside the package."""
+    return templates_dir() / "reports"
 
 
 # --- formatting (templates and charts format; they never compute) -----------------------------
@@ -349,13 +349,20 @@ def _capacity_view(document: dict) -> dict:
 # --- CSV ---------------------------------------------------------------------------------------
 
 
+def spreadsheet_text(value: Any) -> Any:
+    """A cell as a spreadsheet should take it: text that it would run as a formula gets a leading '."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
+    if isinstance(value, str):
+        return spreadsheet_text(value)
     if isinstance(value, (list, dict)):
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
     return value
@@ -557,6 +564,30 @@ def _render_template(document: dict, kind: str, fmt: str, template: Path | None)
 def _first_line(text: str | None) -> str:
     lines = (text or "").strip().splitlines()
     return lines[0] if lines else "error"
+
+
+# What a file's name says of its format, for `--out FILE` without `--format`.
+EXTENSION_FORMATS = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".csv": "csv", ".json": "json"}
+
+
+def format_for(fmt: str | None, path: Path | str | None) -> str:
+    """The format a document is written in: `fmt` if given, else the one the file's name ends in,
+    else md (standard output). A name that says one format and `fmt` another is refused."""
+    named = None
+    if path is not None and str(path) != "-":
+        named = EXTENSION_FORMATS.get(Path(path).suffix.lower())
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise UserError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
+        if named is not None and named != fmt:
+            raise UserError(f"--format {fmt}, but {path} is named for {named}: change one of the two")
+        return fmt
+    if named is not None:
+        return named
+    if path is None or str(path) == "-":
+        return "md"
+    raise UserError(f"cannot tell a format from the name {path}: give --format ({', '.join(FORMATS)}) "
+                    f"or end the name in {', '.join(sorted(EXTENSION_FORMATS))}")
 
 
 def render(document: dict, fmt: str, *, template: Path | None = None) -> str:
