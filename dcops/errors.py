@@ -57,3 +57,36 @@ class SchemaMismatch(DatabaseError, UserError):
 
 class DatabaseBusy(DatabaseError, UserError):
     """Another process holds the database lock for longer than the busy timeout."""
+
+
+# Validation libraries' phrasing, said the way dcops says everything else ("must be ...").
+_WORDINGS = (
+    (r"Value error, ", ""),
+    (r"Input should be a valid integer(, unable to parse string as an integer| \w.*)?", "must be a whole number"),
+    (r"Input should be a valid number(, unable to parse string as a number)?", "must be a number"),
+    (r"Input should be a valid boolean(, unable to interpret input)?", "must be true or false"),
+    (r"Input should be a valid date( or datetime)?(, .*)?", "must be a date, YYYY-MM-DD"),
+    (r"Input should be a valid string", "must be text"),
+    (r"Input should be a finite number", "must be a finite number"),
+    (r"Input should be greater than or equal to ", "must be at least "),
+    (r"Input should be less than or equal to ", "must be at most "),
+    (r"Input should be greater than ", "must be more than "),
+    (r"Input should be less than ", "must be less than "),
+    (r"Input should be a valid dictionary( or instance of \w+)?", "must be a mapping of fields"),
+    (r"Input should be a valid list", "must be a list"),
+    (r"String should have at most (\d+) characters?", r"must be at most \1 characters"),
+    (r"String should have at least (\d+) characters?", r"must be at least \1 characters"),
+    (r"List should have at most (\d+) items?.*", r"must have at most \1 items"),
+    (r"Input should be ", "must be "),
+    (r"Field required", "is required"),
+    (r"Extra inputs are not permitted", "unknown field"),
+)
+
+
+def in_our_words(message: str) -> str:
+    """A validation library's message (pydantic's, click's) in dcops' own words."""
+    import re
+
+    for pattern, words in _WORDINGS:
+        message = re.sub(pattern, words, message)
+    return message

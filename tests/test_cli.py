@@ -86,12 +86,12 @@ def test_programme_add_update_retire(small):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--tier", "4"], "tier: Input should be 1, 2 or 3"),
+        (["--tier", "4"], "tier: must be 1, 2 or 3"),
         (["--ministry", "nowhere"], "unknown ministry 'nowhere'"),
         (["--owner", "bob"], "contacts.owner: not an e-mail address"),
         (["--review-date", "31/12/2027"], "--review-date: expected a date as YYYY-MM-DD"),
         (["--depends-on", "ghost"], "depends on unknown programme 'ghost'"),
-        (["--rto", "-5"], "rto_minutes: Input should be greater than or equal to 0"),
+        (["--rto", "-5"], "rto_minutes: must be at least 0"),
     ],
 )
 def test_bad_changes_exit_2_with_one_line_and_write_nothing(small, args, message):
@@ -106,7 +106,7 @@ def test_bad_changes_exit_2_with_one_line_and_write_nothing(small, args, message
 def test_add_with_a_bad_slug_is_refused(small):
     bad = list(ADD)
     bad[2] = "Lao_Tax"
-    assert "slug: must be [a-z0-9-]" in small(*bad, expect=2).stderr
+    assert "slug: must be 2-63 characters of [a-z0-9-]" in small(*bad, expect=2).stderr
 
 
 def test_update_without_options_is_refused(small):

@@ -117,14 +117,14 @@ def _programme(files, index=0, name="programmes/moh.yaml"):
 
 
 BAD_PROGRAMMES = [
-    ("tier", 5, "tier: Input should be 1, 2 or 3 (got 5)"),
-    ("slug", "Bad_Slug", "slug: must be [a-z0-9-]"),
-    ("slug", "x", "slug: must be [a-z0-9-]"),
-    ("slug", "-edge", "slug: must be [a-z0-9-]"),
+    ("tier", 5, "tier: must be 1, 2 or 3 (got 5)"),
+    ("slug", "Bad_Slug", "slug: must be 2-63 characters of [a-z0-9-]"),
+    ("slug", "x", "slug: must be 2-63 characters of [a-z0-9-]"),
+    ("slug", "-edge", "slug: must be 2-63 characters of [a-z0-9-]"),
     ("ministry", "mon", "unknown ministry 'mon'"),
-    ("classification", "top", "classification: Input should be"),
-    ("personal_data", "maybe", "personal_data: Input should be a valid boolean"),
-    ("review_date", "tomorrow", "review_date: Input should be a valid date"),
+    ("classification", "top", "classification: must be 'public'"),
+    ("personal_data", "maybe", "personal_data: must be true or false"),
+    ("review_date", "tomorrow", "review_date: must be a date, YYYY-MM-DD"),
     ("colour", "blue", "colour: unknown field"),
     ("depends_on", ["dhis2"], "depends on itself"),
     ("depends_on", ["nowhere"], "depends on unknown programme 'nowhere'"),
@@ -143,11 +143,11 @@ def test_bad_programme_fields_are_reported_with_file_and_line(database, tmp_path
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"vcpu": -1}, "vcpu: Input should be greater than or equal to 0"),
-        ({"vcpu": 10**9}, "vcpu: Input should be less than or equal to"),
+        ({"vcpu": -1}, "vcpu: must be at least 0"),
+        ({"vcpu": 10**9}, "vcpu: must be at most"),
         ({"vcpu": 1000}, "vcpu allocations total 1008, more than its capacity 120 (short by 888)"),
         ({"cluster": "nowhere"}, "allocation on unknown cluster 'nowhere'"),
-        ({"ram_gib": 1.5}, "ram_gib: Input should be a valid integer"),
+        ({"ram_gib": 1.5}, "ram_gib: must be a whole number"),
     ],
 )
 def test_bad_allocations(database, tmp_path, change, message):
@@ -160,10 +160,10 @@ def test_bad_allocations(database, tmp_path, change, message):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"allocation_ratio": 0}, "allocation_ratio: Input should be greater than 0"),
-        ({"allocation_ratio": -2}, "allocation_ratio: Input should be greater than 0"),
+        ({"allocation_ratio": 0}, "allocation_ratio: must be more than 0"),
+        ({"allocation_ratio": -2}, "allocation_ratio: must be more than 0"),
         ({"reserved": 100}, "reserved (100) is more than total (64)"),
-        ({"total": -5}, "total: Input should be greater than or equal to 0"),
+        ({"total": -5}, "total: must be at least 0"),
         ({"total": 10**8}, "vcpu total 100000000 is absurd"),
     ],
 )
@@ -190,12 +190,25 @@ def test_every_error_in_every_file_is_reported_at_once_with_lines(database, tmp_
     files["keys.yaml"] = "ministries:\n  - code: mpi\n    name: A\n    name: B\n"
     problems = _problems(database, tmp_path, files)
     text = "\n".join(problems)
-    assert "moh.yaml:5: programmes[0].tier: Input should be 1, 2 or 3 (got 7)" in text
+    assert "moh.yaml:5: programmes[0].tier: must be 1, 2 or 3 (got 7)" in text
     assert "moh.yaml:7: programmes[0].contacts.owner: not an e-mail address" in text
     assert "broken.yaml:4: invalid YAML" in text
     assert any("ministries.yaml:2: duplicate ministry 'moh' (first at" in p and p.endswith("dup.yaml:2)")
                for p in problems), problems
     assert "keys.yaml:4: duplicate key 'name' (first at line 3)" in text
+
+
+def test_schema_and_cross_reference_mistakes_are_reported_in_one_round(database, tmp_path):
+    files = inventories.base()
+    _programme(files)["tier"] = 7  # a schema mistake in dhis2
+    other = _programme(files, 0, "programmes/mtc.yaml")
+    other["ministry"] = "nope"  # a cross-reference mistake in another, well-formed programme
+    other["depends_on"] = ["dhis2"]  # dhis2 has a problem of its own, but it is there
+    problems = _problems(database, tmp_path, files)
+    assert any(p.endswith("programmes[0].tier: must be 1, 2 or 3 (got 7)") for p in problems), problems
+    assert any(f"programme {other['slug']}: unknown ministry 'nope'" in p for p in problems), problems
+    assert not any("unknown programme 'dhis2'" in p for p in problems), problems
+    assert not any("Input should" in p for p in problems), problems
 
 
 def test_duplicate_slug_across_files(database, tmp_path):

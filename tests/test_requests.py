@@ -77,9 +77,9 @@ def test_every_problem_reported_at_once_and_nothing_written(sdb):
         ({"tier": 1}, "plan 'vm-medium' does not offer tier 1 (offers 2, 3)"),
         ({"programme": {"slug": "dhis2", "name": "x"}}, "'dhis2' is already a programme"),
         ({"contacts": {"owner": "a@b.la"}}, "contacts.security: is required"),
-        ({"justification": "short"}, "justification: String should have at least 10 characters"),
-        ({"programme": {"slug": "../etc", "name": "x"}}, "programme.slug: must be [a-z0-9-]"),
-        ({"classification": "top-secret"}, "classification: Input should be"),
+        ({"justification": "short"}, "justification: must be at least 10 characters"),
+        ({"programme": {"slug": "../etc", "name": "x"}}, "programme.slug: must be 2-63 characters of [a-z0-9-]"),
+        ({"classification": "top-secret"}, "classification: must be 'public'"),
         ({"extra": 1}, "extra: unknown field"),
     ],
 )

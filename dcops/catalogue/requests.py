@@ -18,7 +18,8 @@ from dcops.errors import Conflict, NotFound, UserError, ValidationError
 from dcops.inventory.lifecycle import set_programme_status
 from dcops.inventory.capacity import ResourceUsage, choose_cluster
 from dcops.inventory.queries import cluster_usage
-from dcops.inventory.documents import Email, Name, Slug, Text, Title, expand_checks, pydantic_problems
+from dcops.inventory.documents import (Email, Name, Slug, Text, Title, bounded_text, expand_checks,
+                                      pydantic_problems)
 from dcops.inventory.yamlfile import YamlProblem, line_of, load_yaml
 from dcops.models import (
     Allocation,
@@ -97,7 +98,7 @@ class RequestDoc(_Doc):
     classification: Literal["public", "internal", "confidential", "secret"]
     environment: Literal["production", "staging"] = "production"
     personal_data: StrictBool
-    justification: Annotated[str, Field(min_length=10, max_length=5000)]
+    justification: bounded_text(10, 5000)  # type: ignore[valid-type]
     contacts: RequestContactsDoc
     wanted_by: date
     site: Name | None = None
@@ -112,27 +113,51 @@ def _today(tz) -> date:
     return datetime.now(tz).date()
 
 
-def validate_request(conn: Connection, document: Any, *, where: str, today: date) -> RequestDoc:
+# What the published request templates hold until the ministry fills them in.
+PLACEHOLDERS = ("CHANGE-ME", "YYYY-MM-DD")
+
+
+def _placeholders(document: Any, loc: tuple = ()) -> list[tuple]:
+    """Where a template's placeholder is still in the document, field by field."""
+    if isinstance(document, dict):
+        return [found for key, value in document.items() for found in _placeholders(value, (*loc, key))]
+    if isinstance(document, str) and document.strip() in PLACEHOLDERS:
+        return [loc]
+    return []
+
+
+def validate_request(conn: Connection, document: Any, *, where: str, today: date,
+                     flags: dict[tuple, str] | None = None) -> RequestDoc:
     """Check a request document against the catalogue and the inventory; every problem at once.
 
     The checks against the database run on every field that is well formed, even when
-    other fields are not, so one round trip tells the ministry everything to fix.
+    other fields are not, so one round trip tells the ministry everything to fix. `flags`
+    maps the fields given as command-line options to the option: their problems name it.
     """
     if not isinstance(document, dict):
         raise ValidationError([f"{where}: a request is a mapping of fields, not a {type(document).__name__}"])
+    flags = flags or {}
     problems: list[str] = []
     doc = None
     malformed: set[str] = set()
+    at = _locator(document, where, flags)
+    unfilled = _placeholders(document)
+    for loc in unfilled:
+        field_name = ".".join(map(str, loc))
+        problems.append(f"{at(*loc)}: {field_name}: still the template's {document_value(document, loc)!r}: "
+                        "write the real value")
     try:
         doc = RequestDoc.model_validate(document)
     except PydanticValidationError as error:
-        problems.extend(pydantic_problems(error, document, where))
+        # A placeholder is told once, as a placeholder, not again as a malformed value.
+        problems.extend(pydantic_problems(error, document, where, flags, skip=set(unfilled)))
         malformed = {".".join(str(part) for part in item["loc"][:2]) for item in error.errors()}
+    malformed |= {".".join(map(str, loc[:2])) for loc in unfilled}
     fields = {
         key: value for key, value in _well_formed(document, doc).items()
         if key not in malformed and f"programme.{key}" not in malformed
     }
-    problems.extend(_reference_problems(conn, fields, _locator(document, where), today))
+    problems.extend(_reference_problems(conn, fields, at, today))
     if problems or doc is None:
         raise ValidationError(problems)
     return doc
@@ -160,10 +185,20 @@ def _well_formed(document: dict, doc: RequestDoc | None) -> dict:
     }
 
 
-def _locator(document: Any, where: str):
-    """A function giving 'file:line' for a field of the document (just `where` without lines)."""
+def document_value(document: Any, loc: tuple) -> Any:
+    """The value at `loc` in a nested document."""
+    for key in loc:
+        document = document[key]
+    return document
+
+
+def _locator(document: Any, where: str, flags: dict[tuple, str] | None = None):
+    """A function giving 'file:line' for a field of the document (just `where` without lines),
+    or the command-line option that gave it."""
 
     def at(*loc) -> str:
+        if flags and loc in flags:
+            return flags[loc]
         line = line_of(document, loc)
         return f"{where}:{line}" if line else where
 
@@ -223,12 +258,15 @@ def read_request_file(path: Path) -> Any:
 
 def submit(
     database: Database, document: Any, *, actor: str | None = None, where: str = "request", today: date | None = None,
-    tz=None,
+    tz=None, flags: dict[tuple, str] | None = None,
 ) -> int:
-    """Validate and store a new request (state submitted); returns its id."""
+    """Validate and store a new request (state submitted); returns its id.
+
+    `flags`: the fields given as command-line options, each with its option's name (see validate_request).
+    """
     actor = actor or audit.default_actor()
     with database.transaction(immediate=True) as conn:
-        doc = validate_request(conn, document, where=where, today=today or _today(tz))
+        doc = validate_request(conn, document, where=where, today=today or _today(tz), flags=flags)
         now = utcnow()
         ministry_id = conn.execute(select(T_MINISTRY.c.id).where(T_MINISTRY.c.code == doc.ministry)).scalar_one()
         row = {

@@ -53,16 +53,22 @@ def submit_command(
              "classification": classification, "environment": environment, "personal_data": personal_data,
              "justification": justification, "wanted_by": wanted_by, "site": site}
     document.update({k: v for k, v in flags.items() if v is not None})
+    # A problem with a value given as a flag names the flag, not a line of the file.
+    given_by = {(k,): "--" + k.replace("_", "-") for k, v in flags.items() if v is not None}
     nested = {"programme": {"slug": slug, "name": name, "description": description},
               "contacts": {"owner": owner, "security": security_contact}}
+    options = {("programme", "slug"): "--slug", ("programme", "name"): "--name",
+               ("programme", "description"): "--description", ("contacts", "owner"): "--owner",
+               ("contacts", "security"): "--security-contact"}
     for key, values in nested.items():
         given = {k: v for k, v in values.items() if v is not None}
+        given_by.update({(key, k): options[(key, k)] for k in given})
         if isinstance(document.get(key), dict):
             document[key].update(given)
         elif given or key not in document:
             document[key] = given
     request_id = submit(open_database(), document, actor=actor, where=str(file) if file else "request",
-                        tz=settings().tz)
+                        tz=settings().tz, flags=given_by)
     if output == Output.json:
         echo_json({"id": request_id, "state": "submitted"})
     else:

@@ -23,7 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from dcops.inventory.yamlfile import YamlProblem, line_of, load_yaml
+from dcops.errors import in_our_words
+from dcops.inventory.yamlfile import LocatedDict, LocatedList, YamlProblem, line_of, load_yaml
 from dcops.vocabulary import (
     MAX_ALLOCATION_RATIO,
     MAX_RESOURCE_AMOUNT,
@@ -37,7 +38,7 @@ _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-
 
 
 def _check_email(value: str) -> str:
-    if not _EMAIL_RE.match(value):
+    if not _EMAIL_RE.match(value) or _control_character(value, allowed=""):
         raise ValueError(f"not an e-mail address: {value!r}")
     return value
 
@@ -53,9 +54,25 @@ def _check_address(value: str) -> str:
     return value
 
 
+def _control_character(value: str, *, allowed: str) -> str | None:
+    """The first control character of `value` not in `allowed`, escaped ('\\x1b'); None if there is none."""
+    for ch in value:
+        code = ord(ch)
+        if (code < 0x20 or 0x7F <= code < 0xA0) and ch not in allowed:
+            return repr(ch)[1:-1]
+    return None
+
+
 def _check_text(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("contains a NUL character")
+    # Free text is shown in terminals, reports and spreadsheets: escape sequences never get in.
+    if (found := _control_character(value, allowed="\n\t")) is not None:
+        raise ValueError(f"contains a control character ({found}); only line breaks and tabs are allowed")
+    return value
+
+
+def _check_line(value: str) -> str:
+    if (found := _control_character(value, allowed="")) is not None:
+        raise ValueError(f"contains a control character ({found}): one line of text, no escape sequences")
     return value
 
 
@@ -80,15 +97,22 @@ Name = Annotated[
     str,
     Field(pattern=NAME_PATTERN, description="[a-z0-9-], 1-63 characters, no dash at either end"),
 ]
-Text = Annotated[str, Field(max_length=10_000), AfterValidator(_check_text)]
-Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_check_text)]
+def bounded_text(min_length: int = 0, max_length: int = 10_000):
+    """Free text (line breaks and tabs allowed, no other control character) of bounded length."""
+    return Annotated[str, Field(min_length=min_length, max_length=max_length), AfterValidator(_check_text)]
+
+
+Text = bounded_text()
+Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_check_line)]
 Email = Annotated[str, Field(max_length=254), AfterValidator(_check_email)]
 Address = Annotated[str, AfterValidator(_check_address)]
 Minutes = Annotated[StrictInt, Field(ge=0, le=525_600)]  # at most a year
 Ratio = Annotated[float, Field(gt=0, le=MAX_ALLOCATION_RATIO, allow_inf_nan=False)]
 
-MESSAGES = {
-    "string_pattern_mismatch": "must be [a-z0-9-], no dash at either end",
+# What each name pattern asks for, in words (pydantic would print the regular expression).
+PATTERN_MESSAGES = {
+    SLUG_PATTERN: "must be 2-63 characters of [a-z0-9-], no dash at either end",
+    NAME_PATTERN: "must be 1-63 characters of [a-z0-9-], no dash at either end",
 }
 
 
@@ -430,6 +454,9 @@ class Desired:
     offerings: dict[str, dict] = field(default_factory=dict)
     plans: dict[str, dict] = field(default_factory=dict)
     origins: dict[tuple, str] = field(default_factory=dict)
+    # Records left out because they have schema problems, as ("ministry", code) and the like:
+    # the cross-checks take them as present, so one round reports every other mistake too.
+    unchecked: set[tuple] = field(default_factory=set)
 
 
 def programme_state(doc: ProgrammeDoc) -> dict[str, Any]:
@@ -489,24 +516,37 @@ def plan_state(offering_id: str, doc: PlanDoc) -> dict[str, Any]:
     }
 
 
-def pydantic_problems(error: PydanticValidationError, data: Any, where: str) -> list[str]:
+def pydantic_problems(error: PydanticValidationError, data: Any, where: str,
+                      flags: dict[tuple, str] | None = None, skip: set[tuple] = frozenset()) -> list[str]:
+    """Each problem pydantic found, as 'file:line: field: message' in dcops' words.
+
+    `flags` maps a field's location to the command-line option that gave it: a problem
+    with that field is then told as the option's ('--tier: ...'), not a line of the file.
+    Problems at a location in `skip` are left out (the caller told them already).
+    """
     problems = []
     for item in error.errors(include_url=False):
         loc = tuple(item["loc"])
+        if loc in skip:
+            continue
+        option = next((name for field_loc, name in (flags or {}).items() if loc[:len(field_loc)] == field_loc), None)
         line = line_of(data, loc)
         path = _format_loc(loc)
-        message = MESSAGES.get(item["type"], item["msg"])
-        if item["type"] == "extra_forbidden":
+        message = in_our_words(item["msg"])
+        if item["type"] == "string_pattern_mismatch":
+            message = PATTERN_MESSAGES.get((item.get("ctx") or {}).get("pattern"), "has characters it may not have")
+        elif item["type"] == "extra_forbidden":
             message = "unknown field"
         elif item["type"] == "missing":
             message = "is required"
-        elif message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
         given = item.get("input")
-        if item["type"] in ("literal_error", "string_pattern_mismatch", "int_type", "bool_type") and not isinstance(
-            given, (dict, list)
-        ):
+        if item["type"] in ("literal_error", "string_pattern_mismatch", "int_type", "int_parsing", "bool_type",
+                            "bool_parsing", "float_parsing", "float_type", "greater_than_equal", "less_than_equal",
+                            "greater_than", "less_than") and not isinstance(given, (dict, list)):
             message += f" (got {given!r})"
+        if option is not None:
+            problems.append(f"{option}: {message}")
+            continue
         prefix = f"{where}:{line}" if line else where
         problems.append(f"{prefix}: {path}: {message}" if path else f"{prefix}: {message}")
     return problems
@@ -570,9 +610,55 @@ def read_directory(directory: Path) -> tuple[Desired, list[str]]:
             doc = InventoryFileDoc.model_validate(data)
         except PydanticValidationError as error:
             problems.extend(pydantic_problems(error, data, where))
-            continue
+            data, doc = _valid_part(data, error, desired.unchecked)
+            if doc is None:
+                continue
         add_document(desired, doc, data, where, problems, seen)
     return desired, problems
+
+
+# The field that names a record of each section, and the kind the cross-checks know it by.
+_RECORD_KEYS = {"ministries": ("ministry", "code"), "sites": ("site", "code"), "programmes": ("programme", "slug"),
+                "offerings": ("offering", "id"), "sla_tiers": ("tier", "tier")}
+
+
+def _valid_part(data: LocatedDict, error: PydanticValidationError, unchecked: set[tuple]):
+    """The file without its records that have problems (their names go to `unchecked`), validated;
+    (data, None) when what is left still fails."""
+    bad: set[tuple] = set()
+    for item in error.errors():
+        loc = item["loc"]
+        if len(loc) >= 2 and loc[0] in _RECORD_KEYS and isinstance(loc[1], int):
+            bad.add((loc[0], loc[1]))
+        else:
+            return data, None  # a whole section is wrong: nothing in the file is told apart
+    kept = LocatedDict()
+    kept.line, kept.key_lines = data.line, dict(data.key_lines)
+    for section, records in data.items():
+        if not isinstance(records, LocatedList):
+            kept[section] = records
+            continue
+        rest = LocatedList()
+        rest.line, rest.item_lines = records.line, []
+        for index, record in enumerate(records):
+            if (section, index) not in bad:
+                rest.append(record)
+                rest.item_lines.append(records.item_lines[index])
+                continue
+            kind, key = _RECORD_KEYS[section]
+            if isinstance(record, dict):
+                unchecked.add((kind, record.get(key)))
+                children = {"sites": ("cluster", "clusters", "name"), "offerings": ("plan", "plans", "id")}
+                if section in children:
+                    child_kind, child_list, child_key = children[section]
+                    for child in record.get(child_list) or []:
+                        if isinstance(child, dict):
+                            unchecked.add((child_kind, child.get(child_key)))
+        kept[section] = rest
+    try:
+        return kept, InventoryFileDoc.model_validate(kept)
+    except PydanticValidationError:
+        return data, None
 
 
 def add_document(

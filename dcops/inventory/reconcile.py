@@ -229,10 +229,13 @@ def unmonitored(desired: Desired, current: Current, retiring: set[str], *, every
 def check(desired: Desired, current: Current, retiring: set[str]) -> list[str]:
     """Every cross-reference and capacity problem of `desired` against `current`."""
     problems: list[str] = []
-    ministries = set(current.ministries) | set(desired.ministries)
-    plans = set(current.plans) | set(desired.plans)
+    unchecked = desired.unchecked  # records with schema problems, told already: taken as present
+    ministries = set(current.ministries) | set(desired.ministries) | {k for kind, k in unchecked if kind == "ministry"}
+    plans = set(current.plans) | set(desired.plans) | {k for kind, k in unchecked if kind == "plan"}
     clusters = {**current.clusters, **desired.clusters}
+    known_clusters = set(clusters) | {k for kind, k in unchecked if kind == "cluster"}
     effective = _effective_programmes(desired, current, retiring)
+    known_programmes = set(effective) | {k for kind, k in unchecked if kind == "programme"}
 
     for slug, state in desired.programmes.items():
         at = _at(desired, ("programme", slug))
@@ -244,15 +247,15 @@ def check(desired: Desired, current: Current, retiring: set[str]) -> list[str]:
         for dependency in state["depends_on"]:
             if dependency == slug:
                 problems.append(f"{at}programme {slug}: depends on itself")
-            elif dependency not in effective:
+            elif dependency not in known_programmes:
                 problems.append(f"{at}programme {slug}: depends on unknown programme {dependency!r}")
         if status == "retired" and state["allocations"]:
             problems.append(f"{at}programme {slug}: a retired programme holds no allocations")
         for cluster in state["allocations"]:
-            if cluster not in clusters:
+            if cluster not in known_clusters:
                 problems.append(f"{at}programme {slug}: allocation on unknown cluster {cluster!r}")
         for host, host_state in state["hosts"].items():
-            if host_state["cluster"] not in clusters:
+            if host_state["cluster"] not in known_clusters:
                 problems.append(f"{at}host {host}: unknown cluster {host_state['cluster']!r}")
             owner = current.host_owner.get(host)
             if owner is not None and owner != slug and owner not in desired.programmes:
@@ -552,6 +555,14 @@ def _apply_programmes(conn, plan: Plan, desired: Desired, current: Current, ids:
                         (T_ALLOCATION, allocation_rows), (T_HOST, host_inserts)):
         if rows:
             conn.execute(insert(table), rows)
+
+
+def cross_check(database: Database, desired: Desired, *, prune: bool = False) -> list[str]:
+    """The cross-reference and capacity problems of `desired` against the database; writes nothing."""
+    with database.transaction() as conn:
+        current = read_current(conn)
+        retiring = programmes_to_retire(desired, current, _request_managed(conn)) if prune else set()
+        return check(desired, current, retiring)
 
 
 def reconcile(

@@ -18,7 +18,7 @@ from dcops.inventory.documents import (
     read_directory,
 )
 from dcops.inventory.export import programme_document
-from dcops.inventory.reconcile import Current, Plan, reconcile
+from dcops.inventory.reconcile import Current, Plan, cross_check, reconcile
 
 
 def load_directory(
@@ -36,7 +36,8 @@ def load_directory(
     progress(f"reading and validating {directory}")
     desired, problems = read_directory(directory)
     if problems:
-        raise ValidationError(problems)
+        # The cross-checks run on the records that are well formed: every mistake in one round.
+        raise ValidationError(problems + cross_check(database, desired, prune=prune))
     progress(
         f"checking {len(desired.programmes)} programmes against the database"
         + ("" if dry_run else ", then applying the plan")
