@@ -147,18 +147,133 @@ def verify(conn: Connection) -> Verification:
     return Verification(count, None, "", expected_prev)
 
 
-def list_entries(
-    conn: Connection, *, object_key: str | None = None, since: datetime | None = None, limit: int = 1000
-) -> list[dict]:
-    """The latest `limit` entries, oldest first, filtered by object key (a slug, a request id...) and time."""
+# What each kind of object is called in the log (`TYPE:KEY`); inventory records use their kind.
+OBJECT_TYPES = ("programme", "request", "job", "maintenance", "report",
+                "ministry", "site", "cluster", "offering", "plan", "sla_tier")
+INVENTORY_KINDS = ("sla_tier", "ministry", "site", "cluster", "offering", "plan", "programme")
+JOB_KINDS = ("provision", "decommission", "verify")
+# An inventory plan's change, as its action names it.
+INVENTORY_ACTIONS = {"create": "created", "update": "updated", "retire": "retired"}
+
+# Actions are past tense: what happened, or the state reached (request.approved, job.provision.failed).
+# Entries written before that rule keep their recorded names (the chain hashes them); they
+# are read under today's names. `programme.status` is named by the status it reached.
+RENAMED_ACTIONS = {
+    "request.submit": "request.submitted",
+    "request.sign-off": "request.signed-off",
+    "allocation.reserve": "allocation.reserved",
+    "endpoint.create": "endpoint.created",
+    "maintenance.add": "maintenance.added",
+    "maintenance.cancel": "maintenance.cancelled",
+    "report.freeze": "report.frozen",
+    **{f"inventory.{kind}.{old}": f"inventory.{kind}.{new}"
+       for kind in INVENTORY_KINDS for old, new in INVENTORY_ACTIONS.items()},
+    **{f"job.{kind}.start": f"job.{kind}.started" for kind in JOB_KINDS},
+    **{f"job.{kind}.canceled": f"job.{kind}.cancelled" for kind in JOB_KINDS},
+}
+
+
+def action_name(action: str, after: dict | None = None) -> str:
+    """An action under today's name, whenever it was recorded (`request.submit` reads `request.submitted`)."""
+    if action == "programme.status" and isinstance(after, dict) and after.get("status"):
+        return f"programme.{after['status']}"
+    return RENAMED_ACTIONS.get(action, action)
+
+
+def parse_object(text: str) -> tuple[str | None, str]:
+    """`TYPE:KEY` as (type, key), or a bare KEY as (None, key); an unknown TYPE is a UserError."""
+    from dcops.errors import UserError
+
+    kind, colon, key = text.partition(":")
+    if not colon:
+        return None, text
+    if kind not in OBJECT_TYPES:
+        raise UserError(f"--object {text}: no object type {kind!r} (one of {', '.join(OBJECT_TYPES)})")
+    if not key:
+        raise UserError(f"--object {text}: give the key after the type, as in programme:lesmis-v2 or request:12")
+    return kind, key
+
+
+def object_types(conn: Connection, object_key: str) -> list[str]:
+    """The types of the objects the log names by `object_key` (request 1, job 1, window 1...)."""
     table = _table()
-    conditions = []
-    if object_key is not None:
-        conditions.append(table.c.object_key == object_key)
-    if since is not None:
-        conditions.append(table.c.at >= since)
     from sqlalchemy import select
 
+    return sorted(conn.execute(select(table.c.object_type).where(table.c.object_key == object_key).distinct())
+                  .scalars())
+
+
+def _concerning(conn: Connection, slug: str):
+    """The entries that concern programme `slug`: its own (hosts, endpoints, allocations, status,
+    retirement), its requests', its jobs' and its own maintenance windows'. One SQL condition."""
+    from sqlalchemy import String, and_, cast, exists, func, or_, select
+
+    from dcops.models import HostingRequest, Job, MaintenanceWindow, Programme
+
+    table = _table()
+    requests, jobs, windows, programmes = (HostingRequest.__table__, Job.__table__, MaintenanceWindow.__table__,
+                                           Programme.__table__)
+    # Jobs hold their programmes as a JSON list: its elements, in each database's own words.
+    elements = (func.json_array_elements_text if conn.dialect.name == "postgresql" else func.json_each)
+    listed = elements(jobs.c.programmes).table_valued("value")
+    job_ids = select(cast(jobs.c.id, String)).where(exists(select(1).select_from(listed).where(listed.c.value == slug)))
+    return or_(
+        and_(table.c.object_type == "programme", table.c.object_key == slug),
+        and_(table.c.object_type == "request", table.c.object_key.in_(
+            select(cast(requests.c.id, String)).where(requests.c.programme_slug == slug))),
+        and_(table.c.object_type == "job", table.c.object_key.in_(job_ids)),
+        and_(table.c.object_type == "maintenance", table.c.object_key.in_(
+            select(cast(windows.c.id, String)).join(programmes, programmes.c.id == windows.c.programme_id)
+            .where(programmes.c.slug == slug))),
+    )
+
+
+def _require_programme(conn: Connection, slug: str) -> None:
+    from sqlalchemy import exists, or_, select
+
+    from dcops.errors import NotFound
+    from dcops.models import HostingRequest, Programme
+
+    programmes, requests = Programme.__table__, HostingRequest.__table__
+    known = select(or_(exists().where(programmes.c.slug == slug), exists().where(requests.c.programme_slug == slug)))
+    if not conn.execute(known).scalar():
+        raise NotFound(f"no programme {slug!r}, nor a request for one (see `dcops programme list`)")
+
+
+def list_entries(
+    conn: Connection,
+    *,
+    object_type: str | None = None,
+    object_key: str | None = None,
+    programme: str | None = None,
+    since: datetime | None = None,
+    limit: int = 1000,
+) -> list[dict]:
+    """The latest `limit` entries, oldest first, filtered in the query.
+
+    `object_type` and `object_key` name one object (`request`, `12`); a key alone matches it
+    under every type. `programme` (or the object `programme:SLUG`, or a bare key that is a
+    programme's slug) takes every entry that concerns the programme (see `_concerning`).
+    """
+    from sqlalchemy import or_, select
+
+    table = _table()
+    conditions = []
+    if object_type == "programme" and object_key is not None:
+        programme, object_type, object_key = object_key, None, None
+    if object_key is not None:
+        named = table.c.object_key == object_key
+        if object_type is not None:
+            conditions.append(named & (table.c.object_type == object_type))
+        else:
+            conditions.append(or_(named, _concerning(conn, object_key)))
+    elif object_type is not None:
+        conditions.append(table.c.object_type == object_type)
+    if programme is not None:
+        _require_programme(conn, programme)
+        conditions.append(_concerning(conn, programme))
+    if since is not None:
+        conditions.append(table.c.at >= since)
     query = select(table).where(*conditions)
     if limit:
         # The newest `limit` by key, then put back in order: never the whole log for its tail.
@@ -166,7 +281,8 @@ def list_entries(
     rows = conn.execute(query.order_by("id"))
     return [
         {
-            "id": r.id, "at": iso_utc(r.at), "actor": r.actor, "action": r.action,
+            "id": r.id, "at": iso_utc(r.at), "actor": r.actor, "action": action_name(r.action, r.after),
+            "recorded_action": r.action, "object": f"{r.object_type}:{r.object_key}",
             "object_type": r.object_type, "object_key": r.object_key,
             "before": r.before, "after": r.after, "hash": r.hash,
         }

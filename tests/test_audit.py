@@ -10,7 +10,11 @@ import sqlalchemy as sa
 
 from dcops import audit
 from dcops.catalogue.requests import approve, submit
+from dcops.errors import NotFound, UserError
 from dcops.inventory.service import load_directory, update_programme
+from dcops.maintenance import add_window
+from dcops.provisioning.jobs import finish_job, start_job
+from dcops.provisioning.runner import RunResult
 
 import inventories
 import requests_fixtures
@@ -39,9 +43,11 @@ def verification(database):
 def test_every_change_is_logged_with_actor_before_and_after(logged):
     log = entries(logged)
     actions = [e["action"] for e in log]
-    assert actions.count("inventory.programme.create") == 3
-    assert actions[-4:] == ["inventory.programme.update", "request.submit", "allocation.reserve", "request.approved"]
-    update = next(e for e in log if e["action"] == "inventory.programme.update")
+    assert actions.count("inventory.programme.created") == 3
+    assert actions[-4:] == ["inventory.programme.updated", "request.submitted", "allocation.reserved",
+                            "request.approved"]
+    assert [e["recorded_action"] for e in log] == actions  # written under today's names
+    update = next(e for e in log if e["action"] == "inventory.programme.updated")
     assert (update["actor"], update["object_key"], update["before"], update["after"]) == (
         "editor", "dhis2", {"tier": 1}, {"tier": 2})
     assert [e["id"] for e in log] == list(range(1, len(log) + 1))
@@ -117,3 +123,126 @@ def test_cli_verify_exits_non_zero_when_broken(cli, tmp_path):
     database.dispose()
     result = cli("audit", "verify", expect=1)
     assert "broken at entry 3: entry 2 is missing: deleted" in result.stderr
+
+
+def _job(database, kind, slugs, home, status="successful"):
+    """A job through the library's own start and finish (no Ansible: what the log records is the same)."""
+    job_id, _chosen, _folder = start_job(database, kind, slugs, actor="ops", check=False, sandbox=True, home=home)
+    finish_job(database, job_id, RunResult(status=status, rc=0 if status == "successful" else 2), actor="ops")
+    return job_id
+
+
+@pytest.fixture
+def lived(logged, tmp_path):
+    """`logged`, then new-portal's whole life: provisioned, a window, decommissioned; dhis2 gets a window too."""
+    _job(logged, "provision", ["new-portal"], tmp_path)
+    start = datetime.now(timezone.utc) + timedelta(days=2)
+    for slug in ("new-portal", "dhis2"):
+        add_window(logged, programme=slug, cluster=None, starts_at=start, ends_at=start + timedelta(hours=1),
+                   reason="patching", change_ref="CHG-1", actor="ops")
+    _job(logged, "decommission", ["new-portal"], tmp_path)
+    return logged
+
+
+def test_a_programme_filter_finds_every_entry_that_concerns_it(lived):
+    log = entries(lived, programme="new-portal")
+    assert [(e["object"], e["action"]) for e in log] == [
+        ("request:1", "request.submitted"),
+        ("programme:new-portal", "allocation.reserved"),
+        ("request:1", "request.approved"),
+        ("request:1", "request.provisioning"),
+        ("job:1", "job.provision.started"),
+        ("request:1", "request.active"),
+        ("job:1", "job.provision.successful"),
+        ("maintenance:1", "maintenance.added"),
+        ("request:1", "request.decommission-requested"),
+        ("job:2", "job.decommission.started"),
+        ("request:1", "request.retired"),
+        ("job:2", "job.decommission.successful"),
+    ]
+    assert entries(lived, object_type="programme", object_key="new-portal") == log
+    assert entries(lived, object_key="new-portal") == log  # a bare slug is the programme
+    dhis2 = entries(lived, programme="dhis2")
+    assert {e["object"] for e in dhis2} == {"programme:dhis2", "maintenance:2"}
+    assert [e["action"] for e in dhis2][-1] == "maintenance.added"
+    with pytest.raises(NotFound, match="no programme 'nope'"):
+        entries(lived, programme="nope")
+
+
+def test_an_object_is_named_by_type_and_key(lived):
+    assert {e["object"] for e in entries(lived, object_type="request", object_key="1")} == {"request:1"}
+    assert [e["action"] for e in entries(lived, object_type="job", object_key="1")] == [
+        "job.provision.started", "job.provision.successful"]
+    assert {e["object"] for e in entries(lived, object_key="1")} == {"request:1", "job:1", "maintenance:1"}
+    with lived.transaction() as conn:
+        assert audit.object_types(conn, "1") == ["job", "maintenance", "request"]
+    assert audit.parse_object("request:12") == ("request", "12")
+    assert audit.parse_object("lesmis-v2") == (None, "lesmis-v2")
+    with pytest.raises(UserError, match="no object type 'window'"):
+        audit.parse_object("window:1")
+
+
+def test_entries_recorded_under_old_names_read_under_todays_and_still_verify(logged):
+    old = [("request.submit", "request", "9", None), ("inventory.cluster.retire", "cluster", "gen-b", None),
+           ("job.provision.start", "job", "9", None), ("job.verify.canceled", "job", "9", {"status": "canceled"}),
+           ("programme.status", "programme", "dhis2", {"status": "failed", "reason": "job 9 failed"}),
+           ("maintenance.cancel", "maintenance", "9", None), ("report.freeze", "report", "9", None)]
+    with logged.transaction(immediate=True) as conn:
+        audit.append(conn, [audit.Event("old", action, kind, key, None, after) for action, kind, key, after in old])
+    tail = entries(logged)[-len(old):]
+    assert [e["recorded_action"] for e in tail] == [action for action, *_ in old]
+    assert [e["action"] for e in tail] == [
+        "request.submitted", "inventory.cluster.retired", "job.provision.started", "job.verify.cancelled",
+        "programme.failed", "maintenance.cancelled", "report.frozen"]
+    assert verification(logged).ok
+
+
+def test_cli_table_shows_whole_actions_and_objects_in_80_columns(cli, tmp_path):
+    database_path = tmp_path / "inv"
+    cli("inventory", "load", inventories.write(database_path, requests_fixtures.inventory()), "--actor",
+        "somphone.security.officer")
+    request_file = tmp_path / "request.json"
+    request_file.write_text(json.dumps(requests_fixtures.request("census-2015-portal-archive")))
+    cli("request", "submit", request_file, "--actor", "desk")
+    cli("request", "approve", "1", "--actor", "ops")
+    table = cli("audit", "list").stdout
+    lines = table.splitlines()
+    assert max(len(line) for line in lines) <= 80, table
+    assert lines[0].split() == ["ID", "AT", "(UTC)", "ACTOR", "ACTION", "OBJECT"]
+    action_at, object_at = lines[0].index("ACTION"), lines[0].index("OBJECT")
+    shown = []  # (action, object), an object's continuation lines joined back
+    for line in lines[1:]:
+        if line[:object_at].strip():
+            shown.append([line[action_at:object_at].strip(), line[object_at:]])
+        else:
+            shown[-1][1] += line[object_at:]
+    logged = json.loads(cli("audit", "list", "-o", "json").stdout)
+    assert shown == [[e["action"], e["object"]] for e in logged]  # whole, never cut
+    assert ["allocation.reserved", "programme:census-2015-portal-archive"] in shown
+    assert "somphone.se…" in table  # a long actor is cut; --output json has it whole
+    mine = cli("audit", "list", "--programme", "census-2015-portal-archive", "-o", "json").stdout
+    assert [(e["object"], e["action"]) for e in json.loads(mine)] == [
+        ("request:1", "request.submitted"), ("programme:census-2015-portal-archive", "allocation.reserved"),
+        ("request:1", "request.approved")]
+    both = cli("audit", "list", "--object", "request:1", "-o", "json")
+    assert {e["object"] for e in json.loads(both.stdout)} == {"request:1"} and both.stderr == ""
+
+
+def test_cli_object_mistakes_are_one_line_errors(cli, tmp_path):
+    cli("inventory", "load", inventories.write(tmp_path / "inv", inventories.base()))
+    unknown = cli("audit", "list", "--object", "window:1", expect=2)
+    assert unknown.stderr.startswith("dcops: error: --object window:1: no object type 'window'")
+    assert unknown.stderr.count("\n") == 1
+    assert "no programme 'nope'" in cli("audit", "list", "--programme", "nope", expect=2).stderr
+
+
+def test_cli_bare_key_of_several_types(cli, tmp_path):
+    cli("inventory", "load", inventories.write(tmp_path / "inv", requests_fixtures.inventory()))
+    request_file = tmp_path / "request.json"
+    request_file.write_text(json.dumps(requests_fixtures.request()))
+    cli("request", "submit", request_file)
+    cli("maintenance", "add", "dhis2", "--start", "2099-12-05 22:00", "--end", "2099-12-06 02:00",
+        "--reason", "patching", "--change-ref", "CHG-1")
+    result = cli("audit", "list", "--object", "1", "-o", "json")
+    assert {e["object"] for e in json.loads(result.stdout)} == {"request:1", "maintenance:1"}
+    assert "--object 1 names maintenance:1, request:1" in result.stderr

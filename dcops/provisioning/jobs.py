@@ -92,7 +92,7 @@ def _move(conn: Connection, slug: str, status: str, *, actor: str, reason: str =
         transition(conn, request, request_state[status], actor=actor, reason=reason)
         return
     set_programme_status(conn, programme.id, status, now=utcnow())
-    audit.record(conn, audit.Event(actor, "programme.status", "programme", slug, {"status": programme.status},
+    audit.record(conn, audit.Event(actor, f"programme.{status}", "programme", slug, {"status": programme.status},
                                    {"status": status, **({"reason": reason} if reason else {})}))
 
 
@@ -167,7 +167,7 @@ def start_job(
         conn.execute(update(T_JOB).where(T_JOB.c.id == job_id).values(private_data_dir=str(private_data_dir)))
         if not check:
             _follow_start(conn, kind, chosen, actor)
-        audit.record(conn, audit.Event(actor, f"job.{kind}.start", "job", str(job_id), None,
+        audit.record(conn, audit.Event(actor, f"job.{kind}.started", "job", str(job_id), None,
                                        {"programmes": chosen, "check_mode": check, "sandbox": sandbox}))
     return job_id, chosen, private_data_dir
 
