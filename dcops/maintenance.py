@@ -117,7 +117,7 @@ def add_window(
             change_ref=change_ref, recorded_at=now, recorded_by=actor,
         ).returning(T_WINDOW.c.id)).scalar_one()
         window = _windows(conn, T_WINDOW.c.id == window_id)[0]
-        record(conn, Event(actor, "maintenance.add", "maintenance", str(window_id), None, window.as_dict()))
+        record(conn, Event(actor, "maintenance.added", "maintenance", str(window_id), None, window.as_dict()))
     return window
 
 
@@ -139,7 +139,7 @@ def cancel_window(database: Database, window_id: int, *, actor: str | None = Non
         conn.execute(update(T_WINDOW).where(T_WINDOW.c.id == window_id)
                      .values(cancelled_at=now, cancelled_by=actor))
         after = _windows(conn, T_WINDOW.c.id == window_id)[0]
-        record(conn, Event(actor, "maintenance.cancel", "maintenance", str(window_id), before.as_dict(),
+        record(conn, Event(actor, "maintenance.cancelled", "maintenance", str(window_id), before.as_dict(),
                            after.as_dict()))
     return after
 

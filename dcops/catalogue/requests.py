@@ -291,7 +291,7 @@ def submit(
             "updated_at": now,
         }
         request_id = conn.execute(insert(T_REQUEST).values(**row).returning(T_REQUEST.c.id)).scalar_one()
-        audit.record(conn, audit.Event(actor, "request.submit", "request", str(request_id), None,
+        audit.record(conn, audit.Event(actor, "request.submitted", "request", str(request_id), None,
                                        {**doc.model_dump(mode="json"), "state": "submitted"}))
     return request_id
 
@@ -363,7 +363,7 @@ def sign_off(database: Database, request_id: int, *, actor: str | None = None) -
             update(T_REQUEST).where(T_REQUEST.c.id == request_id)
             .values(security_signoff_by=actor, security_signoff_at=utcnow(), updated_at=utcnow())
         )
-        audit.record(conn, audit.Event(actor, "request.sign-off", "request", str(request_id),
+        audit.record(conn, audit.Event(actor, "request.signed-off", "request", str(request_id),
                                        None, {"security_signoff_by": actor}))
 
 
@@ -440,13 +440,13 @@ def approve(
             ])
         hosts = _host_rows(conn, request.programme_slug, plan.instances, programme_id, cluster_id)
         conn.execute(insert(T_HOST), hosts)
-        audit.record(conn, audit.Event(actor, "allocation.reserve", "programme", request.programme_slug, None,
+        audit.record(conn, audit.Event(actor, "allocation.reserved", "programme", request.programme_slug, None,
                                        {"cluster": chosen, **needed, "request": request_id,
                                         "hosts": [h["name"] for h in hosts]}))
         endpoints = _check_rows(request_id, offering, request.programme_slug, [h["address"] for h in hosts])
         if endpoints:
             conn.execute(insert(T_ENDPOINT), [{"programme_id": programme_id, **e} for e in endpoints])
-            audit.record(conn, audit.Event(actor, "endpoint.create", "programme", request.programme_slug, None, {
+            audit.record(conn, audit.Event(actor, "endpoint.created", "programme", request.programme_slug, None, {
                 "endpoints": {e["name"]: {k: v for k, v in e.items() if k != "name"} for e in endpoints},
                 "offering": offering.id, "request": request_id,
             }))

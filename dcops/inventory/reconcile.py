@@ -603,7 +603,7 @@ def audit_events(plan: Plan, actor: str) -> list[audit.Event]:
     return [
         audit.Event(
             actor=actor,
-            action=f"inventory.{change.kind}.{change.action}",
+            action=f"inventory.{change.kind}.{audit.INVENTORY_ACTIONS[change.action]}",
             object_type=change.kind,
             object_key=change.key,
             before=None if change.action == "create" else {f.field: f.old for f in change.fields},

@@ -242,7 +242,7 @@ def freeze(database: Database, document: dict, *, actor: str | None = None, now:
         frozen = {**document, "frozen": {"id": report_id, "inputs_digest": document["inputs_digest"],
                                           "frozen_at": iso_utc(now), "frozen_by": actor}}
         conn.execute(update(T_FROZEN).where(T_FROZEN.c.id == report_id).values(document=canonical_json(frozen)))
-        record(conn, Event(actor, "report.freeze", "report", str(report_id), None,
+        record(conn, Event(actor, "report.frozen", "report", str(report_id), None,
                            {"kind": document["kind"], "period": document["period"]["label"], "scope": scope,
                             "inputs_digest": document["inputs_digest"]}))
     return frozen
