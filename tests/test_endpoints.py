@@ -64,8 +64,8 @@ def test_approval_creates_the_offerings_checks_with_expanded_targets(any_databas
             "SELECT action, after FROM audit_entry WHERE object_type = 'programme' AND object_key = 'new-portal' "
             "ORDER BY id")).all()
     after = {action: (json.loads(a) if isinstance(a, str) else a) for action, a in entries}
-    assert set(after["endpoint.create"]["endpoints"]) == {"cert", "ssh-1", "ssh-2", "web"}
-    assert after["endpoint.create"]["request"] == request_id
+    assert set(after["endpoint.created"]["endpoints"]) == {"cert", "ssh-1", "ssh-2", "web"}
+    assert after["endpoint.created"]["request"] == request_id
 
 
 def test_approval_of_an_offering_without_checks_says_it_will_not_be_monitored(database, tmp_path):

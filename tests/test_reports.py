@@ -53,7 +53,7 @@ def test_maintenance_add_list_cancel_is_audited(loaded_cli):
     assert again.stderr.count("\n") == 1 and "already cancelled" in again.stderr
     actions = [e["action"] for e in json.loads(loaded_cli("audit", "list", "--object", "1", "--output",
                                                           "json").stdout)]
-    assert actions[-2:] == ["maintenance.add", "maintenance.cancel"]
+    assert actions[-2:] == ["maintenance.added", "maintenance.cancelled"]
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -49,7 +49,7 @@ def test_submit_approve_places_and_reserves(db):
             "WHERE p.slug = 'new-portal' ORDER BY a.resource")).all()
     assert record["state"] == "approved" and record["cluster"] == "gen-a" and record["decided_by"] == "ops"
     assert [tuple(r) for r in allocated] == [("ram_gib", 32), ("storage_gib", 200), ("vcpu", 8)]
-    assert [h["action"] for h in record["history"]] == ["request.submit", "request.approved"]
+    assert [h["action"] for h in record["history"]] == ["request.submitted", "request.approved"]
 
 
 def test_every_problem_reported_at_once_and_nothing_written(sdb):
