@@ -13,7 +13,8 @@ from sqlalchemy import BigInteger, DateTime, event, exc, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import TypeDecorator
 
-from dcops.errors import DatabaseBusy, DatabaseError, DatabaseMissing, SchemaMismatch, UserError
+from dcops.errors import (ConfigError, DatabaseBusy, DatabaseError, DatabaseMissing, DatabaseUnreachable, SchemaMismatch,
+                          UserError)
 
 if TYPE_CHECKING:
     from dcops.settings import Settings
@@ -176,8 +177,36 @@ def translated_errors(url: str) -> Iterator[None]:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    """The URL without its password, for messages (settings.redacted_url, whatever the scheme)."""
+    from dcops.settings import redacted_url
+
+    return redacted_url(url)
+
+
+def _engine(settings: "Settings") -> Engine:
+    """The engine of DCOPS_DATABASE_URL; a URL SQLAlchemy cannot use is the setting's mistake."""
+    try:
+        return make_engine(settings.database_url, busy_timeout_ms=settings.busy_timeout_ms)
+    except (exc.ArgumentError, exc.NoSuchModuleError, ImportError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"DCOPS_DATABASE_URL={redact(settings.database_url)} cannot be used: {reason}") from None
+
+
+@contextmanager
+def _connected(engine: Engine, url: str) -> Iterator[Connection]:
+    """A first connection; a server that cannot be reached (or refuses us) is told in one line, exit 2."""
+    try:
+        conn = engine.connect()
+    except exc.OperationalError as error:
+        if engine.dialect.name == "sqlite":
+            raise
+        reason = str(error.orig if error.orig is not None else error).strip().splitlines()
+        raise DatabaseUnreachable(
+            f"cannot connect to the database at DCOPS_DATABASE_URL={redact(url)}: "
+            f"{reason[0] if reason else 'connection failed'}"
+        ) from None
+    with conn:
+        yield conn
 
 
 @dataclass
@@ -254,10 +283,10 @@ def open_database(settings: "Settings") -> Database:
             f"no dcops database at {path}: create it with `dcops db upgrade` "
             "(or set DCOPS_DATABASE_URL / DCOPS_HOME)"
         )
-    engine = make_engine(settings.database_url, busy_timeout_ms=settings.busy_timeout_ms)
+    engine = _engine(settings)
     database = Database(engine=engine, url=settings.database_url)
     with translated_errors(settings.database_url):
-        with engine.connect() as conn:
+        with _connected(engine, settings.database_url) as conn:
             check_revision(current_revision(conn), settings.database_url)
     return database
 
@@ -285,10 +314,10 @@ def upgrade(settings: "Settings") -> UpgradeResult:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UserError(f"cannot create {path.parent}: {error.strerror}") from None
-    engine = make_engine(settings.database_url, busy_timeout_ms=settings.busy_timeout_ms)
+    engine = _engine(settings)
     try:
         with translated_errors(settings.database_url):
-            with engine.connect() as conn:
+            with _connected(engine, settings.database_url) as conn:
                 before = current_revision(conn)
                 conn.rollback()
             if before is not None and before not in KNOWN_REVISIONS:

@@ -55,6 +55,10 @@ class SchemaMismatch(DatabaseError, UserError):
     """The database schema is older or newer than this dcops."""
 
 
+class DatabaseUnreachable(DatabaseError, UserError):
+    """The database server cannot be reached, or refuses the connection: DCOPS_DATABASE_URL is to check."""
+
+
 class DatabaseBusy(DatabaseError, UserError):
     """Another process holds the database lock for longer than the busy timeout."""
 

@@ -56,7 +56,12 @@ class Window:
 
 
 def parse_time(text: str, tz: ZoneInfo, *, option: str) -> datetime:
-    """An operator's time: ISO 8601 with an offset, or a local time in the data centre's zone."""
+    """An operator's time, as an aware UTC datetime: the one rule for every time dcops reads.
+
+    ISO 8601 with an offset ('2026-10-12T15:00Z', '2026-10-12 22:00+07:00') is that instant;
+    without one ('2026-10-12 22:00', or a day, '2026-10-12', meaning its midnight) it is local
+    time in the data centre's zone `tz` (DCOPS_TIMEZONE). A mistake names `option`.
+    """
     try:
         moment = datetime.fromisoformat(text.strip())
         if moment.tzinfo is None:
@@ -65,6 +70,13 @@ def parse_time(text: str, tz: ZoneInfo, *, option: str) -> datetime:
     except (ValueError, OverflowError):  # OverflowError: a time at the very ends of the calendar
         raise UserError(f"{option}: {text!r} is not a time (e.g. 2026-10-12T22:00, local to {tz.key}, "
                         "or with an offset such as 2026-10-12T15:00Z)") from None
+
+
+def _shown(moment: datetime, tz: ZoneInfo | None) -> str:
+    """A time in a message: in the operator's zone when known, as they typed it."""
+    if tz is None:
+        return iso_utc(moment)
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") + f" {tz.key}"
 
 
 def add_window(
@@ -78,8 +90,11 @@ def add_window(
     change_ref: str,
     actor: str | None = None,
     now: datetime | None = None,
+    tz: ZoneInfo | None = None,
 ) -> Window:
     """Record a window for one programme or one whole cluster; checked, audited, one transaction.
+
+    `tz`: the zone the operator gave the times in, for messages (UTC without it).
 
     A window recorded after it started is accepted (the record should show what happened)
     but does not excuse its time: the uptime report counts it as downtime and flags it.
@@ -87,7 +102,7 @@ def add_window(
     if (programme is None) == (cluster is None):
         raise UserError("give either a PROGRAMME or --cluster CLUSTER (one, not both)")
     if ends_at <= starts_at:
-        raise UserError(f"--end ({iso_utc(ends_at)}) must be after --start ({iso_utc(starts_at)})")
+        raise UserError(f"--end ({_shown(ends_at, tz)}) must be after --start ({_shown(starts_at, tz)})")
     if ends_at - starts_at > MAX_WINDOW:
         raise UserError(f"a window is at most {MAX_WINDOW.days} days; record longer work as several windows")
     reason = reason.strip()

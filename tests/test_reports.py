@@ -185,10 +185,10 @@ def test_the_same_month_cut_in_utc_keeps_the_whole_last_outage(sample):
 def test_a_frozen_report_reissues_byte_identical_and_history_shows_a_later_change(loaded_cli, database, tmp_path):
     _history(database)
     issued = tmp_path / "issued.html"
-    result = loaded_cli("report", "uptime", "--period", "2026-10", "--format", "html", "-o", issued, "--freeze")
+    result = loaded_cli("report", "uptime", "--period", "2026-10", "--format", "html", "--out", issued, "--freeze")
     assert "frozen as report 1" in result.stderr
     reissued = tmp_path / "again.html"
-    loaded_cli("report", "reissue", "1", "--format", "html", "-o", reissued)
+    loaded_cli("report", "reissue", "1", "--format", "html", "--out", reissued)
     assert reissued.read_bytes() == issued.read_bytes()
     assert "frozen report" in issued.read_text().lower()
     history = json.loads(loaded_cli("report", "history", "--output", "json").stdout)
@@ -206,7 +206,7 @@ def test_a_frozen_report_reissues_byte_identical_and_history_shows_a_later_chang
     table = loaded_cli("report", "history").stdout
     assert "changed" in table and "downtime_seconds: 9000.0 then, 12600.0 now" in table
     # The frozen report itself still re-issues as issued.
-    loaded_cli("report", "reissue", "1", "--format", "html", "-o", reissued)
+    loaded_cli("report", "reissue", "1", "--format", "html", "--out", reissued)
     assert reissued.read_bytes() == issued.read_bytes()
 
 
@@ -230,7 +230,7 @@ def test_a_broken_template_writes_no_file_and_freezes_nothing(loaded_cli, databa
     template.write_text("<h1>{{ document.title }</h1>\n")
     target = tmp_path / "out.html"
     result = loaded_cli("report", "uptime", "--period", "2026-10", "--format", "html", "--template", template,
-                        "-o", target, "--freeze", expect=2)
+                        "--out", target, "--freeze", expect=2)
     assert str(template.name) in result.stderr and not target.exists()
     assert count(database, "frozen_report") == 0
 
@@ -239,7 +239,7 @@ def test_every_format_renders_from_the_cli(loaded_cli, database, tmp_path):
     _history(database)
     for fmt in ("md", "html", "csv", "json"):
         out = tmp_path / f"uptime.{fmt}"
-        loaded_cli("report", "uptime", "--period", "2026-10", "--programme", "e-crvs", "--format", fmt, "-o", out)
+        loaded_cli("report", "uptime", "--period", "2026-10", "--programme", "e-crvs", "--format", fmt, "--out", out)
         assert "e-crvs" in out.read_text()
     document = json.loads((tmp_path / "uptime.json").read_text())
     assert [p["slug"] for p in document["programmes"]] == ["e-crvs"]
@@ -366,11 +366,11 @@ def test_a_report_file_is_readable_by_all_and_an_unwritable_one_freezes_nothing(
     import os
 
     out = tmp_path / "sub" / "uptime.md"
-    loaded_cli("report", "uptime", "--period", "2026-10", "-o", out)
+    loaded_cli("report", "uptime", "--period", "2026-10", "--out", out, "--mkdir")
     assert out.stat().st_mode & 0o777 == 0o644
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    refused = loaded_cli("report", "uptime", "--period", "2026-10", "--freeze", "-o", blocker / "x.md", expect=2)
+    refused = loaded_cli("report", "uptime", "--period", "2026-10", "--freeze", "--out", blocker / "x.md", expect=2)
     assert "cannot write" in refused.stderr and "frozen" not in refused.stderr
     assert count(database, "frozen_report") == 0
     assert not [name for name in os.listdir(tmp_path / "sub") if name.startswith(".")]  # no temporary left

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from dcops.cli.common import OUTPUT_HELP, Output, echo_csv, echo_json, echo_table, open_database
+from dcops.cli.common import (OUTPUT_HELP, Output, RecordOutput, RecordOutputOption, echo_csv, echo_json, echo_table,
+                              open_database, printable)
 
 app = typer.Typer(help="The service catalogue ministries choose from, and its website.", no_args_is_help=True)
 
@@ -52,7 +53,7 @@ def list_command(output: Annotated[Output, typer.Option("--output", "-o", help=O
 @app.command("show")
 def show_command(
     offering_id: Annotated[str, typer.Argument(help="The offering's id.")],
-    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+    output: RecordOutputOption = RecordOutput.table,
 ) -> None:
     """Show an offering with every plan: resources, SLA tiers, cost and description, and the
     checks that approval sets up to monitor each programme of it.
@@ -70,12 +71,12 @@ def show_command(
 
     with open_database().transaction() as conn:
         offering = show_offering(conn, offering_id)
-    if output == Output.json:
+    if output == RecordOutput.json:
         echo_json(offering)
         return
-    typer.echo(f"{offering['display_name']} ({offering['id']})")
+    typer.echo(printable(f"{offering['display_name']} ({offering['id']})"))
     if offering["description"]:
-        typer.echo(textwrap.fill(offering["description"], 80))
+        typer.echo(textwrap.fill(printable(offering["description"]), 80))
     typer.echo("\n  Monitored:" if offering["checks"] else "\n  Monitored: nothing (operators add checks by hand)")
     for check in offering["checks"]:
         typer.echo(textwrap.fill(describe_check(check, offering["public_domain"]), 80, initial_indent="    - ",
@@ -86,7 +87,7 @@ def show_command(
         typer.echo(f"    {res['instances']} x ({res['vcpu']} vCPU, {res['ram_gib']} GiB RAM, "
                    f"{res['storage_gib']} GiB storage); SLA tiers {', '.join(map(str, plan['sla_tiers']))}")
         for bullet in plan["bullets"]:
-            typer.echo(textwrap.fill(bullet, 80, initial_indent="    - ", subsequent_indent="      "))
+            typer.echo(textwrap.fill(printable(bullet), 80, initial_indent="    - ", subsequent_indent="      "))
 
 
 @app.command("publish")

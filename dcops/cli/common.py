@@ -26,6 +26,13 @@ class Output(str, Enum):
     csv = "csv"
 
 
+class RecordOutput(str, Enum):
+    """How one record, or the result of a change, is printed (a CSV of one record would say less)."""
+
+    table = "table"
+    json = "json"
+
+
 ActorOption = Annotated[
     Optional[str],
     typer.Option("--actor", help="Who makes the change, for the audit log (default: the OS user)."),
@@ -37,6 +44,20 @@ def id_argument(help: str):
 
 
 OUTPUT_HELP = "table (for people, fits 80 columns), json (stable, for scripts) or csv"
+RECORD_OUTPUT_HELP = "table (for people) or json (stable, for scripts)"
+RecordOutputOption = Annotated[RecordOutput, typer.Option("--output", "-o", help=RECORD_OUTPUT_HELP)]
+
+
+def printable(value: Any) -> str:
+    """Text fit for a terminal: control characters (escape sequences, line breaks) shown escaped.
+
+    Text from requests and inventory files is checked at input, but a value stored earlier,
+    or a file read from elsewhere, could still carry `ESC ] 0 ; title BEL`.
+    """
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
 
 
 def settings() -> "Settings":
@@ -87,11 +108,13 @@ def _json_default(value: Any) -> Any:
 
 
 def echo_csv(rows: Sequence[dict], columns: Sequence[str]) -> None:
-    """Print rows as CSV with a header line."""
+    """Print rows as CSV with a header line; text a spreadsheet would run as a formula gets a leading '."""
+    from dcops.reports.render import spreadsheet_text
+
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: spreadsheet_text(row.get(key)) for key in columns} for row in rows)
     sys.stdout.write(buffer.getvalue())
 
 
@@ -102,7 +125,7 @@ def _cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else f"{value:.2f}".rstrip("0").rstrip(".")
-    return str(value)
+    return printable(value)
 
 
 def format_table(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dcops.cli.ansible_inventory import ansible_command
-from dcops.cli.common import ActorOption, Output, echo_json, open_database, progress
+from dcops.cli.common import ActorOption, RecordOutput, echo_json, open_database, printable, progress
 
 app = typer.Typer(help="Load the YAML inventory (the source of truth in git) and export it.", no_args_is_help=True)
 app.command("ansible")(ansible_command)
@@ -29,10 +29,10 @@ def render_plan(plan, *, verbose: bool = False) -> None:
     for change in plan.changes:
         if change.action == "unchanged" and not verbose:
             continue
-        typer.echo(f"{change.action:<9} {change.kind} {change.key}")
+        typer.echo(f"{change.action:<9} {change.kind} {printable(change.key)}")
         if change.action == "update" or change.action == "retire":
             for item in change.fields:
-                typer.echo(f"            {item.field}: {_value(item.old)} -> {_value(item.new)}")
+                typer.echo(printable(f"            {item.field}: {_value(item.old)} -> {_value(item.new)}"))
     counts = ", ".join(f"{plan.count(a)} {a}" for a in ("create", "update", "retire", "unchanged"))
     if plan.applied:
         typer.echo(f"applied: {counts}")
@@ -56,7 +56,7 @@ def load_command(
         bool, typer.Option("--prune", help="Retire programmes that are no longer in the files (history is kept).")
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List unchanged records too.")] = False,
-    output: Annotated[Output, typer.Option("--output", "-o", help="table or json (the plan)")] = Output.table,
+    output: Annotated[RecordOutput, typer.Option("--output", "-o", help="table or json (the plan)")] = RecordOutput.table,
     actor: ActorOption = None,
 ) -> None:
     """Validate every inventory file, print the plan, and apply it in one transaction.
@@ -76,7 +76,7 @@ def load_command(
     plan = load_directory(
         open_database(), directory, actor=actor, prune=prune, dry_run=dry_run, progress=progress
     )
-    if output == Output.json:
+    if output == RecordOutput.json:
         echo_json(plan.as_dict())
     else:
         render_plan(plan, verbose=verbose)

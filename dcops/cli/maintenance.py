@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import (OUTPUT_HELP, ActorOption, Output, echo_csv, echo_json, echo_table, id_argument,
+from dcops.cli.common import (OUTPUT_HELP, ActorOption, Output, RecordOutput, RecordOutputOption, echo_csv, echo_json,
+                              echo_table, id_argument,
                               open_database, settings)
 
 app = typer.Typer(help="Maintenance windows: planned work that the SLA excuses when recorded ahead.",
@@ -27,7 +28,7 @@ def add_command(
     reason: Annotated[str, typer.Option(help="What is done, one line.")] = ...,
     change_ref: Annotated[str, typer.Option("--change-ref", help="The change request's reference.")] = ...,
     actor: ActorOption = None,
-    output: Annotated[Output, typer.Option("--output", "-o", help=OUTPUT_HELP)] = Output.table,
+    output: RecordOutputOption = RecordOutput.table,
 ) -> None:
     """Record a maintenance window for one programme or a whole cluster.
 
@@ -43,8 +44,8 @@ def add_command(
     starts_at = parse_time(start, tz, option="--start")
     ends_at = parse_time(end, tz, option="--end")
     window = add_window(open_database(), programme=programme, cluster=cluster, starts_at=starts_at, ends_at=ends_at,
-                        reason=reason, change_ref=change_ref, actor=actor)
-    if output == Output.json:
+                        reason=reason, change_ref=change_ref, actor=actor, tz=tz)
+    if output == RecordOutput.json:
         echo_json(window.as_dict())
         return
     target = f"programme {window.programme}" if window.programme else f"cluster {window.cluster}"

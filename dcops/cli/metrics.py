@@ -66,9 +66,22 @@ def serve_command(
     database.dispose()
 
 
+MkdirOption = Annotated[bool, typer.Option("--mkdir", help="Create the file's missing folders.")]
+
+
+def _write(out: Path, content: str, make_parents: bool, what: str) -> None:
+    """Write a Prometheus file atomically, or print it for '-'."""
+    from dcops.files import is_stdout, open_output
+
+    open_output(out, make_parents=make_parents).commit(content)
+    if not is_stdout(out):
+        typer.echo(f"wrote {what} to {out}")
+
+
 @app.command("targets")
 def targets_command(
-    out: Annotated[Path, typer.Argument(help="The JSON file to write (replaced atomically).")],
+    out: Annotated[Path, typer.Argument(help="The JSON file to write, atomically ('-': standard output).")],
+    mkdir: MkdirOption = False,
 ) -> None:
     """Write Prometheus file_sd targets for blackbox_exporter: one per programme endpoint.
 
@@ -77,20 +90,23 @@ def targets_command(
 
     Example: dcops metrics targets /etc/prometheus/file_sd/dcops.json
     """
-    from dcops.files import write_atomically
+    from dcops.files import writable_target, is_stdout
     from dcops.metrics.files import dump_targets, file_sd_targets
 
+    if not is_stdout(out):
+        writable_target(out, make_parents=mkdir)  # a wrong path is found before the database is read
     with open_database().transaction() as conn:
         targets = file_sd_targets(conn)
-    write_atomically(out, dump_targets(targets))
-    typer.echo(f"wrote {len(targets)} targets to {out}")
+    _write(out, dump_targets(targets), mkdir, f"{len(targets)} targets")
 
 
 @app.command("rules")
 def rules_command(
-    out: Annotated[Path, typer.Argument(help="The rules file (YAML) to write (replaced atomically).")],
+    out: Annotated[Path, typer.Argument(help="The rules file (YAML) to write, atomically ('-': standard "
+                                        "output).")],
     down_for_minutes: Annotated[int, typer.Option(help="DcopsProgrammeDown fires after this many minutes down.",
                                                   min=0)] = 5,
+    mkdir: MkdirOption = False,
 ) -> None:
     """Write Prometheus alert rules: programme down, certificates expiring, SLO burn rates per tier.
 
@@ -99,11 +115,12 @@ def rules_command(
 
     Example: dcops metrics rules /etc/prometheus/rules/dcops.yml
     """
-    from dcops.files import write_atomically
+    from dcops.files import is_stdout, writable_target
     from dcops.metrics.files import alert_rules, dump_rules, sla_tiers
 
+    if not is_stdout(out):
+        writable_target(out, make_parents=mkdir)
     with open_database().transaction() as conn:
         tiers = sla_tiers(conn)
     document = alert_rules(tiers, down_for_minutes=down_for_minutes)
-    write_atomically(out, dump_rules(document))
-    typer.echo(f"wrote {sum(len(g['rules']) for g in document['groups'])} rules to {out}")
+    _write(out, dump_rules(document), mkdir, f"{sum(len(g['rules']) for g in document['groups'])} rules")

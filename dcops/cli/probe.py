@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import OUTPUT_HELP, Output, echo_csv, echo_json, echo_table, fail, open_database
+from dcops.cli.common import OUTPUT_HELP, Output, RecordOutput, echo_csv, echo_json, echo_table, open_database
 
 app = typer.Typer(help="Health probes of the programmes' endpoints, and their history.", no_args_is_help=True)
 
@@ -36,7 +36,7 @@ def run_command(
     failures: FailuresOption = 3,
     successes: SuccessesOption = 2,
     ca_file: CaFileOption = None,
-    output: Annotated[Output, typer.Option("--output", "-o", help="table or json (with --once)")] = Output.table,
+    output: Annotated[RecordOutput, typer.Option("--output", "-o", help="table or json (with --once)")] = RecordOutput.table,
 ) -> None:
     """Probe every endpoint of every live programme: once, or each when due until stopped.
 
@@ -45,8 +45,6 @@ def run_command(
 
     Example: dcops probe run --once --concurrency 200
     """
-    if output == Output.csv:
-        fail("probe run prints a table or json (--output json); `probe status --output csv` lists states")
     thresholds = thresholds_from(failures, successes, concurrency=concurrency)
     database = open_database()
     if once:
@@ -54,7 +52,7 @@ def run_command(
 
         summary = run_once(database, concurrency=concurrency, thresholds=thresholds,
                            ca_file=str(ca_file) if ca_file else None)
-        if output == Output.json:
+        if output == RecordOutput.json:
             echo_json(summary.as_dict())
             return
         for programme, check, reason in summary.failures:

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import OUTPUT_HELP, ActorOption, TABLE_WIDTH, Output, echo_csv, echo_json, echo_table, fail, open_database
+from dcops.cli.common import (OUTPUT_HELP, TABLE_WIDTH, ActorOption, Output, RecordOutput, RecordOutputOption, echo_csv,
+                              echo_json, echo_table, fail, open_database, printable)
 
 app = typer.Typer(help="The programmes the data centre hosts.", no_args_is_help=True)
 
@@ -52,7 +53,7 @@ def list_command(
 @app.command("show")
 def show_command(
     slug: Annotated[str, typer.Argument(help="The programme's slug.")],
-    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+    output: RecordOutputOption = RecordOutput.table,
 ) -> None:
     """Show everything about one programme.
 
@@ -63,7 +64,7 @@ def show_command(
     database = open_database()
     with database.transaction() as conn:
         record = show_programme(conn, slug)
-    if output == Output.json:
+    if output == RecordOutput.json:
         echo_json(record)
         return
     recovery = record["recovery"]
@@ -89,7 +90,7 @@ def show_command(
     if record["description"]:
         lines.append(("Description", record["description"]))
     for label, value in lines:
-        typer.echo(textwrap.fill(str(value), TABLE_WIDTH, initial_indent=f"{label + ':':<16}", subsequent_indent=" " * 16))
+        typer.echo(textwrap.fill(printable(value), TABLE_WIDTH, initial_indent=f"{label + ':':<16}", subsequent_indent=" " * 16))
     if record["endpoints"]:
         typer.echo("\nEndpoints")
         echo_table(((e["name"], e["kind"], e["target"]) for e in record["endpoints"]), ("NAME", "KIND", "TARGET"),
@@ -132,10 +133,10 @@ def _document(**options) -> dict:
     return document
 
 
-def _render_change(plan, output: Output, verb: str, slug: str) -> None:
+def _render_change(plan, output: RecordOutput, verb: str, slug: str) -> None:
     from dcops.cli.inventory import render_plan, warn_unmonitored
 
-    if output == Output.json:
+    if output == RecordOutput.json:
         echo_json(plan.as_dict())
     elif not plan.has_changes:
         typer.echo(f"programme {slug}: nothing to change")
@@ -165,7 +166,7 @@ DependsOpt = Annotated[
     Optional[list[str]], typer.Option("--depends-on", help="Slug of a programme it needs (repeat for several).")
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print what would change; write nothing.")]
-ChangeOutput = Annotated[Output, typer.Option("--output", "-o", help="table or json (the plan: applied, summary, "
+ChangeOutput = Annotated[RecordOutput, typer.Option("--output", "-o", help="table or json (the plan: applied, summary, "
                                                                      "changes, unmonitored; see `inventory load "
                                                                      "--help`)")]
 
@@ -189,7 +190,7 @@ def add_command(
     plan: PlanOpt = None,
     depends_on: DependsOpt = None,
     dry_run: DryRunOpt = False,
-    output: ChangeOutput = Output.table,
+    output: ChangeOutput = RecordOutput.table,
     actor: ActorOption = None,
 ) -> None:
     """Add a programme (the same checks as `inventory load`).
@@ -228,7 +229,7 @@ def update_command(
     plan: PlanOpt = None,
     depends_on: DependsOpt = None,
     dry_run: DryRunOpt = False,
-    output: ChangeOutput = Output.table,
+    output: ChangeOutput = RecordOutput.table,
     actor: ActorOption = None,
 ) -> None:
     """Change fields of a programme; only the options given change.
@@ -253,7 +254,7 @@ def update_command(
 def retire_command(
     slug: Annotated[str, typer.Argument(help="The programme's slug.")],
     dry_run: DryRunOpt = False,
-    output: ChangeOutput = Output.table,
+    output: ChangeOutput = RecordOutput.table,
     actor: ActorOption = None,
 ) -> None:
     """Retire a programme: it stops counting, its capacity is released; its history stays.
@@ -290,7 +291,7 @@ def endpoint_add_command(
     timeout_seconds: Annotated[Optional[float], typer.Option(
         "--timeout-seconds", help="How long a probe may take, under the interval (default 5).")] = None,
     dry_run: DryRunOpt = False,
-    output: ChangeOutput = Output.table,
+    output: ChangeOutput = RecordOutput.table,
     actor: ActorOption = None,
 ) -> None:
     """Add an endpoint (a check) to a programme: the same checks and audit as `inventory load`.
@@ -312,7 +313,7 @@ def endpoint_remove_command(
     slug: Annotated[str, typer.Argument(help="The programme's slug.")],
     name: Annotated[str, typer.Argument(help="The endpoint's name (see `dcops programme endpoint list`).")],
     dry_run: DryRunOpt = False,
-    output: ChangeOutput = Output.table,
+    output: ChangeOutput = RecordOutput.table,
     actor: ActorOption = None,
 ) -> None:
     """Remove an endpoint of a programme; the programme's SLA history stays, the check's own goes.
@@ -328,7 +329,7 @@ def endpoint_remove_command(
 @endpoint_app.command("list")
 def endpoint_list_command(
     slug: Annotated[str, typer.Argument(help="The programme's slug.")],
-    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+    output: RecordOutputOption = RecordOutput.table,
 ) -> None:
     """List a programme's endpoints, by name.
 
@@ -341,11 +342,9 @@ def endpoint_list_command(
 
     with open_database().transaction() as conn:
         rows = list_endpoints(conn, slug)
-    if output == Output.json:
+    if output == RecordOutput.json:
         echo_json(rows)
         return
-    if output == Output.csv:
-        fail("programme endpoint list prints a table or json, not csv")
     echo_table(
         ((_printable(r["name"]), r["kind"], _printable(r["target"]), r["expect_status"] if r["kind"] == "http" else "-",
           r["interval_seconds"], r["timeout_seconds"]) for r in rows),

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import (OUTPUT_HELP, ActorOption, Output, echo_json, echo_table, fail, id_argument,
-                              open_database, settings)
+from dcops.cli.common import (OUTPUT_HELP, ActorOption, Output, RecordOutput, RecordOutputOption, echo_csv, echo_json,
+                              echo_table, fail, id_argument, open_database, printable, settings)
 
 app = typer.Typer(help="Provision and decommission programmes through Ansible; the job records.",
                   no_args_is_help=True)
@@ -30,8 +30,8 @@ def _progress(event) -> None:
         typer.echo(f"  {event.kind:<11} {event.host}", err=True)
 
 
-def _report(outcome, output: Output) -> None:
-    if output == Output.json:
+def _report(outcome, output: RecordOutput) -> None:
+    if output == RecordOutput.json:
         echo_json({"job": outcome.job_id, "status": outcome.status, "rc": outcome.rc,
                    "programmes": outcome.programmes, "host_stats": outcome.host_stats,
                    "failed_host": outcome.failed_host, "failed_task": outcome.failed_task,
@@ -55,7 +55,7 @@ def run_command(
     sandbox: SandboxOption = None,
     forks: Annotated[int, typer.Option(min=1, help="Hosts Ansible works on at once.")] = 10,
     actor: ActorOption = None,
-    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+    output: RecordOutputOption = RecordOutput.table,
 ) -> None:
     """Provision programmes: run playbooks/provision.yml on their hosts, recorded as one job.
 
@@ -82,7 +82,7 @@ def decommission_command(
     timeout: TimeoutOption = None,
     sandbox: SandboxOption = None,
     actor: ActorOption = None,
-    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+    output: RecordOutputOption = RecordOutput.table,
 ) -> None:
     """Decommission a programme: stop it, archive its data and configuration (kept), remove the rest.
 
@@ -103,7 +103,7 @@ def verify_command(
     slugs: Annotated[list[str], typer.Argument(help="Programmes to check.")],
     sandbox: SandboxOption = None,
     actor: ActorOption = None,
-    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+    output: RecordOutputOption = RecordOutput.table,
 ) -> None:
     """Check that what provisioning set up is in place (playbooks/verify.yml); changes nothing.
 
@@ -133,6 +133,11 @@ def jobs_command(
     if output == Output.json:
         echo_json(rows)
         return
+    if output == Output.csv:
+        echo_csv([{**r, "programmes": " ".join(r["programmes"])} for r in rows],
+                 ("id", "kind", "check_mode", "status", "rc", "programmes", "actor", "started_at", "finished_at",
+                  "failed_host", "failed_task"))
+        return
     echo_table(
         ((r["id"], r["kind"] + (" check" if r["check_mode"] else ""), r["status"], r["rc"], r["started_at"],
           ",".join(r["programmes"])) for r in rows),
@@ -144,7 +149,7 @@ def jobs_command(
 def job_command(
     job_id: JobIdArgument,
     events: Annotated[bool, typer.Option("--events", help="Also print Ansible's events, in order.")] = False,
-    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+    output: RecordOutputOption = RecordOutput.table,
 ) -> None:
     """Show a job: status, per-host results, the failing task and where its event log is.
 
@@ -155,7 +160,7 @@ def job_command(
     with open_database().transaction() as conn:
         job = show_job(conn, job_id)
     event_rows = job_events(job) if events else []
-    if output == Output.json:
+    if output == RecordOutput.json:
         echo_json({**job, **({"events": event_rows} if events else {})})
         return
     for label, value in (("Job", f"{job['id']} {job['kind']}{' (check mode)' if job['check_mode'] else ''}"),
@@ -163,7 +168,7 @@ def job_command(
                          ("Actor", job["actor"]), ("Started", job["started_at"]), ("Finished", job["finished_at"] or "-"),
                          ("Failed task", job["failed_task"] or "-"), ("Failed host", job["failed_host"] or "-"),
                          ("Message", job["failure_message"] or "-"), ("Event log", job["event_log"])):
-        typer.echo(f"{label + ':':<14}{value}")
+        typer.echo(f"{label + ':':<14}{printable(value)}")
     if job["host_stats"]:
         typer.echo("")
         echo_table(((h, s["ok"], s["changed"], s["failed"], s["unreachable"], s["skipped"])

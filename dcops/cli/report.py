@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -26,10 +26,13 @@ class Format(str, Enum):
     json = "json"
 
 
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="md (e-mail, wikis), html (self-contained, "
-                                              "with charts), csv or json.")]
-FileOption = Annotated[Optional[Path], typer.Option("--output-file", "-o", help="Write to this file (default: "
-                                                    "standard output).", dir_okay=False)]
+FormatOption = Annotated[Optional[Format], typer.Option(
+    "--format", "-f", help="md (e-mail, wikis), html (self-contained, with charts), csv or json "
+    "(default: from the --out file's name, else md).", show_default=False)]
+OutOption = Annotated[Optional[Path], typer.Option(
+    "--out", help="Write the report to this file, atomically ('-' or none: standard output).", dir_okay=False,
+    show_default=False)]
+MkdirOption = Annotated[bool, typer.Option("--mkdir", help="Create the --out file's missing folders.")]
 TemplateOption = Annotated[Optional[Path], typer.Option("--template", help="An edited copy of a template from "
                                                         "templates/reports/ (html and md).", dir_okay=False)]
 
@@ -37,28 +40,30 @@ TemplateOption = Annotated[Optional[Path], typer.Option("--template", help="An e
 ReportIdArgument = id_argument("The frozen report's number (see `dcops report history`).")
 
 
-def _target(output_file: Optional[Path]):
-    """The output file, its folder made and found writable before any work is stored; None: stdout."""
-    from dcops.files import AtomicWrite
+@contextmanager
+def _writing(out: Optional[Path], fmt: Optional[Format], make_parents: bool):
+    """The format and where the report goes, checked before any work; nothing is left behind on an error."""
+    from dcops.files import open_output
+    from dcops.reports.render import format_for
 
-    return AtomicWrite(output_file, make_parents=True) if output_file is not None else None
+    chosen = format_for(fmt.value if fmt is not None else None, out)
+    target = open_output(out, make_parents=make_parents)
+    try:
+        yield chosen, target
+    except BaseException:
+        target.abandon()
+        raise
 
 
-def _deliver(document: dict, fmt: Format, target, template: Optional[Path]) -> None:
+def _deliver(document: dict, fmt: str, target, template: Optional[Path]) -> None:
     """Render, then write all at once: a failed render leaves no half-written file."""
+    from dcops.files import StdoutWrite
     from dcops.reports.render import render
 
-    try:
-        body = render(document, fmt.value, template=template)
-    except BaseException:
-        if target is not None:
-            target.abandon()
-        raise
-    if target is None:
-        sys.stdout.write(body)
-        return
+    body = render(document, fmt, template=template)
     target.commit(body)
-    typer.echo(f"wrote {target.path} ({len(body.encode()):,} bytes)", err=True)
+    if not isinstance(target, StdoutWrite):
+        typer.echo(f"wrote {target.path} ({len(body.encode()):,} bytes, {fmt})", err=True)
 
 
 @app.command("uptime")
@@ -69,8 +74,9 @@ def uptime_command(
     date_to: Annotated[Optional[str], typer.Option("--to", help="Last day, YYYY-MM-DD, included.")] = None,
     ministry: Annotated[Optional[str], typer.Option(help="Only this ministry's programmes (its code).")] = None,
     programme: Annotated[Optional[str], typer.Option(help="Only this programme (slug).")] = None,
-    fmt: FormatOption = Format.md,
-    output_file: FileOption = None,
+    fmt: FormatOption = None,
+    out: OutOption = None,
+    mkdir: MkdirOption = False,
     template: TemplateOption = None,
     freeze: Annotated[bool, typer.Option("--freeze", help="Store this report as issued (figures and the digest "
                                          "of its inputs), to re-issue it later byte for byte.")] = False,
@@ -82,33 +88,29 @@ def uptime_command(
     probe data) are left out of both; the report shows them apart, with coverage, incidents,
     MTTR, MTBF and error budget used.
 
-    Example: dcops report uptime --period 2026-10 --format html -o uptime-2026-10.html
+    Example: dcops report uptime --period 2026-10 --out uptime-2026-10.html
     """
     from dcops.db import utcnow
     from dcops.reports.documents import freeze as freeze_document
     from dcops.reports.documents import resolve_period, uptime_document
 
     config = settings()
-    chosen = resolve_period(period, date_from, date_to, config.tz)
-    database = open_database()
-    with database.transaction() as conn:
-        document = uptime_document(conn, chosen, tz=config.tz, now=utcnow(), data_centre_name=config.data_centre_name,
-                                   ministry=ministry, programme=programme)
-    target = _target(output_file)
-    if freeze:
-        from dcops.reports.render import render
+    chosen = resolve_period(period, date_from, date_to, config.tz, now=utcnow())
+    with _writing(out, fmt, mkdir) as (fmt_name, target):
+        database = open_database()
+        with database.transaction() as conn:
+            document = uptime_document(conn, chosen, tz=config.tz, now=utcnow(),
+                                       data_centre_name=config.data_centre_name, ministry=ministry,
+                                       programme=programme)
+        if freeze:
+            from dcops.reports.render import render
 
-        try:
             # A bad template fails before anything is stored (the frozen report renders with its stamp).
-            render(document, fmt.value, template=template)
+            render(document, fmt_name, template=template)
             document = freeze_document(database, document, actor=actor)
-        except BaseException:
-            if target is not None:
-                target.abandon()
-            raise
-        typer.echo(f"frozen as report {document['frozen']['id']} (inputs {document['inputs_digest'][:19]}…); "
-                   f"re-issue with: dcops report reissue {document['frozen']['id']}", err=True)
-    _deliver(document, fmt, target, template)
+            typer.echo(f"frozen as report {document['frozen']['id']} (inputs {document['inputs_digest'][:19]}…); "
+                       f"re-issue with: dcops report reissue {document['frozen']['id']}", err=True)
+        _deliver(document, fmt_name, target, template)
 
 
 @app.command("capacity")
@@ -122,49 +124,53 @@ def capacity_command(
                           ] = capacity_maths.AMBER_DAYS,
     trend_days: Annotated[int, typer.Option(help="Days of snapshot history the trend is fitted to.")
                           ] = capacity_maths.DEFAULT_TREND_DAYS,
-    fmt: FormatOption = Format.md,
-    output_file: FileOption = None,
+    fmt: FormatOption = None,
+    out: OutOption = None,
+    mkdir: MkdirOption = False,
     template: TemplateOption = None,
 ) -> None:
     """Capacity per site, cluster and resource: usable after N+1 and buffer, allocated, free,
     pipeline, run-out forecast from the daily snapshots, status, top consumers, monthly cost.
 
-    Example: dcops report capacity --format html -o capacity.html
+    Example: dcops report capacity --out capacity.html
     """
     from dcops.db import utcnow
     from dcops.reports.documents import capacity_document
 
     config = settings()
-    with open_database().transaction() as conn:
-        document = capacity_document(conn, tz=config.tz, now=utcnow(), data_centre_name=config.data_centre_name,
-                                     site=site, buffer_percent=buffer, red_days=red_days, amber_days=amber_days,
-                                     trend_days=trend_days)
-    _deliver(document, fmt, _target(output_file), template)
+    with _writing(out, fmt, mkdir) as (fmt_name, target):
+        with open_database().transaction() as conn:
+            document = capacity_document(conn, tz=config.tz, now=utcnow(), data_centre_name=config.data_centre_name,
+                                         site=site, buffer_percent=buffer, red_days=red_days,
+                                         amber_days=amber_days, trend_days=trend_days)
+        _deliver(document, fmt_name, target, template)
 
 
 @app.command("reissue")
 def reissue_command(
     report_id: ReportIdArgument,
-    fmt: FormatOption = Format.md,
-    output_file: FileOption = None,
+    fmt: FormatOption = None,
+    out: OutOption = None,
+    mkdir: MkdirOption = False,
     template: TemplateOption = None,
 ) -> None:
     """Render a frozen report again from its stored figures: byte for byte what was issued
     (with the same format and template).
 
-    Example: dcops report reissue 3 --format html -o uptime-2026-10.html
+    Example: dcops report reissue 3 --out uptime-2026-10.html
     """
     from dcops.reports.documents import frozen_document
 
-    with open_database().transaction() as conn:
-        document = frozen_document(conn, report_id)
-    _deliver(document, fmt, _target(output_file), template)
+    with _writing(out, fmt, mkdir) as (fmt_name, target):
+        with open_database().transaction() as conn:
+            document = frozen_document(conn, report_id)
+        _deliver(document, fmt_name, target, template)
 
 
 @app.command("history")
 def history_command(
     period: Annotated[Optional[str], typer.Option(help="Only reports of this period (e.g. 2026-10).")] = None,
-    output: Annotated[Output, typer.Option("--output", help=OUTPUT_HELP)] = Output.table,
+    output: Annotated[Output, typer.Option("--output", "-o", help=OUTPUT_HELP)] = Output.table,
 ) -> None:
     """Frozen reports, each checked against the same report computed now: a figure changed
     after the fact (late data, an edited history) shows as "changed", with what changed.

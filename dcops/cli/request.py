@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import (OUTPUT_HELP, ActorOption, Output, echo_csv, echo_json, echo_table, fail, id_argument,
-                              open_database, settings)
+from dcops.cli.common import (OUTPUT_HELP, ActorOption, Output, RecordOutput, RecordOutputOption, echo_csv, echo_json,
+                              echo_table, fail, id_argument, open_database, printable, settings)
 
 app = typer.Typer(help="Hosting requests: submit, review, sign off, approve (places capacity), reject.",
                   no_args_is_help=True)
@@ -35,7 +35,7 @@ def submit_command(
     wanted_by: Annotated[Optional[str], typer.Option(help="Wanted by (YYYY-MM-DD).")] = None,
     site: Annotated[Optional[str], typer.Option(help="Site the programme must run at (optional).")] = None,
     actor: ActorOption = None,
-    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+    output: RecordOutputOption = RecordOutput.table,
 ) -> None:
     """Submit a hosting request from a filled-in template, or from flags (flags win).
 
@@ -69,7 +69,7 @@ def submit_command(
             document[key] = given
     request_id = submit(open_database(), document, actor=actor, where=str(file) if file else "request",
                         tz=settings().tz, flags=given_by)
-    if output == Output.json:
+    if output == RecordOutput.json:
         echo_json({"id": request_id, "state": "submitted"})
     else:
         typer.echo(f"request {request_id} submitted")
@@ -108,7 +108,7 @@ def list_command(
 @app.command("show")
 def show_command(
     request_id: IdArg,
-    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+    output: RecordOutputOption = RecordOutput.table,
 ) -> None:
     """Show a request and its history.
 
@@ -120,7 +120,7 @@ def show_command(
 
     with open_database().transaction() as conn:
         record = show_request(conn, request_id)
-    if output == Output.json:
+    if output == RecordOutput.json:
         echo_json(record)
         return
     signoff = record["security_signoff_by"] or ("needed" if record["needs_security_signoff"] else "not needed")
@@ -143,7 +143,7 @@ def show_command(
         ("Reason", record["reason"] or "-"),
     ]
     for label, value in lines:
-        typer.echo(textwrap.fill(str(value), 80, initial_indent=f"{label + ':':<16}", subsequent_indent=" " * 16))
+        typer.echo(textwrap.fill(printable(value), 80, initial_indent=f"{label + ':':<16}", subsequent_indent=" " * 16))
     typer.echo("\nHistory")
     echo_table(((h["at"], h["actor"], h["action"]) for h in record["history"]), ("AT", "ACTOR", "ACTION"), shrink=(1,))
 
@@ -165,7 +165,7 @@ def approve_command(
     request_id: IdArg,
     cluster: Annotated[Optional[str], typer.Option(help="Place on this cluster (default: the best that fits).")] = None,
     actor: ActorOption = None,
-    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+    output: RecordOutputOption = RecordOutput.table,
 ) -> None:
     """Approve a request: place it where its plan fits, reserve the capacity, and set up the
     checks its offering declares (one per host for a {host} check).
@@ -179,7 +179,7 @@ def approve_command(
     from dcops.catalogue.requests import approve
 
     placement = approve(open_database(), request_id, actor=actor, cluster=cluster)
-    if output == Output.json:
+    if output == RecordOutput.json:
         echo_json({"id": placement.request_id, "state": "approved", "programme": placement.programme,
                    "cluster": placement.cluster, "site": placement.site, "reserved": placement.reserved,
                    "checks": list(placement.checks), "warnings": list(placement.warnings)})

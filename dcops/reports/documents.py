@@ -49,8 +49,12 @@ class Period:
     last_day: date
 
 
-def resolve_period(period: str | None, date_from: str | None, date_to: str | None, tz: ZoneInfo) -> Period:
-    """`--period YYYY-MM`, or `--from D --to D` (both days included); exactly one of the two forms."""
+def resolve_period(period: str | None, date_from: str | None, date_to: str | None, tz: ZoneInfo,
+                   *, now: datetime | None = None) -> Period:
+    """`--period YYYY-MM`, or `--from D --to D` (both days included); exactly one of the two forms.
+
+    With `now`, a period that has not begun is refused: it has nothing to report, not a partial report.
+    """
     if period is not None and (date_from is not None or date_to is not None):
         raise UserError("give --period YYYY-MM or --from/--to, not both")
     if period is not None:
@@ -73,6 +77,10 @@ def resolve_period(period: str | None, date_from: str | None, date_to: str | Non
         label = f"{first.isoformat()}..{last.isoformat()}"
     else:
         raise UserError("give --period YYYY-MM, or --from YYYY-MM-DD and --to YYYY-MM-DD")
+    if now is not None and start > now:
+        option = "--period" if period is not None else "--from"
+        raise UserError(f"{option}: {label} has not begun (it starts on {start.astimezone(tz).date().isoformat()} "
+                        f"in {tz.key}): nothing to report yet")
     return Period(label, start, end, start.astimezone(tz).date(), (end.astimezone(tz) - timedelta(days=1)).date())
 
 
