@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from dcops.errors import DcopsError, UserError
+from dcops.resources import sample_dir
 
 if TYPE_CHECKING:
+    import os
     import ssl
 
     from dcops.db import Database
     from dcops.settings import Settings
-
-from dcops.resources import sample_dir
 
 SAMPLE_INVENTORY_DIR = sample_dir()
 STEPS = 8
@@ -108,9 +108,16 @@ class DemoResult:
     seconds: float = 0.0
 
 
-def default_directory(now: datetime, parent: Path) -> Path:
-    """`<parent>/dcops-demo-YYYYmmdd-HHMMSS`."""
-    return parent / f"dcops-demo-{now:%Y%m%d-%H%M%S}"
+def default_directory(now: datetime, environ: "os._Environ[str] | dict[str, str] | None" = None) -> Path:
+    """`$DCOPS_HOME/demos/demo-YYYYmmdd-HHMMSS` (DCOPS_HOME as dcops reads it): never the current
+    directory, which may be a checkout."""
+    import os
+
+    from dcops.settings import default_home
+
+    env = os.environ if environ is None else environ
+    home = Path(env.get("DCOPS_HOME") or default_home(env)).expanduser()
+    return home / "demos" / f"demo-{now:%Y%m%d-%H%M%S}"
 
 
 def check_directory(directory: Path) -> None:
@@ -372,17 +379,67 @@ def _step_stand_ins(steps: _Steps, database: "Database", directory: Path, result
         stand_ins.ca_file = ca_file
         cleanup.callback(stand_ins.stop)
         stand_ins.start()
+        # Each stand-in takes a port the system gives it, and the checks follow: the sample's fixed
+        # ports may belong to someone else (another demo), whose servers the demo must never measure.
+        ports: dict[tuple[str, int], int] = {}
         for (host, port), kind in sorted(listeners.items(), key=lambda item: (item[0][1], item[0][0])):
-            problem = stand_ins.listen(kind, host, port)
+            got, problem = stand_ins.listen(kind, host)
             if problem:
                 result.skipped.append(f"{kind} {host}:{port}: {problem}")
                 steps.detail(f"skipped {kind} {host}:{port}: {problem} (its checks will fail)")
+            else:
+                ports[(host, port)] = got
+        moved = _repoint(database, checks, ports)
         by_kind: dict[str, int] = {}
         for kind in stand_ins.kinds.values():
             by_kind[kind] = by_kind.get(kind, 0) + 1
         note.text = (f"{len(stand_ins.kinds)} listening (" + ", ".join(f"{n} {k}" for k, n in sorted(by_kind.items()))
-                     + (f"; CA for the TLS checks: {ca_file}" if ca_file else "") + ")")
+                     + f") on ports of their own, {moved} checks pointed at them"
+                     + (f"; CA for the TLS checks: {ca_file}" if ca_file else ""))
     return stand_ins
+
+
+def retarget(kind: str, target: str, port: int) -> str:
+    """`target` (a check's: an http URL, or host:port) with its port changed to `port`."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from dcops.health.probes import split_host_port
+
+    if kind == "http":
+        url = urlsplit(target)
+        user = url.netloc.rpartition("@")[0]
+        netloc = (f"{user}@" if user else "") + _host_port(url.hostname or "", port)
+        return urlunsplit(url._replace(netloc=netloc))
+    host, _old = split_host_port(target)
+    return _host_port(host, port)
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _repoint(database: "Database", checks, ports: dict[tuple[str, int], int]) -> int:
+    """Point every check at the port its stand-in got (`ports`: planned address -> port); returns how many.
+
+    The targets stay so afterwards: the database says what the demo measured, and a later
+    `dcops serve` in its folder probes nothing of anyone else's.
+    """
+    from sqlalchemy import bindparam, update
+
+    from dcops.models import Endpoint
+
+    changes = []
+    for check in checks:
+        address = _address(check)
+        if address in ports:
+            changes.append({"b_id": check.endpoint_id, "b_target": retarget(check.kind, check.target, ports[address])})
+    if changes:
+        table = Endpoint.__table__
+        # The demo's own wiring, as its dense probing is, not an operator's change: not audited.
+        with database.transaction(immediate=True) as conn:
+            conn.execute(update(table).where(table.c.id == bindparam("b_id"))
+                         .values(target=bindparam("b_target")), changes)
+    return len(changes)
 
 
 def plan_listeners(checks) -> dict[tuple[str, int], str]:
@@ -754,21 +811,24 @@ class StandIns:
     def _call(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
 
-    def listen(self, kind: str, host: str, port: int) -> str | None:
-        """Serve `kind` at host:port; returns why not (a non-loopback or busy address), else None."""
+    def listen(self, kind: str, host: str) -> tuple[int | None, str | None]:
+        """Serve `kind` at `host` on a free port the system chooses; returns (port, None), or
+        (None, why not: a non-loopback address, no certificate, an address not on this machine)."""
         if not _loopback(host):
-            return "not a loopback IP address: the demo stands in on loopback only"
+            return None, "not a loopback IP address: the demo stands in on loopback only"
         if kind in ("tls", "https") and self.tls is None:
-            return "no TLS certificate"
+            return None, "no TLS certificate"
         try:
-            self._servers[(host, port)] = self._call(self._open(kind, host, port))
+            server = self._call(self._open(kind, host, 0))
         except OSError as error:
-            return error.strerror or str(error)
+            return None, error.strerror or str(error)
+        port = server.sockets[0].getsockname()[1]
+        self._servers[(host, port)] = server
         self.kinds[(host, port)] = kind
-        return None
+        return port, None
 
     async def _open(self, kind: str, host: str, port: int) -> asyncio.AbstractServer:
-        key = (host, port)
+        """A server for `kind` at host:port (port 0: one the system chooses)."""
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             entry = (asyncio.current_task(), writer)
@@ -777,7 +837,7 @@ class StandIns:
                 if kind in ("http", "https"):
                     async with asyncio.timeout(HOLD_SECONDS):
                         await reader.readuntil(b"\r\n\r\n")
-                    failing = key in self.failing
+                    failing = (host, writer.get_extra_info("sockname")[1]) in self.failing
                     writer.write(_http_response(503, b"down for the demo\n") if failing
                                  else _http_response(200, b"ok\n"))
                     await writer.drain()

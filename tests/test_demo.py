@@ -34,13 +34,47 @@ def refused(host: str, port: int) -> bool:
     return False
 
 
+def hold_a_sample_port() -> socket.socket:
+    """A listening socket of our own on the address of a TLS check of a programme in service in the
+    sample (whose endpoints have fixed loopback ports): the first such address free just now."""
+    import yaml
+
+    from dcops.resources import sample_dir
+
+    for path in sorted((sample_dir() / "programmes").glob("*.yaml")):
+        programmes = yaml.safe_load(path.read_text(encoding="utf-8"))["programmes"]
+        for endpoint in (e for p in programmes if p.get("status") == "active" for e in p["endpoints"]):
+            if endpoint["kind"] != "tls":
+                continue
+            host, _sep, port = endpoint["target"].rpartition(":")
+            held = socket.socket()
+            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME-WAIT of earlier runs
+            try:
+                held.bind((host, int(port)))
+            except OSError:  # taken already (another demo?): the next one
+                held.close()
+                continue
+            held.listen(64)
+            held.setblocking(False)
+            return held
+    raise AssertionError("every TLS port of the sample is taken")
+
+
 @pytest.mark.slow
 def test_demo_runs_the_whole_chain_and_leaves_nothing_running(tmp_path, settings):
     threads_before = threading.active_count()
     lines: list[str] = []
     directory = tmp_path / "demo"
+    # Someone else's server (another demo, say) on one of the sample's ports: the demo must take
+    # ports of its own and never probe this one.
+    theirs = hold_a_sample_port()
 
-    result = run_demo(directory, probe_seconds=15, echo=lines.append)
+    try:
+        result = run_demo(directory, probe_seconds=15, echo=lines.append)
+        with pytest.raises(BlockingIOError):
+            theirs.accept()  # a connection the demo made, even one closed since, would be waiting here
+    finally:
+        theirs.close()
 
     output = "\n".join(lines)
     for step in range(1, 9):
@@ -128,6 +162,38 @@ def test_demo_runs_the_whole_chain_and_leaves_nothing_running(tmp_path, settings
     refusal = Cli(settings)("demo", "--dir", directory, "--probe-seconds", "10", expect=2)
     assert refusal.stderr.strip().count("\n") == 0 and "not empty" in refusal.stderr, refusal.stderr
     assert tree(directory) == before
+
+
+def test_the_default_folder_is_under_dcops_home_never_the_current_directory(tmp_path):
+    from datetime import datetime
+
+    from dcops.demo import default_directory
+
+    now = datetime(2026, 12, 1, 9, 30, 5)
+    home = tmp_path / "home"
+    assert default_directory(now, {"DCOPS_HOME": str(home)}) == home / "demos" / "demo-20261201-093005"
+    assert default_directory(now, {"XDG_DATA_HOME": str(tmp_path / "xdg")}) == (
+        tmp_path / "xdg" / "dcops" / "demos" / "demo-20261201-093005")
+
+
+def test_stand_ins_take_the_ports_the_system_gives_and_checks_follow(tmp_path):
+    from dcops.demo import StandIns, retarget
+
+    stand_ins = StandIns()
+    stand_ins.start()
+    try:
+        first, problem = stand_ins.listen("tcp", "127.0.0.1")
+        second, problem2 = stand_ins.listen("tcp", "127.0.0.1")
+        assert problem is None and problem2 is None and first and second and first != second
+        assert not refused("127.0.0.1", first)
+    finally:
+        stand_ins.stop()
+    assert refused("127.0.0.1", first)
+    assert retarget("tcp", "127.0.0.1:18010", 40001) == "127.0.0.1:40001"
+    assert retarget("tls", "[::1]:18010", 40001) == "[::1]:40001"
+    assert retarget("http", "https://127.0.3.1:18030/healthz?x=1", 40002) == "https://127.0.3.1:40002/healthz?x=1"
+    assert retarget("http", "http://127.0.3.1/", 40003) == "http://127.0.3.1:40003/"
+    assert retarget("http", "http://[::1]:80/", 40004) == "http://[::1]:40004/"
 
 
 def test_refusals_write_nothing(cli, tmp_path):

@@ -11,7 +11,7 @@ import typer
 def demo_command(
     directory: Annotated[Optional[Path], typer.Option(
         "--dir", help="A new or empty folder for everything the demo writes "
-                      "(default: ./dcops-demo-YYYYmmdd-HHMMSS).")] = None,
+                      "(default: $DCOPS_HOME/demos/demo-YYYYmmdd-HHMMSS).")] = None,
     probe_seconds: Annotated[float, typer.Option(
         "--probe-seconds", help="How long to probe the stand-in endpoints (10 to 3600).")] = 40.0,
     keep_going: Annotated[bool, typer.Option(
@@ -22,8 +22,9 @@ def demo_command(
     sandbox provisioning, loopback stand-ins probed (one outage, one announced maintenance),
     /metrics, capacity snapshot, catalogue site, uptime and capacity reports.
 
-    Uses its own database (DIR/dcops.db, DCOPS_HOME=DIR), never the configured one; leaves
-    nothing running; Ctrl-C stops it cleanly (exit 130). About a minute and a half.
+    Uses its own database (DIR/dcops.db, DCOPS_HOME=DIR), never the configured one; its
+    stand-ins take free loopback ports (another demo may hold the sample's); leaves nothing
+    running; Ctrl-C stops it cleanly (exit 130). About a minute.
 
     Example: dcops demo --dir /tmp/dcops-demo --probe-seconds 30
     """
@@ -31,7 +32,7 @@ def demo_command(
 
     from dcops.demo import default_directory, run_demo
 
-    target = directory if directory is not None else default_directory(datetime.now(), Path.cwd())
+    target = directory if directory is not None else default_directory(datetime.now())
     try:
         result = run_demo(target, probe_seconds=probe_seconds, echo=typer.echo, keep_going=keep_going)
     except KeyboardInterrupt:
