@@ -115,7 +115,16 @@ def test_cli_verify_exits_non_zero_when_broken(cli, tmp_path):
     assert "audit log intact" in cli("audit", "verify").stdout
     listing = json.loads(cli("audit", "list", "--object", "dhis2", "-o", "json").stdout)
     assert listing[0]["actor"] == "loader"
-    assert "--since: expected a date" in cli("audit", "list", "--since", "yesterday", expect=2).stderr
+    mistake = cli("audit", "list", "--since", "yesterday", expect=2).stderr
+    assert mistake.startswith("dcops: error: --since: 'yesterday' is not a time") and mistake.count("\n") == 1
+    # A time without an offset is the data centre's (Asia/Vientiane, UTC+7), as `maintenance add` reads it.
+    from zoneinfo import ZoneInfo
+
+    half_an_hour_ago = datetime.now(ZoneInfo("Asia/Vientiane")) - timedelta(minutes=30)
+    recent = cli("audit", "list", "--since", half_an_hour_ago.strftime("%Y-%m-%d %H:%M"), "-o", "json").stdout
+    assert len(json.loads(recent)) == len(json.loads(cli("audit", "list", "-o", "json").stdout)) > 0
+    later = (datetime.now(timezone.utc) + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%MZ")
+    assert json.loads(cli("audit", "list", "--since", later, "-o", "json").stdout) == []
     from dcops.db import open_database
 
     database = open_database(cli.settings)

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import OUTPUT_HELP, TABLE_WIDTH, Output, echo_csv, echo_json, fail, open_database
+from dcops.cli.common import OUTPUT_HELP, TABLE_WIDTH, Output, echo_csv, echo_json, open_database, settings
 
 app = typer.Typer(help="The append-only, hash-chained audit log of every change.", no_args_is_help=True)
 
 ACTOR_WIDTH = 12
 OBJECT_WIDTH = 8
-
-
-def _since(value: Optional[str]) -> Optional[datetime]:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"--since: expected a date or time such as 2026-11-01 or 2026-11-01T08:00+07:00, not {value!r}")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _wrap(text: str, width: int) -> list[str]:
@@ -68,7 +57,9 @@ def list_command(
     programme: Annotated[Optional[str], typer.Option(
         help="Everything that concerns this programme: its own entries, its requests, jobs and windows.",
     )] = None,
-    since: Annotated[Optional[str], typer.Option(help="From this date/time (ISO 8601; UTC if no offset).")] = None,
+    since: Annotated[Optional[str], typer.Option(
+        help="From this time: ISO 8601 with an offset, or without one local to DCOPS_TIMEZONE.",
+    )] = None,
     limit: Annotated[int, typer.Option(min=0, help="At most this many of the latest entries (0: all).")] = 200,
     output: Annotated[Output, typer.Option("--output", "-o", help=OUTPUT_HELP)] = Output.table,
 ) -> None:
@@ -80,14 +71,16 @@ def list_command(
     JSON keys: id, at, actor, action, recorded_action (the name as recorded and hashed),
     object (TYPE:KEY), object_type, object_key, before, after, hash.
 
-    Example: dcops audit list --object request:12, or --programme e-crvs --since 2026-11-01
+    Example: dcops audit list --programme e-crvs --since 2026-11-01
     """
     from dcops.audit import list_entries, object_types, parse_object
+    from dcops.maintenance import parse_time
 
     object_type, object_key = parse_object(object_name) if object_name is not None else (None, None)
+    since_at = parse_time(since, settings().tz, option="--since") if since is not None else None
     with open_database().transaction() as conn:
         rows = list_entries(conn, object_type=object_type, object_key=object_key, programme=programme,
-                            since=_since(since), limit=limit)
+                            since=since_at, limit=limit)
         matched = object_types(conn, object_key) if object_key is not None and object_type is None else []
     if len(matched) > 1:
         typer.echo(f"dcops: --object {object_key} names {', '.join(f'{t}:{object_key}' for t in matched)}; "
