@@ -134,6 +134,12 @@ def test_cli_verify_exits_non_zero_when_broken(cli, tmp_path):
     assert "broken at entry 3: entry 2 is missing: deleted" in result.stderr
 
 
+def cli_database(cli):
+    from dcops.db import open_database
+
+    return open_database(cli.settings)
+
+
 def _job(database, kind, slugs, home, status="successful"):
     """A job through the library's own start and finish (no Ansible: what the log records is the same)."""
     job_id, _chosen, _folder = start_job(database, kind, slugs, actor="ops", check=False, sandbox=True, home=home)
@@ -229,6 +235,11 @@ def test_cli_table_shows_whole_actions_and_objects_in_80_columns(cli, tmp_path):
     assert shown == [[e["action"], e["object"]] for e in logged]  # whole, never cut
     assert ["allocation.reserved", "programme:census-2015-portal-archive"] in shown
     assert "somphone.se…" in table  # a long actor is cut; --output json has it whole
+    database = cli_database(cli)
+    with database.transaction(immediate=True) as conn:
+        audit.record(conn, audit.Event("\x1b]0;x\x07", "request.withdrawn", "request", "1"))
+    database.dispose()
+    assert cli("audit", "list").stdout.splitlines()[-1].split()[3] == "\\x1b]0;x\\x07"  # escaped, never run
     mine = cli("audit", "list", "--programme", "census-2015-portal-archive", "-o", "json").stdout
     assert [(e["object"], e["action"]) for e in json.loads(mine)] == [
         ("request:1", "request.submitted"), ("programme:census-2015-portal-archive", "allocation.reserved"),

@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import OUTPUT_HELP, TABLE_WIDTH, Output, echo_csv, echo_json, open_database, settings
+from dcops.cli.common import (OUTPUT_HELP, TABLE_WIDTH, Output, echo_csv, echo_json, open_database, printable,
+                              settings)
 
 app = typer.Typer(help="The append-only, hash-chained audit log of every change.", no_args_is_help=True)
 
@@ -29,7 +30,8 @@ def format_entries(rows: list[dict], width: int = TABLE_WIDTH) -> str:
     """The table: whole action names and objects (an object wraps rather than being cut); the
     time to the minute, UTC; a long actor cut with '…' (`--output json` has everything)."""
     headers = ("ID", "AT (UTC)", "ACTOR", "ACTION", "OBJECT")
-    cells = [(str(r["id"]), r["at"][:16].replace("T", " "), r["actor"], r["action"], r["object"]) for r in rows]
+    cells = [(str(r["id"]), r["at"][:16].replace("T", " "), printable(r["actor"]), printable(r["action"]),
+              printable(r["object"])) for r in rows]
     widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(headers)]
     widths[2] = min(widths[2], ACTOR_WIDTH)
     room = width - sum(widths[:4]) - 2 * 4
