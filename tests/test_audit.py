@@ -235,17 +235,17 @@ def test_cli_table_shows_whole_actions_and_objects_in_80_columns(cli, tmp_path):
     assert shown == [[e["action"], e["object"]] for e in logged]  # whole, never cut
     assert ["allocation.reserved", "programme:census-2015-portal-archive"] in shown
     assert "somphone.se…" in table  # a long actor is cut; --output json has it whole
-    database = cli_database(cli)
-    with database.transaction(immediate=True) as conn:
-        audit.record(conn, audit.Event("\x1b]0;x\x07", "request.withdrawn", "request", "1"))
-    database.dispose()
-    assert cli("audit", "list").stdout.splitlines()[-1].split()[3] == "\\x1b]0;x\\x07"  # escaped, never run
     mine = cli("audit", "list", "--programme", "census-2015-portal-archive", "-o", "json").stdout
     assert [(e["object"], e["action"]) for e in json.loads(mine)] == [
         ("request:1", "request.submitted"), ("programme:census-2015-portal-archive", "allocation.reserved"),
         ("request:1", "request.approved")]
     both = cli("audit", "list", "--object", "request:1", "-o", "json")
     assert {e["object"] for e in json.loads(both.stdout)} == {"request:1"} and both.stderr == ""
+    database = cli_database(cli)
+    with database.transaction(immediate=True) as conn:
+        audit.record(conn, audit.Event("\x1b]0;x\x07", "request.withdrawn", "request", "1"))
+    database.dispose()
+    assert cli("audit", "list").stdout.splitlines()[-1].split()[3] == "\\x1b]0;x\\x07"  # escaped, never run
 
 
 def test_cli_object_mistakes_are_one_line_errors(cli, tmp_path):
