@@ -647,12 +647,14 @@ def _valid_part(data: LocatedDict, error: PydanticValidationError, unchecked: se
                 continue
             kind, key = _RECORD_KEYS[section]
             if isinstance(record, dict):
-                unchecked.add((kind, record.get(key)))
+                if isinstance(record.get(key), (str, int)):  # a name so malformed names nothing
+                    unchecked.add((kind, record.get(key)))
                 children = {"sites": ("cluster", "clusters", "name"), "offerings": ("plan", "plans", "id")}
                 if section in children:
                     child_kind, child_list, child_key = children[section]
-                    for child in record.get(child_list) or []:
-                        if isinstance(child, dict):
+                    children_given = record.get(child_list)
+                    for child in children_given if isinstance(children_given, list) else []:
+                        if isinstance(child, dict) and isinstance(child.get(child_key), str):
                             unchecked.add((child_kind, child.get(child_key)))
         kept[section] = rest
     try:
