@@ -389,3 +389,19 @@ def test_a_report_file_is_readable_by_all_and_an_unwritable_one_freezes_nothing(
 def test_out_of_range_input_is_exit_2_without_a_traceback(loaded_cli, arguments):
     result = loaded_cli(*arguments, expect=2)
     assert "Traceback" not in result.stderr and "error" in result.stderr.lower()
+
+
+def test_the_capacity_summary_counts_programmes_the_inventory_approved_with_those_requests_did(sample):
+    """The sample's mobile wallet is being provisioned without a hosting request: its held capacity is
+    pipeline in the bars, and so it is in the summary's count (it said "0 approved")."""
+    from dcops.reports.documents import capacity_document
+    from dcops.reports.render import render
+
+    with sample.transaction() as conn:
+        document = capacity_document(conn, tz=VIENTIANE, now=at("2026-11-29T05:00"), data_centre_name="X")
+    approved = document["pipeline"]["approved"]
+    assert [(p["programme"], p["id"]) for p in approved] == [("lao-mobile-wallet", None)]
+    held = sum(r["pipeline_approved"] for s in document["sites"] for c in s["clusters"] for r in c["resources"]
+               if r["resource"] == "vcpu")
+    assert held > 0
+    assert "| Requests in the pipeline | 1 approved, 0 submitted |" in render(document, "md")

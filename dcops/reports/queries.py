@@ -223,11 +223,13 @@ def capacity_inputs(conn: Connection, *, site: str | None, history_since: date) 
     approved = [
         {"id": r[0], "programme": r[1], "ministry": r[2], "plan": r[3], "cluster": r[4]}
         for r in conn.execute(text(
-            "SELECT r.id, r.programme_slug, m.code, r.plan_id, MIN(c.name) FROM hosting_request r "
-            "JOIN ministry m ON m.id = r.ministry_id JOIN programme p ON p.id = r.programme_id "
+            # Every programme approved but not yet provisioned, whether a request or the inventory
+            # approved it (the bars count both): `id` is its request's, or null.
+            "SELECT MAX(r.id), p.slug, m.code, p.plan_id, MIN(c.name) FROM programme p "
+            "JOIN ministry m ON m.id = p.ministry_id LEFT JOIN hosting_request r ON r.programme_id = p.id "
             "LEFT JOIN allocation a ON a.programme_id = p.id LEFT JOIN cluster c ON c.id = a.cluster_id "
-            "WHERE p.status IN ('approved', 'provisioning') GROUP BY r.id, r.programme_slug, m.code, r.plan_id "
-            "ORDER BY r.id"))
+            "WHERE p.status IN ('approved', 'provisioning') GROUP BY p.id, p.slug, m.code, p.plan_id "
+            "ORDER BY p.slug"))
         if site is None or site_of.get(r[4]) == site
     ]
 
