@@ -189,6 +189,9 @@ def _engine(settings: "Settings") -> Engine:
         return make_engine(settings.database_url, busy_timeout_ms=settings.busy_timeout_ms)
     except (exc.ArgumentError, exc.NoSuchModuleError, ImportError, ValueError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if isinstance(error, ImportError) and (error.name or "").startswith("psycopg"):
+            # PostgreSQL support is an extra (SQLite users need no libpq): say how to get it.
+            reason = "PostgreSQL support is not installed: install dcops with its extra, pipx install '.[postgresql]'"
         raise ConfigError(f"DCOPS_DATABASE_URL={redact(settings.database_url)} cannot be used: {reason}") from None
 
 

@@ -14,9 +14,8 @@ from dcops.errors import ConfigError
 DEFAULT_TIMEZONE = "Asia/Vientiane"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 DEFAULT_DATA_CENTRE_NAME = "National Data Centre"
-# The playbooks and templates shipped inside the package (dcops/resources.py finds them).
+# The playbooks shipped inside the package (dcops/resources.py finds them).
 DEFAULT_PLAYBOOKS_DIR = resources.playbooks_dir()
-TEMPLATES_DIR = resources.templates_dir()
 
 
 _PASSWORD_IN_URL = re.compile(r"(://[^/:@]*:)[^/@]*@")

@@ -178,3 +178,16 @@ def test_a_database_url_is_never_echoed_with_its_password(tmp_path):
                             text=True, timeout=60)
     assert result.returncode == 2 and "secret" not in result.stderr and "mysql://u:***@h/x" in result.stderr
     assert result.stderr.count("\n") == 1 and "DCOPS_DATABASE_URL" in result.stderr
+
+
+def test_a_postgresql_url_without_its_driver_is_one_line_naming_the_extra(tmp_path):
+    # psycopg is installed here, so its absence is simulated: an import of it fails, as after a
+    # plain install without the postgresql extra.
+    code = ("import sys; sys.modules['psycopg'] = None; sys.modules['psycopg2'] = None; "
+            "from dcops.cli.main import main; sys.argv = ['dcops', 'programme', 'list']; main()")
+    env = {**os.environ, "DCOPS_HOME": str(tmp_path),
+           "DCOPS_DATABASE_URL": "postgresql+psycopg://dcops:secret@127.0.0.1:5432/dcops"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "postgresql" in result.stderr and "pipx install '.[postgresql]'" in result.stderr
+    assert "secret" not in result.stderr and "Traceback" not in result.stderr

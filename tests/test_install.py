@@ -14,8 +14,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
 from conftest import ROOT
 from dcops.errors import UserError
@@ -75,15 +73,13 @@ def test_copying_the_sample_refuses_a_folder_in_use_and_writes_nothing(tmp_path)
     assert copy_sample(empty) and (empty / "tiers.yaml").is_file()
 
 
-def test_the_sample_command_writes_the_copy(tmp_path):
-    from dcops.cli.sample import sample_command
-
-    app = typer.Typer()
-    app.command()(sample_command)
-    result = CliRunner().invoke(app, [str(tmp_path / "inv")])
-    assert result.exit_code == 0, result.output
+def test_the_sample_command_writes_the_copy(cli, tmp_path):
+    result = cli("inventory", "sample", tmp_path / "inv")
     assert f"written to {tmp_path / 'inv'}" in result.stdout and (tmp_path / "inv" / "catalogue.yaml").is_file()
-    assert "Example: dcops inventory sample" in CliRunner().invoke(app, ["--help"]).stdout
+    assert "Example: dcops inventory sample" in cli("inventory", "sample", "--help").stdout
+    refused = cli("inventory", "sample", tmp_path / "inv", expect=2)
+    assert refused.stderr.startswith("dcops: error:") and refused.stderr.count("\n") == 1
+    cli("inventory", "load", tmp_path / "inv")  # the copy loads
 
 
 def run(command: list, *, cwd: Path, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:

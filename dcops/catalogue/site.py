@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from dcops.errors import UserError
+from dcops.files import write_atomically
 from dcops.resources import templates_dir as shipped_templates_dir
 from dcops.vocabulary import is_name
 
@@ -332,8 +333,8 @@ def _views(data: dict) -> dict:
 
 
 def _write(path: Path, text: str, written: list[Path]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8", newline="\n")
+    # Like every file dcops writes: whole or not at all, never over a device, FIFO or folder.
+    write_atomically(path, text, make_parents=True)
     written.append(path)
 
 

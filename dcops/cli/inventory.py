@@ -8,10 +8,12 @@ from typing import Annotated
 import typer
 
 from dcops.cli.ansible_inventory import ansible_command
+from dcops.cli.sample import sample_command
 from dcops.cli.common import ActorOption, RecordOutput, echo_json, open_database, printable, progress
 
 app = typer.Typer(help="Load the YAML inventory (the source of truth in git) and export it.", no_args_is_help=True)
 app.command("ansible")(ansible_command)
+app.command("sample")(sample_command)
 
 
 def _value(value) -> str:

@@ -33,8 +33,9 @@ OutOption = Annotated[Optional[Path], typer.Option(
     "--out", help="Write the report to this file, atomically ('-' or none: standard output).", dir_okay=False,
     show_default=False)]
 MkdirOption = Annotated[bool, typer.Option("--mkdir", help="Create the --out file's missing folders.")]
-TemplateOption = Annotated[Optional[Path], typer.Option("--template", help="An edited copy of a template from "
-                                                        "templates/reports/ (html and md).", dir_okay=False)]
+TemplateOption = Annotated[Optional[Path], typer.Option("--template", help="An edited copy of a shipped template "
+                                                        "(html or md; in templates/reports/ of the installed dcops "
+                                                        "package).", dir_okay=False)]
 
 
 ReportIdArgument = id_argument("The frozen report's number (see `dcops report history`).")
