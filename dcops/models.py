@@ -256,7 +256,7 @@ class Job(SQLModel, table=True):
     """One Ansible run: what it ran on which programmes, how it ended, per-host results.
 
     A job row is written `running` before Ansible starts and always gets a terminal
-    status: successful, failed, timeout, canceled, or interrupted (its process died).
+    status: successful, failed, timeout, cancelled, or interrupted (its process died).
     """
 
     __tablename__ = "job"

@@ -580,7 +580,6 @@ def show_request(conn: Connection, request_id: int) -> dict:
     record = _request_dict(row, row.ministry_code, row.cluster_name, row.offering_id)
     record["history"] = [
         {"at": e["at"], "actor": e["actor"], "action": e["action"]}
-        for e in audit.list_entries(conn, object_key=str(request_id))
-        if e["object_type"] == "request"
+        for e in audit.list_entries(conn, object_type="request", object_key=str(request_id))
     ]
     return record
