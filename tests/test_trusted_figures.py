@@ -4,7 +4,6 @@ unmonitored programmes said so, no spurious first-round state, history brought i
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -24,6 +23,7 @@ from dcops.reports.documents import freeze, history, resolve_period, uptime_docu
 
 import inventories
 import requests_fixtures
+from test_health_store import Result
 
 VIENTIANE = ZoneInfo("Asia/Vientiane")
 MINUTE = timedelta(minutes=1)
@@ -31,16 +31,6 @@ MINUTE = timedelta(minutes=1)
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
-
-
-@dataclass(frozen=True)
-class Result:
-    endpoint_id: int
-    at: datetime
-    success: bool
-    duration_seconds: float = 0.05
-    reason: str = ""
-    tls_expires_at: datetime | None = None
 
 
 def record(database, results, thresholds=Thresholds(3, 2)):
