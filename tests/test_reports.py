@@ -210,6 +210,22 @@ def test_a_frozen_report_reissues_byte_identical_and_history_shows_a_later_chang
     assert reissued.read_bytes() == issued.read_bytes()
 
 
+def test_a_report_frozen_by_an_older_dcops_is_judged_by_its_figures(loaded_cli, database):
+    """Its digest (a bare sha256:, over other inputs) cannot match today's: only figures that moved
+    make it "changed"."""
+    _history(database)
+    loaded_cli("report", "uptime", "--period", "2026-10", "--format", "json", "--freeze")
+    with database.transaction(immediate=True) as conn:
+        conn.execute(sa.text("UPDATE frozen_report SET inputs_digest = :d"), {"d": "sha256:" + "ab" * 32})
+    (entry,) = json.loads(loaded_cli("report", "history", "-o", "json").stdout)
+    assert (entry["status"], entry["changes"]) == ("unchanged", [])
+    assert entry["current_digest"].startswith("sha256:2:")
+    with database.transaction(immediate=True) as conn:
+        conn.execute(sa.text("UPDATE state_interval SET state = 'down' WHERE state = 'unknown' AND ended_at IS NOT NULL"))
+    (entry,) = json.loads(loaded_cli("report", "history", "-o", "json").stdout)
+    assert entry["status"] == "changed" and entry["changes"]
+
+
 @pytest.mark.parametrize("arguments, message", [
     (("uptime", "--period", "2026-13"), "YYYY-MM"),
     (("uptime", "--period", "2026-10", "--from", "2026-10-01", "--to", "2026-10-02"), "not both"),

@@ -84,8 +84,13 @@ def resolve_period(period: str | None, date_from: str | None, date_to: str | Non
     return Period(label, start, end, start.astimezone(tz).date(), (end.astimezone(tz) - timedelta(days=1)).date())
 
 
+# What the inputs digest covers changed with the service span and the read-time rule; a report
+# frozen before carries a bare "sha256:" digest, which can only be compared by its figures.
+DIGEST_PREFIX = "sha256:2:"
+
+
 def _digest(data) -> str:
-    return "sha256:" + hashlib.sha256(canonical_json(data).encode()).hexdigest()
+    return DIGEST_PREFIX + hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
 def canonical_json(data) -> str:
@@ -285,12 +290,21 @@ def history(conn: Connection, *, tz: ZoneInfo, now: datetime, data_centre_name: 
             "id": row.id, "kind": row.kind, "period": row.period, "scope": row.scope,
             "frozen_at": iso_utc(row.frozen_at), "frozen_by": row.frozen_by,
             "inputs_digest": row.inputs_digest, "current_digest": again["inputs_digest"],
-            "status": "unchanged" if row.inputs_digest == again["inputs_digest"] and not changes else "changed",
+            "status": "unchanged" if _same_inputs(row.inputs_digest, again["inputs_digest"]) and not changes
+            else "changed",
             # Frozen before its period ended: later figures differ because more time has passed.
             "frozen_partial": bool(frozen["period"]["partial"]),
             "changes": changes,
         })
     return entries
+
+
+def _same_inputs(frozen_digest: str, current_digest: str) -> bool:
+    """Whether the inputs are the same; a digest of an older form (another prefix) cannot say, and
+    the figures alone decide."""
+    if not frozen_digest.startswith(DIGEST_PREFIX):
+        return True
+    return frozen_digest == current_digest
 
 
 def _period_of(document: dict) -> Period:
