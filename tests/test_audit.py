@@ -44,8 +44,8 @@ def test_every_change_is_logged_with_actor_before_and_after(logged):
     log = entries(logged)
     actions = [e["action"] for e in log]
     assert actions.count("inventory.programme.created") == 3
-    assert actions[-4:] == ["inventory.programme.updated", "request.submitted", "allocation.reserved",
-                            "request.approved"]
+    assert actions[-5:] == ["inventory.programme.updated", "request.submitted", "allocation.reserved",
+                            "request.approved", "programme.approved"]
     assert [e["recorded_action"] for e in log] == actions  # written under today's names
     update = next(e for e in log if e["action"] == "inventory.programme.updated")
     assert (update["actor"], update["object_key"], update["before"], update["after"]) == (
@@ -165,14 +165,19 @@ def test_a_programme_filter_finds_every_entry_that_concerns_it(lived):
         ("request:1", "request.submitted"),
         ("programme:new-portal", "allocation.reserved"),
         ("request:1", "request.approved"),
+        ("programme:new-portal", "programme.approved"),
         ("request:1", "request.provisioning"),
+        ("programme:new-portal", "programme.provisioning"),
         ("job:1", "job.provision.started"),
         ("request:1", "request.active"),
+        ("programme:new-portal", "programme.active"),
         ("job:1", "job.provision.successful"),
         ("maintenance:1", "maintenance.added"),
         ("request:1", "request.decommission-requested"),
+        ("programme:new-portal", "programme.decommissioning"),
         ("job:2", "job.decommission.started"),
         ("request:1", "request.retired"),
+        ("programme:new-portal", "programme.retired"),
         ("job:2", "job.decommission.successful"),
     ]
     assert entries(lived, object_type="programme", object_key="new-portal") == log
@@ -238,7 +243,7 @@ def test_cli_table_shows_whole_actions_and_objects_in_80_columns(cli, tmp_path):
     mine = cli("audit", "list", "--programme", "census-2015-portal-archive", "-o", "json").stdout
     assert [(e["object"], e["action"]) for e in json.loads(mine)] == [
         ("request:1", "request.submitted"), ("programme:census-2015-portal-archive", "allocation.reserved"),
-        ("request:1", "request.approved")]
+        ("request:1", "request.approved"), ("programme:census-2015-portal-archive", "programme.approved")]
     both = cli("audit", "list", "--object", "request:1", "-o", "json")
     assert {e["object"] for e in json.loads(both.stdout)} == {"request:1"} and both.stderr == ""
     database = cli_database(cli)

@@ -15,7 +15,9 @@ from sqlalchemy.engine import Connection
 from dcops import audit
 from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import Conflict, NotFound, UserError, ValidationError
-from dcops.inventory.lifecycle import set_programme_status
+# PROGRAMME_STATUS and REQUEST_STATES are imported for the callers that read them from here.
+from dcops.lifecycle import (OPEN_STATES, PROGRAMME_STATUS, REQUEST_STATES, REQUEST_TRANSITIONS,  # noqa: F401
+                             move_request, require_move)
 from dcops.inventory.capacity import ResourceUsage, choose_cluster
 from dcops.inventory.queries import cluster_usage
 from dcops.inventory.documents import (Email, Name, Slug, Text, Title, bounded_text, expand_checks,
@@ -46,29 +48,8 @@ T_PLAN = Plan.__table__
 T_OFFERING = Offering.__table__
 T_ENDPOINT = Endpoint.__table__
 
-# The request lifecycle: every allowed move, and nothing else.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "submitted": frozenset({"approved", "rejected", "withdrawn"}),
-    "approved": frozenset({"provisioning"}),
-    "provisioning": frozenset({"active", "failed"}),
-    "failed": frozenset({"provisioning"}),  # a failed run is retried
-    "active": frozenset({"decommission-requested"}),
-    "decommission-requested": frozenset({"retired"}),
-    "rejected": frozenset(),
-    "withdrawn": frozenset(),
-    "retired": frozenset(),
-}
-REQUEST_STATES = tuple(TRANSITIONS)
-OPEN_STATES = frozenset(s for s in REQUEST_STATES if s not in ("rejected", "withdrawn", "retired"))
-# The programme's lifecycle status that follows each request state.
-PROGRAMME_STATUS = {
-    "approved": "approved",
-    "provisioning": "provisioning",
-    "active": "active",
-    "failed": "failed",
-    "decommission-requested": "decommissioning",
-    "retired": "retired",
-}
+# The request lifecycle lives with the other state machines; these names are the catalogue's too.
+TRANSITIONS = REQUEST_TRANSITIONS
 MAX_REQUEST_BYTES = 256 * 1024
 
 
@@ -309,29 +290,12 @@ def _load(conn: Connection, request_id: int, *, lock: bool = False):
 def transition(
     conn: Connection, request, to_state: str, *, actor: str, reason: str = "", **changes: Any
 ) -> None:
-    """Move a request to `to_state`: the one place a request changes state.
-
-    Checks the transition table and, for approval, the two-person rule; moves the
-    programme's status along; writes the audit entry in the caller's transaction.
-    """
-    allowed = TRANSITIONS[request.state]
-    if to_state not in allowed:
-        moves = ", ".join(sorted(allowed)) or "none: it is final"
-        raise Conflict(f"request {request.id} is {request.state}; it cannot become {to_state} (allowed: {moves})")
+    """Move a request to `to_state`, checking the two-person rule for approval, then
+    `lifecycle.move_request` (the table, the programme that follows, the audit entries)."""
+    require_move(TRANSITIONS, f"request {request.id}", request.state, to_state)
     if to_state == "approved":
         _check_two_person_rule(request, actor)
-    now = utcnow()
-    values = {"state": to_state, "updated_at": now, **changes}
-    if reason:
-        values["reason"] = reason
-    conn.execute(update(T_REQUEST).where(T_REQUEST.c.id == request.id).values(**values))
-    programme_id = changes.get("programme_id", request.programme_id)
-    if programme_id is not None and to_state in PROGRAMME_STATUS:
-        set_programme_status(conn, programme_id, PROGRAMME_STATUS[to_state], now=now)
-    audit.record(conn, audit.Event(
-        actor, f"request.{to_state}", "request", str(request.id),
-        {"state": request.state}, {"state": to_state, **({"reason": reason} if reason else {}), **changes},
-    ))
+    move_request(conn, request, to_state, actor=actor, reason=reason, **changes)
 
 
 def _check_two_person_rule(request, approver: str) -> None:
@@ -387,7 +351,7 @@ def approve(
     database: Database, request_id: int, *, actor: str | None = None, cluster: str | None = None
 ) -> Placement:
     """Place a request on a cluster where its plan fits, reserve the capacity, create the
-    programme (status approved), its hosts and its offering's checks, and approve the
+    programme (requested, moved to approved with the request), its hosts and its offering's checks, and approve the
     request, all in one transaction."""
     actor = actor or audit.default_actor()
     with database.transaction(immediate=True) as conn:
@@ -426,7 +390,7 @@ def approve(
         programme_id = conn.execute(
             insert(T_PROGRAMME).values(
                 slug=request.programme_slug, name=request.programme_name, ministry_id=request.ministry_id,
-                description=request.description, tier=request.tier, status="approved",
+                description=request.description, tier=request.tier, status="requested",
                 classification=request.classification, environment=request.environment,
                 owner_contact=request.owner_contact, security_contact=request.security_contact,
                 personal_data=request.personal_data, plan_id=request.plan_id, backup_tier="daily",

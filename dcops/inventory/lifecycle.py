@@ -1,10 +1,10 @@
-"""Programme status changes shared by reconcile, hosting requests and jobs, and what retiring releases."""
+"""What a programme's status move writes besides the status: its service span, and what retiring releases."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, literal, update
+from sqlalchemy import delete, func, literal
 from sqlalchemy.engine import Connection
 
 from dcops.db import UTCDateTime
@@ -30,11 +30,8 @@ def service_span_values(status: str, *, now: datetime, created: bool = False) ->
     return values
 
 
-def set_programme_status(conn: Connection, programme_id: int, status: str, *, now: datetime) -> None:
-    """Set a programme's status in the caller's transaction; retiring also releases its
-    capacity and closes its history (it is not up, down or unknown any more)."""
-    conn.execute(update(T_PROGRAMME).where(T_PROGRAMME.c.id == programme_id)
-                 .values(service_span_values(status, now=now)))
-    if status == "retired":
-        conn.execute(delete(T_ALLOCATION).where(T_ALLOCATION.c.programme_id == programme_id))
-        end_programme_history(conn, programme_id, now)
+def release_retired(conn: Connection, programme_id: int, *, now: datetime) -> None:
+    """What retiring a programme releases, in the caller's transaction: its capacity, and its
+    history (it is not up, down or unknown any more)."""
+    conn.execute(delete(T_ALLOCATION).where(T_ALLOCATION.c.programme_id == programme_id))
+    end_programme_history(conn, programme_id, now)

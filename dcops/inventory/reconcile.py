@@ -13,9 +13,10 @@ from dcops import audit
 from dcops.db import Database, utcnow
 from dcops.errors import ValidationError
 from dcops.inventory.capacity import capacity, fits
-from dcops.health.store import end_programme_history, forget_check
+from dcops.health.store import forget_check
 from dcops.inventory.documents import Desired
-from dcops.inventory.lifecycle import service_span_values, set_programme_status
+from dcops.inventory.lifecycle import service_span_values
+from dcops.lifecycle import move_programme
 from dcops.models import (
     Allocation,
     Cluster,
@@ -471,6 +472,12 @@ def _programme_row(state: dict, ids: dict) -> dict:
     return row
 
 
+def _declare_status(conn, programme_id: int, status: str, now) -> None:
+    """The status the inventory declares, moved through the lifecycle as an inventory move:
+    any status is allowed (the operator's truth), and the load's own entry audits it."""
+    move_programme(conn, programme_id, status, actor="inventory", now=now, inventory=True)
+
+
 def _apply_programmes(conn, plan: Plan, desired: Desired, current: Current, ids: dict, now) -> None:
     touched = [c for c in plan.changes if c.kind == "programme" and c.action != "unchanged"]
     if not touched:
@@ -488,13 +495,12 @@ def _apply_programmes(conn, plan: Plan, desired: Desired, current: Current, ids:
             if "ministry" in scalar:
                 scalar["ministry_id"] = ids[("ministry", scalar.pop("ministry"))]
             scalar["updated_at"] = now
-            if "status" in scalar:
-                scalar.update(service_span_values(scalar["status"], now=now))
+            status = scalar.pop("status", None)
             conn.execute(update(T_PROGRAMME).where(T_PROGRAMME.c.id == ids[("programme", slug)]).values(**scalar))
-            if scalar.get("status") == "retired":
-                end_programme_history(conn, ids[("programme", slug)], now)
+            if status is not None:
+                _declare_status(conn, ids[("programme", slug)], status, now)
         elif change.action == "retire":
-            set_programme_status(conn, ids[("programme", slug)], "retired", now=now)
+            _declare_status(conn, ids[("programme", slug)], "retired", now)
     if new_rows:
         conn.execute(insert(T_PROGRAMME), new_rows)
         for row in conn.execute(select(T_PROGRAMME.c.id, T_PROGRAMME.c.slug)):

@@ -16,7 +16,8 @@ from sqlalchemy.engine import Connection
 from dcops import audit
 from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import Conflict, NotFound, UserError
-from dcops.inventory.lifecycle import set_programme_status
+from dcops.lifecycle import (OPEN_STATES, PROGRAMME_STATUS, TERMINAL,  # noqa: F401 - TERMINAL is read from here
+                             move_job, move_programme, move_request)
 from dcops.inventory.ansible import build_inventory, static_yaml
 from dcops.models import Host, HostingRequest, Job, Programme
 from dcops.provisioning.liveness import process_start, stale_jobs, this_host
@@ -35,7 +36,6 @@ ACCEPTS = {
     "decommission": frozenset({"active", "failed", "decommissioning"}),
     "verify": frozenset({"active", "provisioning", "failed"}),
 }
-TERMINAL = ("successful", "failed", "timeout", "cancelled", "interrupted")
 DEFAULT_JOBS_KEPT = 200
 
 
@@ -76,11 +76,7 @@ def jobs_dir(home: Path) -> Path:
 
 
 def _move(conn: Connection, slug: str, status: str, *, actor: str, reason: str = "") -> None:
-    """Move a programme (and the hosting request that drives it, if any) to `status`."""
-    # Imported here: the request documents' schema costs a tenth of a second at every
-    # `provision run`, and only a programme that moves needs the state machine.
-    from dcops.catalogue.requests import OPEN_STATES, PROGRAMME_STATUS, transition
-
+    """Move a programme (through the hosting request that drives it, if any) to `status`."""
     request_state = {programme_status: state for state, programme_status in PROGRAMME_STATUS.items()}
     programme = conn.execute(select(T_PROGRAMME).where(T_PROGRAMME.c.slug == slug)).one()
     if programme.status == status:
@@ -89,11 +85,9 @@ def _move(conn: Connection, slug: str, status: str, *, actor: str, reason: str =
         select(T_REQUEST).where(T_REQUEST.c.programme_id == programme.id, T_REQUEST.c.state.in_(OPEN_STATES))
     ).first()
     if request is not None and request.state != request_state[status]:
-        transition(conn, request, request_state[status], actor=actor, reason=reason)
+        move_request(conn, request, request_state[status], actor=actor, reason=reason)
         return
-    set_programme_status(conn, programme.id, status, now=utcnow())
-    audit.record(conn, audit.Event(actor, f"programme.{status}", "programme", slug, {"status": programme.status},
-                                   {"status": status, **({"reason": reason} if reason else {})}))
+    move_programme(conn, programme.id, status, actor=actor, reason=reason)
 
 
 def _follow_start(conn: Connection, kind: str, slugs: list[str], actor: str) -> None:
@@ -176,16 +170,12 @@ def finish_job(database: Database, job_id: int, result: RunResult, *, actor: str
     """Record how a job ended and move its programmes along, in one transaction."""
     with database.transaction(immediate=True) as conn:
         job = conn.execute(select(T_JOB).where(T_JOB.c.id == job_id)).one()
-        conn.execute(update(T_JOB).where(T_JOB.c.id == job_id).values(
-            status=result.status, rc=result.rc, finished_at=utcnow(), host_stats=result.host_stats,
-            failed_host=result.failed_host, failed_task=result.failed_task, failure_message=result.failure_message,
-        ))
         if not job.check_mode:
             reason = "" if result.status == "successful" else _reason(job_id, result)
             _follow_end(conn, job.kind, list(job.programmes), result.status, reason, actor)
-        audit.record(conn, audit.Event(actor, f"job.{job.kind}.{result.status}", "job", str(job_id),
-                                       {"status": "running"}, {"status": result.status, "rc": result.rc,
-                                                              "failure": result.failure_message}))
+        move_job(conn, job, result.status, actor=actor, detail={"rc": result.rc, "failure": result.failure_message},
+                 rc=result.rc, finished_at=utcnow(), host_stats=result.host_stats, failed_host=result.failed_host,
+                 failed_task=result.failed_task, failure_message=result.failure_message)
 
 
 def _reason(job_id: int, result: RunResult) -> str:
@@ -201,12 +191,9 @@ def reap(conn: Connection, *, actor: str) -> list[int]:
         job = conn.execute(select(T_JOB).where(T_JOB.c.id == job_id)).one()
         _stop(job.private_data_dir)
         message = "the dcops process running this job stopped before it finished"
-        conn.execute(update(T_JOB).where(T_JOB.c.id == job_id).values(
-            status="interrupted", finished_at=utcnow(), failure_message=message))
         if not job.check_mode:
             _follow_end(conn, job.kind, list(job.programmes), "interrupted", f"job {job_id} interrupted", actor)
-        audit.record(conn, audit.Event(actor, f"job.{job.kind}.interrupted", "job", str(job_id),
-                                       {"status": "running"}, {"status": "interrupted"}))
+        move_job(conn, job, "interrupted", actor=actor, finished_at=utcnow(), failure_message=message)
     return reaped
 
 
