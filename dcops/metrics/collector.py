@@ -20,12 +20,11 @@ from sqlalchemy import (BigInteger, Integer, String, any_, cast, extract, func, 
                         type_coerce, union_all)
 from sqlalchemy.engine import Connection
 
-from dcops.catalogue.requests import REQUEST_STATES
 from dcops.db import Database, epoch_us, utcnow
 from dcops.health.history import DOWN, UP, settle_open, stale_from
 from dcops.inventory.queries import cluster_usage
+from dcops.lifecycle import JOB_STATUSES, REQUEST_STATES
 from dcops.models import CheckState, Endpoint, HostingRequest, Job, Ministry, Programme, StateInterval
-from dcops.provisioning.jobs import TERMINAL
 
 T_PROGRAMME = Programme.__table__
 T_MINISTRY = Ministry.__table__
@@ -35,7 +34,6 @@ T_INTERVAL = StateInterval.__table__
 T_REQUEST = HostingRequest.__table__
 T_JOB = Job.__table__
 
-JOB_STATUSES = ("running", *TERMINAL)
 # Availability windows: label value and length. The longest bounds the interval query.
 WINDOWS = (("1d", timedelta(days=1)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30)))
 # The programme-level intervals kept between scrapes are read afresh at least this often
