@@ -82,6 +82,11 @@ _WORDINGS = (
     (r"String should have at least (\d+) characters?", r"must be at least \1 characters"),
     (r"List should have at most (\d+) items?.*", r"must have at most \1 items"),
     (r"Input should be ", "must be "),
+    # click's own, when it (not pydantic) converts an option's value.
+    (r"'[^']*' is not a valid int(eger)?\.?", "must be a whole number"),
+    (r"'[^']*' is not a valid float( range)?\.?", "must be a number"),
+    (r"-?\d+ is not in the range (-?\d+)<=x<=9223372036854775807\.?", r"must be at least \1"),
+    (r"-?[\d.]+ is not in the range (-?[\d.]+)<=x<=(-?[\d.]+)\.?", r"must be from \1 to \2"),
     (r"Field required", "is required"),
     (r"Extra inputs are not permitted", "unknown field"),
 )
