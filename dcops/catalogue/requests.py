@@ -404,16 +404,18 @@ def approve(
             ])
         hosts = _host_rows(conn, request.programme_slug, plan.instances, programme_id, cluster_id)
         conn.execute(insert(T_HOST), hosts)
-        audit.record(conn, audit.Event(actor, "allocation.reserved", "programme", request.programme_slug, None,
-                                       {"cluster": chosen, **needed, "request": request_id,
-                                        "hosts": [h["name"] for h in hosts]}))
+        events = [audit.Event(actor, "allocation.reserved", "programme", request.programme_slug, None,
+                              {"cluster": chosen, **needed, "request": request_id,
+                               "hosts": [h["name"] for h in hosts]})]
         endpoints = _check_rows(request_id, offering, request.programme_slug, [h["address"] for h in hosts])
         if endpoints:
             conn.execute(insert(T_ENDPOINT), [{"programme_id": programme_id, **e} for e in endpoints])
-            audit.record(conn, audit.Event(actor, "endpoint.created", "programme", request.programme_slug, None, {
+            events.append(audit.Event(actor, "endpoint.created", "programme", request.programme_slug, None, {
                 "endpoints": {e["name"]: {k: v for k, v in e.items() if k != "name"} for e in endpoints},
                 "offering": offering.id, "request": request_id,
             }))
+        # One append: the chain's head is read once for both entries.
+        audit.append(conn, events)
         transition(conn, request, "approved", actor=actor, decided_by=actor, decided_at=now,
                    cluster_id=cluster_id, programme_id=programme_id)
     warnings = () if endpoints else (

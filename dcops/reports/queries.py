@@ -32,7 +32,6 @@ class ProgrammeHistory:
     tier: int
     tier_name: str
     target_percent: float
-    status: str
     service_start: datetime | None = None  # in service from (None: never)
     service_end: datetime | None = None  # retired at (None: still in service)
     has_checks: bool = True  # whether it has a check now
@@ -75,20 +74,20 @@ def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, now: date
     bind = _bind_times(conn, params)
     condition = " AND ".join(where) or "1 = 1"
     rows = conn.execute(text(
-        "SELECT p.id, p.slug, p.name, m.code, m.name, p.tier, t.name, t.sla_target_percent, p.status, "
+        "SELECT p.id, p.slug, p.name, m.code, m.name, p.tier, t.name, t.sla_target_percent, "
         "p.activated_at, p.retired_at, (SELECT MIN(i.started_at) FROM state_interval i WHERE i.programme_id = p.id "
         "AND i.endpoint_id IS NULL), EXISTS (SELECT 1 FROM endpoint e WHERE e.programme_id = p.id) "
         "FROM programme p JOIN ministry m ON m.id = p.ministry_id JOIN sla_tier t ON t.tier = p.tier "
         f"WHERE {condition} ORDER BY m.code, p.slug"), bind).all()
     programmes = {}
     for r in rows:
-        starts = [moment for moment in (read_utc(conn, r[9]), read_utc(conn, r[11])) if moment is not None]
-        service_start, service_end = (min(starts) if starts else None), read_utc(conn, r[10])
+        starts = [moment for moment in (read_utc(conn, r[8]), read_utc(conn, r[10])) if moment is not None]
+        service_start, service_end = (min(starts) if starts else None), read_utc(conn, r[9])
         if service_start is None or service_start >= end or (service_end is not None and service_end <= start):
             continue
-        programmes[r[0]] = ProgrammeHistory(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
+        programmes[r[0]] = ProgrammeHistory(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
                                             service_start=service_start, service_end=service_end,
-                                            has_checks=bool(r[12]))
+                                            has_checks=bool(r[11]))
     # A report of one ministry or programme reads only their spans.
     scoped = "" if not where else (
         "AND programme_id IN (SELECT p.id FROM programme p JOIN ministry m ON m.id = p.ministry_id "
