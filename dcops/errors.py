@@ -1,4 +1,4 @@
-"""The one error hierarchy of dcops; the CLI maps it to exit codes in one place."""
+"""The one error hierarchy of dcops, with the exit code (CLI) and HTTP status (portal) of each."""
 
 from __future__ import annotations
 
@@ -7,16 +7,20 @@ class DcopsError(Exception):
     """Something went wrong that dcops can explain in one line."""
 
     exit_code = 1
+    http_status = 500
 
 
 class UserError(DcopsError):
     """A mistake in what the user asked for or gave; nothing was written."""
 
     exit_code = 2
+    http_status = 400
 
 
 class ValidationError(UserError):
     """Input failed validation; carries every problem found, not just the first."""
+
+    http_status = 422
 
     def __init__(self, problems: list[str], summary: str | None = None):
         self.problems = list(problems)
@@ -32,11 +36,33 @@ class ValidationError(UserError):
 
 
 class NotFound(UserError):
-    """A named thing (programme, ministry, cluster...) does not exist."""
+    """A named thing (programme, ministry, cluster...) does not exist, or not for whoever asks."""
+
+    http_status = 404
 
 
 class Conflict(UserError):
     """The change clashes with what is there (a duplicate, an illegal transition)."""
+
+    http_status = 409
+
+
+class Unauthenticated(UserError):
+    """Nobody is signed in, or the credentials given are wrong or expired."""
+
+    http_status = 401
+
+
+class Forbidden(UserError):
+    """The person may see the object but their roles do not allow this action on it."""
+
+    http_status = 403
+
+
+class TooManyAttempts(UserError):
+    """Too many failed sign-ins in a short time; try again later."""
+
+    http_status = 429
 
 
 class ConfigError(UserError):
@@ -45,6 +71,8 @@ class ConfigError(UserError):
 
 class DatabaseError(DcopsError):
     """The database cannot be used as it is."""
+
+    http_status = 503  # to a web client, the service is unavailable, whoever is to fix it
 
 
 class DatabaseMissing(DatabaseError, UserError):

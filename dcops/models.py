@@ -404,3 +404,98 @@ class FrozenReport(SQLModel, table=True):
     frozen_by: str
     inputs_digest: str
     document: str  # canonical JSON, byte for byte what re-issues render from
+
+
+class PortalUser(SQLModel, table=True):
+    """A person who signs in to the portal: a local account (Argon2 hash) or one known through OpenID Connect."""
+
+    __tablename__ = "portal_user"
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_portal_user_oidc"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)  # the sign-in name, lower case; also the audit actor
+    display_name: str = ""
+    email: str = ""
+    source: str = "local"  # local | oidc
+    password_hash: str | None = None  # local accounts only
+    oidc_issuer: str | None = None
+    oidc_subject: str | None = None
+    language: str = "en"  # en | lo: the portal's language for this person, remembered
+    disabled_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class PortalGrant(SQLModel, table=True):
+    """One role a person holds: in one ministry (viewer, requester) or data-centre wide (operator,
+    security-officer, auditor: ministry_id is null)."""
+
+    __tablename__ = "portal_grant"
+    __table_args__ = (UniqueConstraint("user_id", "role", "ministry_id", name="uq_portal_grant"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="portal_user.id", index=True)
+    role: str
+    ministry_id: int | None = Field(default=None, foreign_key="ministry.id")
+
+
+class PortalSession(SQLModel, table=True):
+    """A signed-in browser: the cookie holds an opaque token, the table only its SHA-256."""
+
+    __tablename__ = "portal_session"
+
+    token_hash: str = Field(primary_key=True)
+    user_id: int = Field(foreign_key="portal_user.id", index=True)
+    csrf_token: str
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    last_seen_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))  # the absolute timeout
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    client: str = ""  # the address it signed in from, for the audit trail
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for a person's scripts: stored as its SHA-256, acting with that person's roles."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="portal_user.id", index=True)
+    token_hash: str = Field(unique=True, index=True)
+    prefix: str  # the token's first characters, to tell tokens apart in a listing
+    label: str = ""
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+
+
+class SigninFailure(SQLModel, table=True):
+    """A failed sign-in, counted over a window to limit guessing by name and by client address."""
+
+    __tablename__ = "signin_failure"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+    name: str = Field(index=True)
+    client: str = Field(index=True)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A notification written in the transaction of the change it tells of; `dcops serve` sends it."""
+
+    __tablename__ = "outbox_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    channel: str = "email"
+    event: str  # e.g. request.approved, request.needs-signoff
+    object_type: str
+    object_key: str
+    recipients: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    subject: str
+    body: str
+    status: str = Field(default="pending", index=True)  # pending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    last_error: str = ""

@@ -93,8 +93,7 @@ def test_the_tables_cover_the_vocabulary_and_agree_with_each_other():
 def test_the_old_names_are_the_tables():
     assert requests.TRANSITIONS is lifecycle.REQUEST_TRANSITIONS
     assert requests.REQUEST_STATES == lifecycle.REQUEST_STATES == tuple(lifecycle.REQUEST_TRANSITIONS)
-    assert requests.PROGRAMME_STATUS is lifecycle.PROGRAMME_STATUS
-    assert requests.OPEN_STATES == {"submitted", "approved", "provisioning", "failed", "active",
+    assert lifecycle.OPEN_STATES == {"submitted", "approved", "provisioning", "failed", "active",
                                     "decommission-requested"}
     assert jobs.TERMINAL == lifecycle.TERMINAL == ("successful", "failed", "timeout", "cancelled", "interrupted")
 

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from dcops.catalogue import requests
+from dcops.catalogue.requests import workflow
 from dcops.catalogue.requests import TRANSITIONS, approve, submit
 from dcops.inventory.capacity import choose_cluster
 from dcops.errors import Conflict, NotFound, UserError, ValidationError
@@ -137,7 +138,7 @@ def test_two_person_rule_holds_in_the_transition_function_itself(sdb):
     """A second code path that moves a request to approved still meets the rule."""
     request_id = submit(sdb, requests_fixtures.request(classification="secret"))
     with sdb.transaction(immediate=True) as conn:
-        row = requests._load(conn, request_id)
+        row = workflow._load(conn, request_id)
         with pytest.raises(Conflict, match="needs a security sign-off first"):
             requests.transition(conn, row, "approved", actor="mallory")
 
