@@ -7,6 +7,7 @@ import json
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from dcops.access import Actor, as_actor, authorize
 from dcops.errors import NotFound
 from dcops.vocabulary import RESOURCES
 
@@ -33,8 +34,9 @@ def plan_dict(row) -> dict:
     }
 
 
-def list_offerings(conn: Connection) -> list[dict]:
+def list_offerings(conn: Connection, *, actor: Actor | str | None = None) -> list[dict]:
     """Every offering, ordered by id, each with its plans ordered by monthly cost."""
+    authorize(as_actor(actor), "catalogue.read")
     plans: dict[str, list] = {}
     for row in conn.execute(text("SELECT * FROM plan ORDER BY monthly_cost_lak, id")):
         plans.setdefault(row.offering_id, []).append(plan_dict(row))
@@ -54,9 +56,9 @@ def list_offerings(conn: Connection) -> list[dict]:
     ]
 
 
-def show_offering(conn: Connection, offering_id: str) -> dict:
+def show_offering(conn: Connection, offering_id: str, *, actor: Actor | str | None = None) -> dict:
     """One offering with its plans."""
-    for offering in list_offerings(conn):
+    for offering in list_offerings(conn, actor=actor):
         if offering["id"] == offering_id:
             return offering
     raise NotFound(f"no offering {offering_id!r} in the catalogue (see `dcops catalogue list`)")

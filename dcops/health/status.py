@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from dcops.db import Database, iso_utc, read_utc, utcnow
@@ -71,17 +71,24 @@ def settle(state: str, start: datetime, reason: str, checks: list[CheckNow], now
     return settled
 
 
-def programme_states(database: Database, *, now: datetime | None = None) -> list[dict]:
+def programme_states(database: Database, *, now: datetime | None = None,
+                     ministries: Iterable[str] | None = None) -> list[dict]:
     """Each live programme's state now (up, down, unknown, or unmonitored: in service with no
-    check), since when and why; the read-time rule applied."""
+    check), since when and why; the read-time rule applied. `ministries`: only theirs (codes)."""
     now = now or utcnow()
+    scope, params = "", {}
+    if ministries is not None:
+        scope, params = " AND m.code IN :ministries", {"ministries": sorted(ministries) or [""]}
+    query = text(
+        "SELECT p.id, p.slug, m.code, p.status, i.state, i.started_at, i.reason, "
+        "EXISTS (SELECT 1 FROM endpoint e WHERE e.programme_id = p.id) FROM programme p "
+        "JOIN ministry m ON m.id = p.ministry_id "
+        "LEFT JOIN state_interval i ON i.programme_id = p.id AND i.endpoint_id IS NULL AND i.ended_at IS NULL "
+        f"WHERE p.status <> 'retired'{scope} ORDER BY p.slug")
+    if ministries is not None:
+        query = query.bindparams(bindparam("ministries", expanding=True))
     with database.transaction() as conn:
-        rows = conn.execute(text(
-            "SELECT p.id, p.slug, m.code, p.status, i.state, i.started_at, i.reason, "
-            "EXISTS (SELECT 1 FROM endpoint e WHERE e.programme_id = p.id) FROM programme p "
-            "JOIN ministry m ON m.id = p.ministry_id "
-            "LEFT JOIN state_interval i ON i.programme_id = p.id AND i.endpoint_id IS NULL AND i.ended_at IS NULL "
-            "WHERE p.status <> 'retired' ORDER BY p.slug")).all()
+        rows = conn.execute(query, params).all()
         checks = checks_now(conn, [r[0] for r in rows if r[4] is not None])
         started = {r[0]: read_utc(conn, r[5]) for r in rows}
     states = []

@@ -7,9 +7,10 @@ A test checks every column named here against the models.
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
+from dcops.access import Actor, Owned, as_actor, authorize
 from dcops.db import iso_utc
 from dcops.errors import NotFound, UserError
 from dcops.inventory.capacity import ResourceUsage
@@ -58,8 +59,9 @@ def list_programmes(
     status: str | None = None,
     tier: int | None = None,
     include_retired: bool = True,
+    actor: Actor | str | None = None,
 ) -> list[dict]:
-    """Programmes as plain dicts (keys: PROGRAMME_LIST_KEYS), ordered by slug, filtered."""
+    """The programmes the actor may read, as plain dicts (keys: PROGRAMME_LIST_KEYS), ordered by slug, filtered."""
     if status is not None and status not in PROGRAMME_STATUSES:
         raise UserError(f"unknown status {status!r}; one of: {', '.join(PROGRAMME_STATUSES)}")
     if tier is not None and tier not in (1, 2, 3):
@@ -77,17 +79,28 @@ def list_programmes(
     if tier is not None:
         clauses.append("p.tier = :tier")
         params["tier"] = tier
+    scope = as_actor(actor).ministries("programme.read")
+    if scope is not None:  # the scope is in the query: a ministry's list never holds another's rows
+        clauses.append("m.code IN :scope")
+        params["scope"] = sorted(scope) or [""]
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = conn.execute(text(f"{_PROGRAMME_SELECT} {where} ORDER BY p.slug"), params)
+    query = text(f"{_PROGRAMME_SELECT} {where} ORDER BY p.slug")
+    if scope is not None:
+        query = query.bindparams(bindparam("scope", expanding=True))
+    rows = conn.execute(query, params)
     return [_programme_dict(row) for row in rows]
 
 
-def show_programme(conn: Connection, slug: str) -> dict:
-    """One programme with everything about it: recovery, dependencies, endpoints, allocations, hosts."""
+def show_programme(conn: Connection, slug: str, *, actor: Actor | str | None = None) -> dict:
+    """One programme with everything about it: recovery, dependencies, endpoints, allocations, hosts.
+
+    A programme the actor may not read is NotFound, worded as a missing one.
+    """
     row = conn.execute(text(f"{_PROGRAMME_SELECT} WHERE p.slug = :slug"), {"slug": slug}).first()
     if row is None:
         raise NotFound(f"no programme {slug!r} (see `dcops programme list`)")
     record = _programme_dict(row)
+    authorize(as_actor(actor), "programme.read", Owned("programme", repr(slug), record["ministry"]))
     extra = conn.execute(
         text(
             "SELECT p.id, p.description, m.name, p.rto_minutes, p.rpo_minutes, p.backup_tier, p.created_at, p.plan_id "
@@ -219,3 +232,9 @@ def cluster_usage(conn: Connection, *, site: str | None = None) -> list[Resource
         for r in rows
     ]
 
+
+
+def list_sites(conn: Connection) -> list[dict]:
+    """The data centre's sites, by code."""
+    return [{"code": r[0], "name": r[1], "role": r[2]}
+            for r in conn.execute(text("SELECT code, name, role FROM site ORDER BY code"))]

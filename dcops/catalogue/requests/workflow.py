@@ -6,6 +6,7 @@ in one transaction with its audit entries.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -179,23 +180,7 @@ def approve(
         _check_two_person_rule(request, actor)
         plan = conn.execute(select(T_PLAN).where(T_PLAN.c.id == request.plan_id)).one()
         offering = conn.execute(select(T_OFFERING).where(T_OFFERING.c.id == plan.offering_id)).one()
-        needed = {r: getattr(plan, r) * plan.instances for r in RESOURCES if getattr(plan, r)}
-        query = select(T_CLUSTER.c.id, T_CLUSTER.c.name, T_SITE.c.code).join(T_SITE, T_SITE.c.id == T_CLUSTER.c.site_id)
-        if request.site is not None:
-            query = query.where(T_SITE.c.code == request.site)
-        if cluster is not None:
-            query = query.where(T_CLUSTER.c.name == cluster)
-        # Lock the candidate clusters' rows (PostgreSQL); SQLite holds its write lock already.
-        clusters = {row.name: (row.id, row.code) for row in conn.execute(query.with_for_update(of=T_CLUSTER))}
-        if not clusters:
-            if cluster is not None:
-                where = f" at site {request.site}" if request.site else ""
-                raise NotFound(f"no cluster {cluster!r}{where} (see `dcops cluster list`)")
-            raise Conflict(f"request {request_id}: no cluster at site {request.site}")
-        usage: dict[str, dict[str, ResourceUsage]] = {name: {} for name in clusters}
-        for row in cluster_usage(conn, site=request.site):
-            if row.cluster in usage:
-                usage[row.cluster][row.resource] = row
+        needed, clusters, usage = _candidates(conn, request, plan, cluster, lock=True)
         chosen, refusals = choose_cluster(needed, usage)
         if chosen is None:
             detail = "; ".join(f"{name}: {', '.join(problems)}" for name, problems in refusals.items())
@@ -242,6 +227,50 @@ def approve(
     )
     return Placement(request_id, chosen, site, needed, request.programme_slug,
                      checks=tuple(sorted(e["name"] for e in endpoints)), warnings=warnings)
+
+
+def _candidates(conn: Connection, request, plan, cluster: str | None, *, lock: bool):
+    """What the request's plan needs, the clusters it may go to (name → (id, site)), and their usage.
+
+    `lock` locks the candidate clusters' rows (PostgreSQL; SQLite holds its write lock already).
+    """
+    needed = {r: getattr(plan, r) * plan.instances for r in RESOURCES if getattr(plan, r)}
+    query = select(T_CLUSTER.c.id, T_CLUSTER.c.name, T_SITE.c.code).join(T_SITE, T_SITE.c.id == T_CLUSTER.c.site_id)
+    if request.site is not None:
+        query = query.where(T_SITE.c.code == request.site)
+    if cluster is not None:
+        query = query.where(T_CLUSTER.c.name == cluster)
+    if lock:
+        query = query.with_for_update(of=T_CLUSTER)
+    clusters = {row.name: (row.id, row.code) for row in conn.execute(query)}
+    if not clusters:
+        if cluster is not None:
+            where = f" at site {request.site}" if request.site else ""
+            raise NotFound(f"no cluster {cluster!r}{where} (see `dcops cluster list`)")
+        raise Conflict(f"request {request.id}: no cluster at site {request.site}")
+    usage: dict[str, dict[str, ResourceUsage]] = {name: {} for name in clusters}
+    for row in cluster_usage(conn, site=request.site):
+        if row.cluster in usage:
+            usage[row.cluster][row.resource] = row
+    return needed, clusters, usage
+
+
+def preview_placement(conn: Connection, request_id: int, *, actor: Actor | str | None = None) -> dict:
+    """Where approval would place a request now, and what each candidate cluster would have free after,
+    or why it does not fit: what an operator sees before approving. Writes nothing."""
+    operator = as_actor(actor)
+    request = _load(conn, request_id)
+    authorize(operator, "request.approve", Owned("request", str(request_id), request.ministry_code))
+    plan = conn.execute(select(T_PLAN).where(T_PLAN.c.id == request.plan_id)).one()
+    needed, clusters, usage = _candidates(conn, request, plan, None, lock=False)
+    chosen, refusals = choose_cluster(needed, usage)
+    candidates = []
+    for name in sorted(clusters):
+        free_after = {r: math.floor(usage[name][r].free - amount)
+                      for r, amount in needed.items() if r in usage[name]}
+        candidates.append({"cluster": name, "site": clusters[name][1], "fits": name not in refusals,
+                           "problems": refusals.get(name, []), "free_after": free_after})
+    return {"request": request_id, "needs": needed, "cluster": chosen, "candidates": candidates}
 
 
 def _check_rows(request_id: int, offering, slug: str, addresses: list[str]) -> list[dict]:
