@@ -16,8 +16,8 @@ try:  # Typer from 0.22 on carries its own copy of click
 except ImportError:  # pragma: no cover - older Typer on click itself
     from click.exceptions import NoArgsIsHelpError, UsageError
 
-from dcops.cli import (audit, capacity, catalogue, cluster, db, inventory, maintenance, metrics, ministry, probe,
-                       programme, provision, report, request)
+from dcops.cli import (audit, capacity, catalogue, cluster, db, inventory, maintenance, metrics, ministry, portal,
+                       probe, programme, provision, report, request)
 from dcops.cli.demo import demo_command
 from dcops.cli.serve import serve_command
 from dcops.errors import DcopsError, ValidationError
@@ -99,6 +99,7 @@ app.add_typer(report.app, name="report")
 app.add_typer(capacity.app, name="capacity")
 app.add_typer(audit.app, name="audit")
 app.add_typer(metrics.app, name="metrics")
+app.add_typer(portal.app, name="portal")
 
 
 app.command("serve")(serve_command)
