@@ -334,5 +334,31 @@ def token_revoke_command(
 
 
 # --------------------------------------------------------------------------- dcops portal serve
-# The web server's command (`dcops portal serve`) belongs here, registered on `app` as
-# `@app.command("serve")`, with its imports (FastAPI, uvicorn) inside the function.
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="The address to listen on: loopback, behind a reverse proxy "
+                                           "that holds TLS (see the README).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The TCP port.", min=1, max=65535)] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes; they share the database and its sessions.",
+                                         min=1, max=64)] = 1,
+    proxy_headers: Annotated[bool, typer.Option("--proxy-headers", help="Trust X-Forwarded-For/-Proto from "
+                                                "--forwarded-allow-ips (the reverse proxy).")] = False,
+    forwarded_allow_ips: Annotated[str, typer.Option(help="The proxy addresses whose X-Forwarded headers "
+                                                     "are trusted.")] = "127.0.0.1",
+) -> None:
+    """Serve the ministry portal (pages and the JSON API under /api/v1) until Ctrl-C.
+
+    The database must be at the current schema (`dcops db upgrade`). Behind a reverse proxy, set
+    DCOPS_PORTAL_ORIGIN to the address browsers use (https://portal.example.gov.la).
+
+    Example: dcops portal serve --port 8080 --workers 2
+    """
+    from dcops.portal.server import serve
+
+    open_database().dispose()  # a missing or outdated database is told here, in one line, not by each worker
+    typer.echo(f"serving the portal on http://{host}:{port}/ ({workers} worker{'s' if workers > 1 else ''}; "
+               "Ctrl-C to stop)", err=True)
+    serve(host=host, port=port, workers=workers, proxy_headers=proxy_headers,
+          forwarded_allow_ips=forwarded_allow_ips)

@@ -1,0 +1,106 @@
+"""The portal's JSON API under /api/v1: the same use-cases and the same authorisation as the pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request
+from fastapi.responses import JSONResponse
+
+from dcops.access import Actor
+from dcops.catalogue import requests as requests_lib
+from dcops.errors import NotFound
+from dcops.inventory import queries as inventory_queries
+from dcops.portal.web import api_actor
+
+router = APIRouter()
+
+
+def _database(request: Request):
+    return request.app.state.database
+
+
+def _number(value: str) -> int:
+    if not value.isdigit() or len(value) > 18:
+        raise NotFound("not found")
+    return int(value)
+
+
+@router.get("/programmes", summary="The programmes you may see")
+def programmes(request: Request, actor: Actor = Depends(api_actor)) -> list[dict[str, Any]]:
+    with _database(request).transaction() as conn:
+        return inventory_queries.list_programmes(conn, actor=actor)
+
+
+@router.get("/programmes/{slug}", summary="One programme, with its checks, capacity and hosts")
+def programme(request: Request, slug: str, actor: Actor = Depends(api_actor)) -> dict[str, Any]:
+    with _database(request).transaction() as conn:
+        return inventory_queries.show_programme(conn, slug, actor=actor)
+
+
+@router.get("/requests", summary="The hosting requests you may see, oldest first")
+def request_list(request: Request, state: str | None = None, actor: Actor = Depends(api_actor)) -> list[dict[str, Any]]:
+    with _database(request).transaction() as conn:
+        return requests_lib.list_requests(conn, state=state, actor=actor)
+
+
+@router.get("/requests/{request_id}", summary="One hosting request with its history")
+def request_one(request: Request, request_id: str, actor: Actor = Depends(api_actor)) -> dict[str, Any]:
+    with _database(request).transaction() as conn:
+        return requests_lib.show_request(conn, _number(request_id), actor=actor)
+
+
+@router.post("/requests", status_code=201, summary="Submit a hosting request (the document of a request file)",
+             responses={422: {"description": "Every problem found in the document; nothing was stored"}})
+def submit(request: Request, document: dict[str, Any] = Body(...), actor: Actor = Depends(api_actor)):
+    request_id = requests_lib.submit(_database(request), document, actor=actor, where="request",
+                                     tz=request.app.state.settings.tz)
+    return JSONResponse({"id": request_id, "state": "submitted"}, status_code=201,
+                        headers={"location": f"/api/v1/requests/{request_id}"})
+
+
+@router.post("/requests/{request_id}/withdraw", summary="Withdraw a submitted request")
+def withdraw(request: Request, request_id: str, body: dict[str, Any] | None = Body(None),
+             actor: Actor = Depends(api_actor)) -> dict[str, Any]:
+    number = _number(request_id)
+    reason = str((body or {}).get("reason", ""))
+    requests_lib.withdraw(_database(request), number, actor=actor, reason=reason)
+    with _database(request).transaction() as conn:
+        return requests_lib.show_request(conn, number, actor=actor)
+
+
+def _period(value: str) -> str:
+    from dcops.portal.pages import _period as checked
+
+    return checked(value)
+
+
+@router.get("/reports/{ministry}", summary="The months a ministry has reports for, and which were issued")
+def reports(request: Request, ministry: str, actor: Actor = Depends(api_actor)) -> dict[str, Any]:
+    from dcops.db import utcnow
+    from dcops.reports.ministry import report_list
+
+    with _database(request).transaction() as conn:
+        return report_list(conn, actor, ministry, tz=request.app.state.settings.tz, now=utcnow())
+
+
+@router.get("/reports/{ministry}/{period}", summary="A ministry's SLA report of a month (as issued, once frozen)")
+def report(request: Request, ministry: str, period: str, actor: Actor = Depends(api_actor)) -> dict[str, Any]:
+    from dcops.db import utcnow
+    from dcops.reports.ministry import uptime_report
+
+    settings = request.app.state.settings
+    with _database(request).transaction() as conn:
+        return uptime_report(conn, actor, ministry, _period(period), tz=settings.tz, now=utcnow(),
+                             data_centre_name=settings.data_centre_name)
+
+
+@router.get("/statements/{ministry}/{period}", summary="A ministry's statement of a month, in LAK")
+def statement(request: Request, ministry: str, period: str, actor: Actor = Depends(api_actor)) -> dict[str, Any]:
+    from dcops.db import utcnow
+    from dcops.reports.ministry import statement as ministry_statement
+
+    settings = request.app.state.settings
+    with _database(request).transaction() as conn:
+        return ministry_statement(conn, actor, ministry, _period(period), tz=settings.tz, now=utcnow(),
+                                  data_centre_name=settings.data_centre_name)
