@@ -1,4 +1,4 @@
-"""The long-running main process: the prober on schedule and the /metrics server, until a signal."""
+"""The long-running main process: the prober on schedule, the /metrics server and the outbox, until a signal."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from dcops.settings import DEFAULT_TIMEZONE
 log = logging.getLogger(__name__)
 # How often the service looks whether today's capacity snapshot is still to be taken.
 SNAPSHOT_CHECK_SECONDS = 600.0
+# How often the service sends what the outbox holds (a full batch is followed at once by the next).
+OUTBOX_SECONDS = 10.0
 
 
 @contextmanager
@@ -51,13 +53,14 @@ def run_service(
     ca_file: str | None = None,
     tz: ZoneInfo = ZoneInfo(DEFAULT_TIMEZONE),
     on_ready: Callable[[object], None] = lambda server: None,
+    outbox_sender=None,
 ) -> int:
-    """Probe every check when due, serve /metrics and /healthz, and take the day's capacity
-    snapshot, until `stop` is set.
+    """Probe every check when due, serve /metrics and /healthz, take the day's capacity
+    snapshot and, given `outbox_sender`, send the outbox every OUTBOX_SECONDS, until `stop` is set.
 
     Returns how many probe results were recorded. The HTTP server runs in its own
-    threads, the snapshots in one more; the prober in this thread's event loop. Pending
-    results are written before returning.
+    threads, the snapshots in one more, the outbox in another; the prober in this thread's
+    event loop. Pending results are written before returning.
     """
     from dcops.health.prober import Scheduler
     from dcops.metrics.server import MetricsServer
@@ -68,6 +71,11 @@ def run_service(
     snapshots = threading.Thread(target=snapshot_daily, args=(database, stop, tz), name="dcops-snapshots",
                                  daemon=True)
     snapshots.start()
+    outbox = None
+    if outbox_sender is not None:
+        outbox = threading.Thread(target=send_outbox, args=(database, stop, outbox_sender), name="dcops-outbox",
+                                  daemon=True)
+        outbox.start()
     try:
         on_ready(server)
         asyncio.run(scheduler.run(stop))
@@ -75,6 +83,8 @@ def run_service(
         stop.set()  # the snapshot thread waits on it: a prober that failed must not leave it waiting
         server.stop()
         snapshots.join(timeout=10)
+        if outbox is not None:
+            outbox.join(timeout=10)  # it stops after the message it is sending
     return scheduler.recorded
 
 
@@ -92,3 +102,24 @@ def snapshot_daily(database: Database, stop: threading.Event, tz: ZoneInfo,
         except DcopsError as error:  # a locked database: the next check tries again
             log.warning("capacity snapshot not taken: %s", error)
         stop.wait(check_seconds)
+
+
+def send_outbox(database: Database, stop: threading.Event, sender, interval_s: float = OUTBOX_SECONDS) -> None:
+    """Deliver the outbox through `sender` every `interval_s` seconds until `stop` is set; what could
+    not be sent is logged (and retried by the outbox's own backoff)."""
+    from dcops.errors import DcopsError
+    from dcops.notifications import deliver_pending
+
+    while not stop.is_set():
+        batch, claimed = 50, 0
+        try:
+            report = deliver_pending(database, sender, batch=batch, stop=stop)
+            claimed = report.claimed
+            for outcome in (*report.retried, *report.failed):
+                log.warning("notification %d (%s) %s: %s", outcome.id, outcome.event,
+                            "failed for good" if outcome.status == "failed" else f"not sent, try {outcome.attempts}",
+                            outcome.error)
+        except DcopsError as error:  # a locked database, a mail setting: the next round tries again
+            log.warning("outbox not sent: %s", error)
+        if claimed < batch:
+            stop.wait(interval_s)

@@ -12,6 +12,7 @@ from dcops import audit
 from dcops.db import utcnow
 from dcops.errors import Conflict
 from dcops.models import HostingRequest, Job, Programme
+from dcops.notifications import request_changed
 from dcops.vocabulary import PROGRAMME_STATUSES
 
 T_REQUEST = HostingRequest.__table__
@@ -94,6 +95,7 @@ def move_request(conn: Connection, request, to_state: str, *, actor: str, reason
         actor, f"request.{to_state}", "request", str(request.id),
         {"state": request.state}, {"state": to_state, **({"reason": reason} if reason else {}), **changes},
     ))
+    request_changed(conn, request.id, to_state, actor=actor, reason=reason, now=now)
     programme_id = changes.get("programme_id", request.programme_id)
     if programme_id is not None and to_state in PROGRAMME_STATUS:
         status = conn.execute(select(T_PROGRAMME.c.status).where(T_PROGRAMME.c.id == programme_id)).scalar_one()

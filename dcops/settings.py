@@ -1,4 +1,4 @@
-"""The one settings object: where the database is, DCOPS_HOME, the data centre's time zone."""
+"""The one settings object: where the database is, DCOPS_HOME, the data centre's time zone, the mail server."""
 
 from __future__ import annotations
 
@@ -19,6 +19,13 @@ DEFAULT_PLAYBOOKS_DIR = resources.playbooks_dir()
 
 
 _PASSWORD_IN_URL = re.compile(r"(://[^/:@]*:)[^/@]*@")
+DEFAULT_SMTP_PORT = 25
+DEFAULT_SMTP_TIMEOUT_S = 30.0
+# The addresses dcops sends to: ASCII (no SMTPUTF8), a dot-atom local part, a DNS domain.
+_LOCAL_PART = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_MAIL_ADDRESS = re.compile(rf"^(?=[^@]{{1,64}}@){_LOCAL_PART}@{_DOMAIN}$")
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 # Keycloak 26's organisation claim (the aliases of the person's organisations: the ministries'
 # codes), a claim of dcops' roles its realm is set to emit, and the scopes that bring both.
 DEFAULT_OIDC_MINISTRY_CLAIM = "organization"
@@ -31,6 +38,27 @@ _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 3.3
 def redacted_url(url: str) -> str:
     """A database URL fit to print: its password, if any, replaced by ***, whatever the scheme."""
     return _PASSWORD_IN_URL.sub(r"\1***@", url)
+
+
+def mail_address(value: object) -> str | None:
+    """The plain address in `value` ('a@b.la' or 'Name <a@b.la>'), or None if it is not one dcops can send to."""
+    text = str(value or "").strip()
+    if text.endswith(">") and "<" in text:
+        text = text[text.rindex("<") + 1:-1].strip()
+    if len(text) > 254 or not _MAIL_ADDRESS.match(text):
+        return None
+    return text
+
+
+def _flag(env, name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "yes", "1", "on"):
+        return True
+    if raw in ("false", "no", "0", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
 
 def default_home(environ: os._Environ[str] | dict[str, str]) -> Path:
@@ -49,6 +77,14 @@ class Settings:
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
     playbooks_dir: Path = DEFAULT_PLAYBOOKS_DIR
     data_centre_name: str = DEFAULT_DATA_CENTRE_NAME  # the name on reports
+    # The mail server notifications go through; no host: they are queued in the outbox, not sent.
+    smtp_host: str | None = None
+    smtp_port: int = DEFAULT_SMTP_PORT
+    smtp_from: str = ""  # the From header: 'noreply@dc.gov.la' or 'National Data Centre <noreply@dc.gov.la>'
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password_file: Path | None = None  # read when sending, never the password itself in the environment
+    smtp_timeout_s: float = DEFAULT_SMTP_TIMEOUT_S
     # Signing in to the portal through OpenID Connect (dcops.portal.oidc); no issuer: local accounts only.
     oidc_issuer: str | None = None
     oidc_client_id: str = ""
@@ -60,7 +96,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> "Settings":
         """Read DCOPS_HOME, DCOPS_DATABASE_URL, DCOPS_TIMEZONE, DCOPS_BUSY_TIMEOUT_MS, DCOPS_PLAYBOOKS_DIR,
-        DCOPS_DATA_CENTRE_NAME."""
+        DCOPS_DATA_CENTRE_NAME and the DCOPS_SMTP_* settings (see `_smtp_from_env`)."""
         env = os.environ if environ is None else environ
         home = Path(env.get("DCOPS_HOME") or default_home(env)).expanduser()
         url = env.get("DCOPS_DATABASE_URL") or f"sqlite:///{home / 'dcops.db'}"
@@ -81,13 +117,54 @@ class Settings:
         if len(name) > 120 or any(ch in name for ch in "\r\n"):
             raise ConfigError("DCOPS_DATA_CENTRE_NAME: one line of at most 120 characters")
         return cls(home=home, database_url=url, timezone=timezone, busy_timeout_ms=int(raw_timeout),
-                   playbooks_dir=playbooks_dir, data_centre_name=name,
+                   playbooks_dir=playbooks_dir, data_centre_name=name, **_smtp_from_env(env),
                    **_oidc_from_env(env))
 
     @property
     def tz(self) -> ZoneInfo:
         """The data centre's time zone, in which reports cut their periods."""
         return ZoneInfo(self.timezone)
+
+
+def _smtp_from_env(env) -> dict:
+    """DCOPS_SMTP_HOST, _PORT (default 25), _FROM (required with a host), _STARTTLS (true/false),
+    _USER with _PASSWORD_FILE (both or neither; over STARTTLS unless the host is loopback), _TIMEOUT_S."""
+    if env.get("DCOPS_SMTP_PASSWORD"):
+        raise ConfigError("DCOPS_SMTP_PASSWORD is not read: put the password in a file named by "
+                          "DCOPS_SMTP_PASSWORD_FILE (the environment is readable by other processes)")
+    host = (env.get("DCOPS_SMTP_HOST") or "").strip() or None
+    if host is not None and (len(host) > 253 or not all(ch.isalnum() or ch in ".-:_" for ch in host)):
+        raise ConfigError(f"DCOPS_SMTP_HOST must be a host name or an IP address, not {host!r}")
+    raw_port = (env.get("DCOPS_SMTP_PORT") or str(DEFAULT_SMTP_PORT)).strip()
+    if not raw_port.isdigit() or not 1 <= int(raw_port) <= 65535:
+        raise ConfigError(f"DCOPS_SMTP_PORT must be a port number from 1 to 65535, not {raw_port!r}")
+    sender = (env.get("DCOPS_SMTP_FROM") or "").strip()
+    if sender and (mail_address(sender) is None or not sender.isprintable()):
+        raise ConfigError(f"DCOPS_SMTP_FROM must be an e-mail address (or 'Name <address>'), not {sender!r}")
+    if host is not None and not sender:
+        raise ConfigError("DCOPS_SMTP_FROM is required when DCOPS_SMTP_HOST is set: the address notifications "
+                          "are sent from")
+    starttls = _flag(env, "DCOPS_SMTP_STARTTLS", False)
+    user = (env.get("DCOPS_SMTP_USER") or "").strip() or None
+    password_file = (env.get("DCOPS_SMTP_PASSWORD_FILE") or "").strip() or None
+    if user is not None and password_file is None:
+        raise ConfigError("DCOPS_SMTP_USER needs DCOPS_SMTP_PASSWORD_FILE, the file that holds the password")
+    if password_file is not None and user is None:
+        raise ConfigError("DCOPS_SMTP_PASSWORD_FILE needs DCOPS_SMTP_USER, the name to sign in to the mail server with")
+    if user is not None and not starttls and host is not None and host.lower() not in _LOOPBACK_HOSTS:
+        raise ConfigError("DCOPS_SMTP_USER needs DCOPS_SMTP_STARTTLS=true: the password would cross the network "
+                          "in clear")
+    raw_timeout = (env.get("DCOPS_SMTP_TIMEOUT_S") or str(DEFAULT_SMTP_TIMEOUT_S)).strip()
+    try:
+        timeout_s = float(raw_timeout)
+    except ValueError:
+        timeout_s = -1.0
+    if not 0 < timeout_s <= 600:
+        raise ConfigError(f"DCOPS_SMTP_TIMEOUT_S must be a number of seconds above 0 and at most 600, "
+                          f"not {raw_timeout!r}")
+    return {"smtp_host": host, "smtp_port": int(raw_port), "smtp_from": sender, "smtp_starttls": starttls,
+            "smtp_user": user, "smtp_password_file": Path(password_file).expanduser() if password_file else None,
+            "smtp_timeout_s": timeout_s}
 
 
 def _oidc_from_env(env) -> dict:

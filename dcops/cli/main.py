@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - older Typer on click itself
 
 from dcops.cli import (audit, capacity, catalogue, cluster, db, inventory, maintenance, metrics, ministry, portal,
                        probe, programme, provision, report, request)
+from dcops.cli import outbox
 from dcops.cli.demo import demo_command
 from dcops.cli.serve import serve_command
 from dcops.errors import DcopsError, ValidationError
@@ -99,6 +100,7 @@ app.add_typer(report.app, name="report")
 app.add_typer(capacity.app, name="capacity")
 app.add_typer(audit.app, name="audit")
 app.add_typer(metrics.app, name="metrics")
+app.add_typer(outbox.app, name="outbox")
 app.add_typer(portal.app, name="portal")
 
 

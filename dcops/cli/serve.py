@@ -1,4 +1,4 @@
-"""`dcops serve`: the long-running main process (prober and /metrics)."""
+"""`dcops serve`: the long-running main process (prober, /metrics, the outbox's e-mail)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,12 @@ def serve_command(
     basic_auth_user: BasicAuthUserOption = None,
     basic_auth_password_file: BasicAuthPasswordFileOption = None,
 ) -> None:
-    """Run dcops as a service: probe every endpoint on schedule and serve /metrics and /healthz.
+    """Run dcops as a service: probe every endpoint on schedule, serve /metrics and /healthz, and send
+    the notifications the outbox holds.
 
-    Stops cleanly on SIGTERM or Ctrl-C, writing what it has probed.
+    E-mail goes out through DCOPS_SMTP_HOST every 10 seconds; without it notifications are
+    queued, not sent (the start-up line says which). Stops cleanly on SIGTERM or Ctrl-C,
+    writing what it has probed.
 
     Example: dcops serve --port 9410 --concurrency 200
     """
@@ -35,6 +38,13 @@ def serve_command(
 
     thresholds = thresholds_from(failures, successes, concurrency=concurrency)
     basic_auth = basic_auth_from(basic_auth_user, basic_auth_password_file)
+    config = settings()
+    sender = None
+    if config.smtp_host:
+        from dcops.notifications.smtp import SmtpSender
+
+        sender = SmtpSender.from_settings(config)
+    mail = f"e-mail via {sender.where}" if sender else "notifications queued, not sent (DCOPS_SMTP_HOST unset)"
     database = open_database()
     options = {"host": host, "port": port, "cache_seconds": cache_seconds, "tls_cert": tls_cert, "tls_key": tls_key,
                "basic_auth": basic_auth, "allow_remote": True}
@@ -42,8 +52,8 @@ def serve_command(
         recorded = run_service(
             database, stop, server_options=options, concurrency=concurrency,
             thresholds=thresholds, ca_file=str(ca_file) if ca_file else None,
-            tz=settings().tz, on_ready=lambda server: typer.echo(f"probing; serving {server.url} (Ctrl-C to stop)",
-                                                                 err=True),
+            tz=config.tz, outbox_sender=sender,
+            on_ready=lambda server: typer.echo(f"probing; serving {server.url}; {mail} (Ctrl-C to stop)", err=True),
         )
     typer.echo(f"stopped; {recorded} probe results recorded", err=True)
     database.dispose()

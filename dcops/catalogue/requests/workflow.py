@@ -25,6 +25,7 @@ from dcops.inventory.queries import cluster_usage
 from dcops.lifecycle import REQUEST_STATES, REQUEST_TRANSITIONS, move_request, require_move
 from dcops.models import (Allocation, Cluster, Endpoint, Host, HostingRequest, Ministry, Offering, Plan, Programme,
                           Site)
+from dcops.notifications import request_changed
 from dcops.vocabulary import RESOURCES
 
 T_REQUEST = HostingRequest.__table__
@@ -82,6 +83,7 @@ def submit(
         request_id = conn.execute(insert(T_REQUEST).values(**row).returning(T_REQUEST.c.id)).scalar_one()
         audit.record(conn, audit.Event(actor, "request.submitted", "request", str(request_id), None,
                                        {**doc.model_dump(mode="json"), "state": "submitted"}))
+        request_changed(conn, request_id, "submitted", actor=actor, now=now)
     return request_id
 
 
@@ -147,6 +149,7 @@ def sign_off(database: Database, request_id: int, *, actor: Actor | str | None =
         )
         audit.record(conn, audit.Event(actor, "request.signed-off", "request", str(request_id),
                                        None, {"security_signoff_by": actor}))
+        request_changed(conn, request_id, "signed-off", actor=actor)
 
 
 @dataclass(frozen=True)
