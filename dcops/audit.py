@@ -7,12 +7,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from dcops.db import iso_utc, utcnow
+
+if TYPE_CHECKING:
+    from dcops import access
 
 GENESIS_HASH = "0" * 64
 
@@ -259,8 +262,9 @@ def list_entries(
     programme: str | None = None,
     since: datetime | None = None,
     limit: int = 1000,
+    actor: "access.Actor | str | None" = None,
 ) -> list[dict]:
-    """The latest `limit` entries, oldest first, filtered in the query.
+    """The latest `limit` entries, oldest first, filtered in the query; for an auditor (the CLI is).
 
     `object_type` and `object_key` name one object (`request`, `12`); a key alone matches it
     under every type. `programme` (or the object `programme:SLUG`, or a bare key that is a
@@ -268,6 +272,9 @@ def list_entries(
     """
     from sqlalchemy import or_, select
 
+    from dcops.access import as_actor, authorize
+
+    authorize(as_actor(actor), "audit.read")
     table = _table()
     conditions = []
     wide = programme is not None  # a programme's entries, under several objects

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from dcops.audit import Event, default_actor, record
+from dcops.access import Actor, as_actor, authorize
+from dcops.audit import Event, record
 from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import Conflict, NotFound, UserError
 from dcops.models import Cluster, MaintenanceWindow, Programme
@@ -88,7 +89,7 @@ def add_window(
     ends_at: datetime,
     reason: str,
     change_ref: str,
-    actor: str | None = None,
+    actor: "Actor | str | None" = None,
     now: datetime | None = None,
     tz: ZoneInfo | None = None,
 ) -> Window:
@@ -111,7 +112,9 @@ def add_window(
     if not CHANGE_REF.match(change_ref):
         raise UserError(f"--change-ref: {change_ref!r} is not a change reference (letters, digits, . _ / -; "
                         "at most 64)")
-    actor = actor or default_actor()
+    operator = as_actor(actor)
+    authorize(operator, "maintenance.write")
+    actor = operator.name
     now = now or utcnow()
     with database.transaction(immediate=True) as conn:
         programme_id = cluster_id = None
@@ -136,10 +139,12 @@ def add_window(
     return window
 
 
-def cancel_window(database: Database, window_id: int, *, actor: str | None = None,
+def cancel_window(database: Database, window_id: int, *, actor: "Actor | str | None" = None,
                   now: datetime | None = None) -> Window:
     """Cancel a window that has not started: once work began, the record stands."""
-    actor = actor or default_actor()
+    operator = as_actor(actor)
+    authorize(operator, "maintenance.write")
+    actor = operator.name
     now = now or utcnow()
     with database.transaction(immediate=True) as conn:
         found = _windows(conn, T_WINDOW.c.id == window_id)

@@ -104,3 +104,28 @@ def test_visible_scopes_a_listing_in_the_query():
         assert rows(person(("viewer", "moh"), ("requester", "mof"))) == ["mof", "moh", "moh"]
         assert rows(person(("auditor", None))) == ["moes", "mof", "moh", "moh"]
         assert rows(person()) == []
+
+
+def test_the_cli_write_use_cases_authorise_their_actor(tmp_path):
+    """The data centre's own work refuses an actor without the operator role, before writing anything."""
+    from datetime import datetime, timedelta, timezone
+
+    from dcops import maintenance
+    from dcops.inventory.service import load_directory
+    from dcops.reports.documents import freeze
+
+    auditor = person(("auditor", None))
+    requester = person(("requester", "moh"))
+    start = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    for actor in (auditor, requester):
+        with pytest.raises(Forbidden, match="operator"):
+            load_directory(None, tmp_path, actor=actor)
+        with pytest.raises(Forbidden, match="operator"):
+            maintenance.add_window(None, programme="x", cluster=None, starts_at=start,
+                                   ends_at=start + timedelta(hours=1), reason="r", change_ref="c", actor=actor)
+        with pytest.raises(Forbidden, match="operator"):
+            freeze(None, {}, actor=actor)
+    with pytest.raises(Forbidden, match="auditor"):
+        from dcops.audit import list_entries
+
+        list_entries(None, actor=person(("operator", None)))

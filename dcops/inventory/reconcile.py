@@ -10,6 +10,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from dcops import audit
+from dcops.access import Actor, as_actor, authorize
 from dcops.db import Database, utcnow
 from dcops.errors import ValidationError
 from dcops.inventory.capacity import capacity, fits
@@ -575,7 +576,7 @@ def reconcile(
     database: Database,
     desired: Desired | Callable[[Current], Desired],
     *,
-    actor: str | None = None,
+    actor: "Actor | str | None" = None,
     prune: bool = False,
     dry_run: bool = False,
     unmonitored_everywhere: bool = False,
@@ -586,7 +587,10 @@ def reconcile(
     reading and writing happen under the same lock. Raises ValidationError with every
     problem found; then nothing is written. The plan lists the active programmes left
     without a check: of `desired`, or of the whole database (`unmonitored_everywhere`).
+    Every inventory change (load, programme and endpoint commands) comes here: the operator's.
     """
+    operator = as_actor(actor)
+    authorize(operator, "inventory.write")
     with database.transaction(immediate=True) as conn:
         current = read_current(conn)
         if callable(desired):
@@ -599,7 +603,7 @@ def reconcile(
         plan.unmonitored = unmonitored(desired, current, retiring, everywhere=unmonitored_everywhere)
         if not dry_run and plan.has_changes:
             apply(conn, plan, desired, current)
-            audit.append(conn, audit_events(plan, actor or audit.default_actor()))
+            audit.append(conn, audit_events(plan, operator.name))
             plan.applied = True
     return plan
 

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from pydantic import ValidationError as PydanticValidationError
 
+from dcops.access import as_actor, authorize
 from dcops.db import Database
 from dcops.errors import Conflict, NotFound, UserError, ValidationError
 from dcops.inventory.documents import (
@@ -31,6 +32,7 @@ def load_directory(
     progress: Callable[[str], None] = lambda message: None,
 ) -> Plan:
     """Validate every file under `directory`, then plan and apply it in one transaction."""
+    authorize(as_actor(actor), "inventory.write")  # before reading anything (reconcile checks again)
     if not directory.is_dir():
         raise UserError(f"{directory}: no such directory")
     progress(f"reading and validating {directory}")

@@ -13,6 +13,7 @@ from typing import Callable
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
+from dcops.access import as_actor, authorize
 from dcops import audit
 from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import Conflict, NotFound, UserError
@@ -257,7 +258,9 @@ def run_job(
         raise UserError("--forks must be at least 1")
     if not (playbooks_dir / PLAYBOOKS[kind]).is_file():
         raise UserError(f"no {PLAYBOOKS[kind]} in {playbooks_dir} (DCOPS_PLAYBOOKS_DIR)")
-    actor = actor or audit.default_actor()
+    operator = as_actor(actor)
+    authorize(operator, "provision.run")
+    actor = operator.name
     sandbox = sandbox_root is not None
     # Folders first: a mistyped path is the user's mistake, not a failed job.
     for folder, what in ((jobs_dir(home), "DCOPS_HOME"), (sandbox_root, "--sandbox")):

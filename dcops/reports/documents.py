@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Date, Float, Integer, String, column, delete, insert, select, table, update
 from sqlalchemy.engine import Connection
 
-from dcops.audit import Event, default_actor, record
+from dcops.access import Actor, as_actor, authorize
+from dcops.audit import Event, record
 from dcops.db import Database, UTCDateTime, epoch_us, iso_utc, utcnow
 from dcops.errors import NotFound, UserError
 from dcops.reports import capacity as capacity_maths
@@ -241,9 +242,12 @@ def capacity_document(conn: Connection, *, tz: ZoneInfo, now: datetime, data_cen
 # --- freezing and history -----------------------------------------------------------------------
 
 
-def freeze(database: Database, document: dict, *, actor: str | None = None, now: datetime | None = None) -> dict:
+def freeze(database: Database, document: dict, *, actor: "Actor | str | None" = None,
+           now: datetime | None = None) -> dict:
     """Store an uptime document as issued; returns it with its `frozen` stamp, as stored."""
-    actor = actor or default_actor()
+    operator = as_actor(actor)
+    authorize(operator, "report.freeze")
+    actor = operator.name
     now = now or utcnow()
     filters = document["filters"]
     scope = ",".join(f"{k}={v}" for k, v in sorted(filters.items()) if v is not None)

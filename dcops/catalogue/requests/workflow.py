@@ -312,7 +312,8 @@ def reject(database: Database, request_id: int, *, reason: str, actor: Actor | s
     operator = as_actor(actor)
     with database.transaction(immediate=True) as conn:
         request = _load_for(conn, operator, "request.reject", request_id)
-        transition(conn, request, "rejected", actor=operator.name, reason=reason.strip(), decided_by=actor, decided_at=utcnow())
+        transition(conn, request, "rejected", actor=operator.name, reason=reason.strip(), decided_by=operator.name,
+                   decided_at=utcnow())
 
 
 def withdraw(database: Database, request_id: int, *, actor: Actor | str | None = None, reason: str = "") -> None:
