@@ -92,11 +92,15 @@ class Settings:
     oidc_ministry_claim: str = DEFAULT_OIDC_MINISTRY_CLAIM
     oidc_roles_claim: str = DEFAULT_OIDC_ROLES_CLAIM
     oidc_scopes: str = DEFAULT_OIDC_SCOPES
+    # The address browsers reach the portal at behind a reverse proxy (https://portal.example.gov.la):
+    # the origin check of forms and the Secure cookies follow it. None: the address each request names.
+    portal_origin: str | None = None
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> "Settings":
         """Read DCOPS_HOME, DCOPS_DATABASE_URL, DCOPS_TIMEZONE, DCOPS_BUSY_TIMEOUT_MS, DCOPS_PLAYBOOKS_DIR,
-        DCOPS_DATA_CENTRE_NAME and the DCOPS_SMTP_* settings (see `_smtp_from_env`)."""
+        DCOPS_DATA_CENTRE_NAME, DCOPS_PORTAL_ORIGIN and the DCOPS_SMTP_* and DCOPS_OIDC_* settings (see
+        `_smtp_from_env`, `_oidc_from_env`)."""
         env = os.environ if environ is None else environ
         home = Path(env.get("DCOPS_HOME") or default_home(env)).expanduser()
         url = env.get("DCOPS_DATABASE_URL") or f"sqlite:///{home / 'dcops.db'}"
@@ -118,12 +122,24 @@ class Settings:
             raise ConfigError("DCOPS_DATA_CENTRE_NAME: one line of at most 120 characters")
         return cls(home=home, database_url=url, timezone=timezone, busy_timeout_ms=int(raw_timeout),
                    playbooks_dir=playbooks_dir, data_centre_name=name, **_smtp_from_env(env),
-                   **_oidc_from_env(env))
+                   **_oidc_from_env(env), portal_origin=_portal_origin(env))
 
     @property
     def tz(self) -> ZoneInfo:
         """The data centre's time zone, in which reports cut their periods."""
         return ZoneInfo(self.timezone)
+
+
+def _portal_origin(env) -> str | None:
+    """DCOPS_PORTAL_ORIGIN: a scheme and a host (and port), nothing else."""
+    value = (env.get("DCOPS_PORTAL_ORIGIN") or "").strip().rstrip("/")
+    if not value:
+        return None
+    scheme, _, rest = value.partition("://")
+    if scheme not in ("https", "http") or not rest or any(ch in rest for ch in "/?#@ \t"):
+        raise ConfigError("DCOPS_PORTAL_ORIGIN must be a scheme and a host, like https://portal.example.gov.la, "
+                          f"not {value!r}")
+    return value
 
 
 def _smtp_from_env(env) -> dict:

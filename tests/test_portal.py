@@ -421,3 +421,29 @@ def test_another_ministrys_reports_answer_as_missing_ones(app, portal_db, any_se
     assert client.get(f"/reports/mtc/{month}.exe").status_code == 404
     assert client.get("/reports/mtc/2026-13.html").status_code == 404
     assert client_for(app, "aude").get(f"/reports/moh/{month}.json").status_code == 200
+
+
+def test_behind_a_tls_proxy_the_origin_is_the_configured_one_and_cookies_are_secure(portal_db, any_settings):
+    from dataclasses import replace
+
+    app = create_app(replace(any_settings, portal_origin="https://portal.example.gov.la"), portal_db)
+    # The proxy speaks TLS to the browser, which then sends the Secure cookies back.
+    client = TestClient(app, base_url="https://testserver", follow_redirects=False)
+    token = signin_token(client)
+    direct = client.post("/signin", data={"name": "ravi", "password": PASSWORD, "csrf_token": token},
+                         headers={"origin": ORIGIN})
+    assert direct.status_code == 403  # the address the proxy forwards from is not the portal's origin
+    proxied = client.post("/signin", data={"name": "ravi", "password": PASSWORD, "csrf_token": signin_token(client)},
+                          headers={"origin": "https://portal.example.gov.la"})
+    assert proxied.status_code == 303
+    cookie = [h for h in proxied.headers.get_list("set-cookie") if h.startswith("dcops_session=")][0]
+    assert "Secure" in cookie and "HttpOnly" in cookie
+
+
+@pytest.mark.parametrize("value", ["portal.example.gov.la", "ftp://portal", "https://portal/path", "https://"])
+def test_a_malformed_portal_origin_is_a_one_line_setting_error(value, tmp_path):
+    from dcops.errors import ConfigError
+    from dcops.settings import Settings
+
+    with pytest.raises(ConfigError, match="DCOPS_PORTAL_ORIGIN must be a scheme and a host"):
+        Settings.from_env({"DCOPS_HOME": str(tmp_path), "DCOPS_PORTAL_ORIGIN": value})

@@ -41,16 +41,16 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(settings: Settings, database: Database, *, public_origin: str | None = None) -> FastAPI:
-    """The portal over `database`. `public_origin` (https://portal.example) is the address browsers use
-    when a reverse proxy stands in front: the Origin check and the Secure cookies follow it."""
+def create_app(settings: Settings, database: Database) -> FastAPI:
+    """The portal over `database`. `settings.portal_origin` (https://portal.example) is the address browsers
+    use when a reverse proxy stands in front: the Origin check and the Secure cookies follow it."""
     from dcops.portal import api, pages
 
     app = FastAPI(title="dcops portal API", version="1", docs_url=None, redoc_url=None,
                   openapi_url=f"{API_PREFIX}/openapi.json")
     app.state.settings = settings
     app.state.database = database
-    app.state.public_origin = public_origin.rstrip("/") if public_origin else None
+    app.state.public_origin = settings.portal_origin
     app.state.templates = web.templates()
     app.mount("/static", StaticFiles(directory=str(package_dir("portal") / "static")), name="static")
     app.include_router(pages.router)

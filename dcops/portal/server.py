@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-from dcops.errors import ConfigError
-
-PUBLIC_ORIGIN_ENV = "DCOPS_PORTAL_ORIGIN"
-
 
 def app_from_env():
     """The application as each worker builds it: settings and database from the environment
@@ -17,18 +11,7 @@ def app_from_env():
     from dcops.settings import Settings
 
     settings = Settings.from_env()
-    return create_app(settings, open_database(settings), public_origin=public_origin(os.environ))
-
-
-def public_origin(environ) -> str | None:
-    """DCOPS_PORTAL_ORIGIN: the address browsers use behind a reverse proxy (https://portal.example)."""
-    value = (environ.get(PUBLIC_ORIGIN_ENV) or "").strip().rstrip("/")
-    if not value:
-        return None
-    if not value.startswith(("https://", "http://")) or "/" in value.split("://", 1)[1] or " " in value:
-        raise ConfigError(f"{PUBLIC_ORIGIN_ENV} must be a scheme and host, like https://portal.example.gov.la, "
-                          f"not {value!r}")
-    return value
+    return create_app(settings, open_database(settings))
 
 
 def serve(*, host: str, port: int, workers: int = 1, proxy_headers: bool = False,
@@ -36,7 +19,6 @@ def serve(*, host: str, port: int, workers: int = 1, proxy_headers: bool = False
     """Serve the portal until interrupted (uvicorn handles SIGINT and SIGTERM: a graceful stop)."""
     import uvicorn
 
-    public_origin(os.environ)  # a bad setting is told before the workers start
     uvicorn.run("dcops.portal.server:app_from_env", factory=True, host=host, port=port, workers=workers,
                 proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips, server_header=False,
                 access_log=False, log_level="warning")
