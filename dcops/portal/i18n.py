@@ -1,4 +1,16 @@
-"""The portal's languages: the Lao and English catalogues, and dates and amounts formatted for each."""
+"""The portal's languages: the Lao and English catalogues, and dates and amounts formatted for each.
+
+English is the source: the templates' strings are the message ids. dcops/locale/messages.pot lists
+them all, dcops/locale/lo/LC_MESSAGES/messages.po translates them into Lao (which still needs a
+native Lao speaker's review). After changing a string in a template, refresh both from the checkout:
+
+    pybabel extract -F dcops/locale/babel.cfg --project=dcops -o dcops/locale/messages.pot dcops/portal
+    pybabel update -i dcops/locale/messages.pot -d dcops/locale --ignore-obsolete
+
+then translate each new entry of the .po, and check each one marked fuzzy and remove the flag
+(a fuzzy entry is not used: the page shows its English). tests/test_portal_i18n.py fails until
+every message has its Lao.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +26,7 @@ LANGUAGES = {"en": "English", "lo": "ລາວ"}
 DEFAULT_LANGUAGE = "en"
 LOCALES = {"en": "en_GB", "lo": "lo_LA"}
 DOMAIN = "messages"
+KIP = "₭"  # the Lao kip's sign, in both languages (en_GB's CLDR data has none for LAK, and writes "LAK")
 
 
 def language_of(value: str | None) -> str:
@@ -24,7 +37,7 @@ def language_of(value: str | None) -> str:
 @lru_cache(maxsize=None)
 def translations(language: str) -> gettext.NullTranslations:
     """The catalogue of `language`, compiled from its .po file once per process (English is the source)."""
-    if language == DEFAULT_LANGUAGE:
+    if language == DEFAULT_LANGUAGE or language not in LANGUAGES:
         return gettext.NullTranslations()
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
@@ -44,8 +57,8 @@ class Formatter:
     """Dates, times, percentages and LAK amounts written the way `language` writes them."""
 
     def __init__(self, language: str, tz: ZoneInfo):
-        self.language = language
-        self.locale = LOCALES[language]
+        self.language = language_of(language)
+        self.locale = LOCALES[self.language]
         self.tz = tz
 
     def date(self, value: date | datetime | str | None) -> str:
@@ -69,11 +82,13 @@ class Formatter:
         return format_datetime(value.astimezone(self.tz), "medium", tzinfo=self.tz, locale=self.locale)
 
     def lak(self, amount: int | float | None) -> str:
-        from babel.numbers import format_currency
+        """Whole kip grouped as the language groups digits, then the kip's sign: 32,000,000 ₭ in
+        English, 32.000.000 ₭ in Lao (format_currency would write 32,000,000 LAK in en_GB)."""
+        from babel.numbers import format_decimal
 
         if amount is None:
             return "—"
-        return format_currency(amount, "LAK", format="#,##0 ¤", locale=self.locale, currency_digits=False)
+        return format_decimal(amount, format="#,##0", locale=self.locale) + " " + KIP
 
     def percent(self, ratio: float | None, digits: int = 3) -> str:
         """A ratio (0.9995) as a percentage (99.950 %); no data is a dash, never 0 %."""
