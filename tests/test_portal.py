@@ -31,18 +31,43 @@ PEOPLE = {
 }
 
 
-@pytest.fixture
-def portal_db(any_database, tmp_path):
-    load_directory(any_database, inventories.write(tmp_path / "inv", requests_fixtures.inventory()))
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """One real Argon2id hash of PASSWORD for every test's people: hashing six people per test would
+    cost more than the tests themselves (sign-ins still verify it, at full cost)."""
+    return accounts.hash_password(PASSWORD)
+
+
+def with_people(database, tmp_path, password_hash: str):
+    load_directory(database, inventories.write(tmp_path / "inv", requests_fixtures.inventory()))
     for name, grants in PEOPLE.items():
-        accounts.add_user(any_database, name, grants=frozenset(grants), password=PASSWORD,
-                          email=f"{name}@example.la", actor="setup")
-    return any_database
+        accounts.add_user(database, name, grants=frozenset(grants), password=None, email=f"{name}@example.la",
+                          actor="setup")
+    with database.transaction() as conn:
+        conn.execute(sa.text("UPDATE portal_user SET password_hash = :h"), {"h": password_hash})
+    return database
 
 
 @pytest.fixture
-def app(portal_db, any_settings):
-    return create_app(any_settings, portal_db)
+def portal_db(database, tmp_path, password_hash):
+    """SQLite: the routes' own behaviour does not depend on the database."""
+    return with_people(database, tmp_path, password_hash)
+
+
+@pytest.fixture
+def app(portal_db, settings):
+    return create_app(settings, portal_db)
+
+
+@pytest.fixture
+def any_portal_db(any_database, tmp_path, password_hash):
+    """SQLite and PostgreSQL: for the tests of who sees and changes what."""
+    return with_people(any_database, tmp_path, password_hash)
+
+
+@pytest.fixture
+def any_app(any_portal_db, any_settings):
+    return create_app(any_settings, any_portal_db)
 
 
 def client_for(app, name: str | None = None) -> TestClient:
@@ -76,10 +101,11 @@ def post(client: TestClient, path: str, data: dict | None = None, *, token: str 
     return client.post(path, data=data, headers={"origin": ORIGIN})
 
 
-def two_requests(db) -> tuple[int, int]:
-    """One request of mtc, one of moh."""
-    mtc = requests_lib.submit(db, requests_fixtures.request("mtc-app"), actor="ravi")
-    moh = requests_lib.submit(db, requests_fixtures.request("moh-app", ministry="moh"), actor="hana")
+def two_requests(db, suffix: str = "") -> tuple[int, int]:
+    """One request of mtc, one of moh (personal data: the two-person rule applies)."""
+    mtc = requests_lib.submit(db, requests_fixtures.request(f"mtc-app{suffix}", personal_data=True), actor="ravi")
+    moh = requests_lib.submit(db, requests_fixtures.request(f"moh-app{suffix}", ministry="moh", personal_data=True),
+                              actor="hana")
     return mtc, moh
 
 
@@ -185,7 +211,8 @@ def form_fields(**changes) -> dict:
     return fields
 
 
-def test_the_form_shows_every_mistake_beside_its_field_then_takes_the_corrected_request(app, portal_db):
+def test_the_form_shows_every_mistake_beside_its_field_then_takes_the_corrected_request(any_app, any_portal_db):
+    app, portal_db = any_app, any_portal_db
     client = client_for(app, "ravi")
     form = client.get("/requests/new?plan=vm/vm-medium")
     assert form.status_code == 200 and 'value="vm/vm-medium" selected' in form.text
@@ -251,7 +278,8 @@ def test_a_viewer_reads_but_may_not_withdraw(app, portal_db):
 
 # --- the staff ----------------------------------------------------------------------------------
 
-def test_sign_off_then_approval_by_two_people_with_the_placement_shown(app, portal_db):
+def test_sign_off_then_approval_by_two_people_with_the_placement_shown(any_app, any_portal_db):
+    app, portal_db = any_app, any_portal_db
     request_id = requests_lib.submit(portal_db, requests_fixtures.request("pd-app", personal_data=True),
                                      actor="ravi")
     operator = client_for(app, "olga")
@@ -284,7 +312,8 @@ def test_a_rejection_needs_a_reason_and_the_ministry_reads_it(app, portal_db):
 
 # --- who sees what ------------------------------------------------------------------------------
 
-def test_authorisation_matrix_every_read_route_every_role_own_and_other_ministry(app, portal_db):
+def test_authorisation_matrix_every_read_route_every_role_own_and_other_ministry(any_app, any_portal_db):
+    app, portal_db = any_app, any_portal_db
     """Every route that shows one object, for every role, on the own ministry's object, another
     ministry's object and an id or slug that does not exist: another ministry's object answers
     exactly like a missing one."""
@@ -295,6 +324,7 @@ def test_authorisation_matrix_every_read_route_every_role_own_and_other_ministry
         "programme page": ("/programmes/{}", {"mtc": "digital-id", "moh": "dhis2", "none": "no-such-thing"}),
         "request api": ("/api/v1/requests/{}", {"mtc": str(mtc), "moh": str(moh), "none": "999999"}),
         "programme api": ("/api/v1/programmes/{}", {"mtc": "digital-id", "moh": "dhis2", "none": "nope"}),
+        "ministry page": ("/ministries/{}", {"mtc": "mtc", "moh": "moh", "none": "nope"}),
     }
     sees = {"vera": {"mtc"}, "ravi": {"mtc"}, "hana": {"moh"}, "olga": {"mtc", "moh"}, "sam": {"mtc", "moh"},
             "aude": {"mtc", "moh"}}
@@ -320,7 +350,8 @@ def test_authorisation_matrix_every_read_route_every_role_own_and_other_ministry
     assert leaks == []
 
 
-def test_listings_hold_only_the_ministrys_own_rows(app, portal_db):
+def test_listings_hold_only_the_ministrys_own_rows(any_app, any_portal_db):
+    app, portal_db = any_app, any_portal_db
     mtc, moh = two_requests(portal_db)
     ravi = client_for(app, "ravi")
     listed = ravi.get("/requests").text
@@ -333,7 +364,8 @@ def test_listings_hold_only_the_ministrys_own_rows(app, portal_db):
 
 # --- the JSON API -------------------------------------------------------------------------------
 
-def test_the_api_with_a_bearer_token(app, portal_db):
+def test_the_api_with_a_bearer_token(any_app, any_portal_db):
+    app, portal_db = any_app, any_portal_db
     token = accounts.create_token(portal_db, "ravi", label="script", actor="setup")
     api = TestClient(app, headers={"authorization": f"Bearer {token}"})
     assert [p["slug"] for p in api.get("/api/v1/programmes").json()] == ["digital-id", "e-gov-portal"]
@@ -391,8 +423,8 @@ def this_month(settings) -> str:
     return accounts.utcnow().astimezone(settings.tz).strftime("%Y-%m")
 
 
-def test_a_ministry_reads_its_own_reports_and_statements_in_every_format(app, portal_db, any_settings):
-    month = this_month(any_settings)
+def test_a_ministry_reads_its_own_reports_and_statements_in_every_format(app, portal_db, settings):
+    month = this_month(settings)
     client = client_for(app, "ravi")
     index = client.get("/reports")
     assert index.status_code == 200 and f'href="/reports/mtc/{month}.html"' in index.text
@@ -410,7 +442,8 @@ def test_a_ministry_reads_its_own_reports_and_statements_in_every_format(app, po
     assert client.get(f"/statements/mtc/{month}.csv").text.splitlines()[0].startswith("programme,name,plan")
 
 
-def test_another_ministrys_reports_answer_as_missing_ones(app, portal_db, any_settings):
+def test_another_ministrys_reports_answer_as_missing_ones(any_app, any_portal_db, any_settings):
+    app, portal_db = any_app, any_portal_db
     month = this_month(any_settings)
     client = client_for(app, "ravi")
     for path in (f"/reports/moh/{month}.html", f"/statements/moh/{month}", f"/api/v1/reports/moh/{month}",
@@ -423,10 +456,10 @@ def test_another_ministrys_reports_answer_as_missing_ones(app, portal_db, any_se
     assert client_for(app, "aude").get(f"/reports/moh/{month}.json").status_code == 200
 
 
-def test_behind_a_tls_proxy_the_origin_is_the_configured_one_and_cookies_are_secure(portal_db, any_settings):
+def test_behind_a_tls_proxy_the_origin_is_the_configured_one_and_cookies_are_secure(portal_db, settings):
     from dataclasses import replace
 
-    app = create_app(replace(any_settings, portal_origin="https://portal.example.gov.la"), portal_db)
+    app = create_app(replace(settings, portal_origin="https://portal.example.gov.la"), portal_db)
     # The proxy speaks TLS to the browser, which then sends the Secure cookies back.
     client = TestClient(app, base_url="https://testserver", follow_redirects=False)
     token = signin_token(client)
@@ -447,3 +480,40 @@ def test_a_malformed_portal_origin_is_a_one_line_setting_error(value, tmp_path):
 
     with pytest.raises(ConfigError, match="DCOPS_PORTAL_ORIGIN must be a scheme and a host"):
         Settings.from_env({"DCOPS_HOME": str(tmp_path), "DCOPS_PORTAL_ORIGIN": value})
+
+
+def test_authorisation_matrix_every_action_every_role_own_and_other_ministry(any_app, any_portal_db):
+    app, portal_db = any_app, any_portal_db
+    """Each action on a request, for every role, on the own ministry's and another's: another
+    ministry's request is not there (404), one's own without the role is forbidden (403)."""
+    allowed = {"withdraw": {"requester", "operator"}, "sign-off": {"security-officer"}, "approve": {"operator"},
+               "reject": {"operator"}}
+    roles = {"vera": ("viewer", "mtc"), "ravi": ("requester", "mtc"), "olga": ("operator", None),
+             "sam": ("security-officer", None), "aude": ("auditor", None)}
+    wrong = []
+    for action, who_may in allowed.items():
+        for person, (role, ministry) in roles.items():
+            mtc, moh = two_requests(portal_db, f"-{action}-{person}")
+            client = client_for(app, person)
+            for target, owner in ((mtc, "mtc"), (moh, "moh")):
+                visible = ministry is None or ministry == owner
+                response = post(client, f"/requests/{target}/{action}", {"reason": "not needed any more"})
+                if not visible:
+                    expected = {404}
+                elif role not in who_may:
+                    expected = {403}
+                else:
+                    expected = {303, 409}  # done, or refused by the workflow (e.g. nothing to sign off)
+                if response.status_code not in expected:
+                    wrong.append((action, person, owner, response.status_code))
+    assert wrong == []
+
+
+def test_failed_sign_ins_are_limited_and_audited(app, portal_db):
+    client = client_for(app)
+    codes = [sign_in(client, "ravi", "wrong password, again").status_code for _ in range(6)]
+    assert codes == [401] * 5 + [429]
+    assert sign_in(client, "ravi").status_code == 429  # even the right password, until the window passes
+    with portal_db.transaction() as conn:
+        failed = conn.execute(sa.text("SELECT COUNT(*) FROM audit_entry WHERE action = 'user.signin-failed'")).scalar()
+    assert failed == 5

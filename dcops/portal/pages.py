@@ -301,6 +301,18 @@ def staff_page(request: Request):
     return staff_queue(request)
 
 
+@router.get("/ministries/{code}", response_class=HTMLResponse)
+def ministry_page(request: Request, code: str):
+    """One ministry's home, as its own people see it: any ministry for the staff, one's own otherwise."""
+    from dcops.overview import ministry_overview
+
+    actor = _signed_in(request)
+    settings = _settings(request)
+    overview = ministry_overview(_database(request), actor, code, tz=settings.tz,
+                                 data_centre_name=settings.data_centre_name)
+    return web.render(request, "home.html", overviews=[overview])
+
+
 # --- reports and statements ---------------------------------------------------------------------
 
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
