@@ -1,4 +1,5 @@
-"""The demo: the whole chain (inventory, requests, provisioning, probes, metrics, reports) in a folder of its own."""
+"""The demo: the whole chain (inventory, requests through the portal too, provisioning, probes, metrics,
+reports) in a folder of its own; with `serve`, the portal and /metrics stay up afterwards until a signal."""
 
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ HOLD_SECONDS = 5.0  # the longest a stand-in waits for a request
 SUBMITTER = "ministry-{code}"
 SECURITY_OFFICER = "security-officer"
 OPERATOR = "dc-operator"
+# The portal account of the ministry whose request goes through the portal's API (a name the
+# library submissions never use, so the audit log tells them apart).
+PORTAL_REQUESTER = "{code}-requester"
+PORTAL_START_SECONDS = 30.0  # the longest the portal may take to start listening
+PORTAL_STOP_SECONDS = 5.0  # uvicorn's graceful shutdown: open connections get this long to finish
+PASSWORD_BYTES = 15  # secrets.token_urlsafe(15): 20 characters, past the accounts' minimum of 12
 # Which sample programmes act out the unplanned outage and the announced maintenance, when present.
 OUTAGE_PROGRAMME = "immunisation-registry"
 MAINTENANCE_PROGRAMME = "national-treasury"
@@ -79,8 +86,22 @@ DEMO_REQUESTS = (
 )
 
 
+# The request submitted through the portal: moh's, the one that needs a security sign-off, so
+# that each of the three demo accounts has its part in it.
+PORTAL_REQUEST = DEMO_REQUESTS[0]
+
+
 class DemoFailed(DcopsError):
     """A step of the demo failed (without --keep-going, the demo stops there)."""
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    """A portal account the demo made in its own database, with the password it generated."""
+
+    name: str
+    password: str = field(repr=False)
+    role: str  # as the CLI writes roles: requester@moh, security-officer, operator
 
 
 @dataclass
@@ -102,6 +123,10 @@ class DemoResult:
     metrics_url: str | None = None
     metrics_series: int | None = None  # dcops_programme_up series in the one /metrics fetched
     metrics_down: int | None = None  # ... of which 0 (down)
+    accounts: list[DemoAccount] = field(default_factory=list)
+    portal_url: str | None = None  # http://127.0.0.1:PORT, where the portal listened (listens, with serve)
+    portal_request: int | None = None  # the request submitted through the portal's API
+    serving_metrics_url: str | None = None  # /metrics while serving (serve)
     reports: list[Path] = field(default_factory=list)
     site: Path | None = None
     failures: list[str] = field(default_factory=list)  # steps that failed (with --keep-going)
@@ -137,12 +162,14 @@ def demo_settings(directory: Path) -> "Settings":
 
 
 def run_demo(directory: Path, *, probe_seconds: float, echo: Callable[[str], None],
-             keep_going: bool = False) -> DemoResult:
+             keep_going: bool = False, serve: bool = False) -> DemoResult:
     """Run the demo into `directory` (new or empty); `probe_seconds` of probing; progress through `echo`.
 
     A failed step raises DemoFailed (after stopping everything), or with `keep_going` is
     recorded in DemoResult.failures and the demo carries on. Ctrl-C raises KeyboardInterrupt
-    once everything is stopped. Nothing is left running when it returns.
+    once everything is stopped. With `serve`, once the chain is done the portal, the stand-ins,
+    the prober and /metrics run on until SIGINT or SIGTERM (which then end the demo normally).
+    Nothing is left running when it returns.
     """
     if not MIN_PROBE_SECONDS <= probe_seconds <= MAX_PROBE_SECONDS:
         raise UserError(f"--probe-seconds: from {MIN_PROBE_SECONDS:g} to {MAX_PROBE_SECONDS:g} (an outage needs "
@@ -161,12 +188,21 @@ def run_demo(directory: Path, *, probe_seconds: float, echo: Callable[[str], Non
     with ExitStack() as cleanup:
         _step_database(steps, settings)
         database = cleanup.enter_context(_opened(settings))
-        _step_requests(steps, database, result)
+        portal = DemoPortal(settings, database)
+        cleanup.callback(portal.stop)
+        _step_requests(steps, database, portal, result)
+        if not serve:
+            portal.stop()
         _step_provision(steps, database, settings, result)
         stand_ins = _step_stand_ins(steps, database, directory, result, cleanup)
         _step_probe(steps, database, settings, stand_ins, probe_seconds, result)  # stops the stand-ins
         _step_snapshot(steps, database, settings, directory, result)
         _step_reports(steps, database, settings, directory, result)
+        if serve:
+            result.seconds = time.perf_counter() - started
+            _summary(echo, result, serving=True)
+            _serve(echo, database, settings, portal, stand_ins, result)
+            return result
     result.seconds = time.perf_counter() - started
     _summary(echo, result)
     return result
@@ -299,23 +335,83 @@ def loopback_checks(request: DemoRequest, hosts: list[dict], checks: list[dict]
     return moved_hosts, endpoints, moved
 
 
-def _step_requests(steps: _Steps, database: "Database", result: DemoResult) -> None:
+def demo_accounts(database: "Database") -> tuple[list[DemoAccount], str]:
+    """The demo's portal accounts, in its own database: a requester of PORTAL_REQUEST's ministry, the
+    security officer and the operator (named as the demo's library calls act), each with a password
+    generated now; and an API token for the requester. Returns (accounts, token)."""
+    import secrets
+
+    from dcops.access import Grant
+    from dcops.accounts import add_user, create_token, role_names
+
+    ministry = PORTAL_REQUEST.ministry
+    people = ((PORTAL_REQUESTER.format(code=ministry), Grant("requester", ministry), f"{ministry}.gov.la.example"),
+              (SECURITY_OFFICER, Grant("security-officer"), "dc.gov.la.example"),
+              (OPERATOR, Grant("operator"), "dc.gov.la.example"))
+    accounts = []
+    for name, grant, domain in people:
+        password = secrets.token_urlsafe(PASSWORD_BYTES)
+        add_user(database, name, grants=frozenset({grant}), password=password, email=f"{name}@{domain}",
+                 actor=OPERATOR)
+        accounts.append(DemoAccount(name, password, role_names([grant])[0]))
+    token = create_token(database, accounts[0].name, label="dcops demo: a ministry's script", actor=OPERATOR)
+    return accounts, token
+
+
+def submit_through_portal(url: str, token: str, document: dict) -> int:
+    """POST the request document to the portal's API at `url` (http://host:port) with the bearer
+    token, as a ministry's script does; returns the new request's id (DemoFailed otherwise)."""
+    import httpx
+
+    endpoint = f"{url}/api/v1/requests"
+    try:
+        # trust_env=False: loopback, never through a proxy the environment names.
+        with httpx.Client(timeout=30.0, trust_env=False) as client:
+            response = client.post(endpoint, json=document, headers={"authorization": f"Bearer {token}"})
+    except httpx.HTTPError as error:
+        raise DemoFailed(f"POST {endpoint}: {error}") from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {}
+    if response.status_code != 201 or not isinstance(body.get("id"), int):
+        said = body.get("problems") or [body.get("detail") or response.text[:200]]
+        raise DemoFailed(f"POST {endpoint} answered {response.status_code}: " + "; ".join(map(str, said)))
+    return body["id"]
+
+
+def _step_requests(steps: _Steps, database: "Database", portal: "DemoPortal", result: DemoResult) -> None:
     from dcops.catalogue.requests import approve, needs_security_signoff, sign_off, submit
     from dcops.inventory.queries import list_endpoints, show_programme
     from dcops.inventory.service import update_programme
 
-    with steps.step(2, f"submitting and approving {len(DEMO_REQUESTS)} hosting requests") as note:
+    with steps.step(2, f"submitting and approving {len(DEMO_REQUESTS)} hosting requests (one through the portal)"
+                    ) as note:
+        result.accounts, token = demo_accounts(database)
+        result.portal_url = portal.start()
+        steps.detail(f"portal serving {result.portal_url}/ with the demo's accounts: "
+                     + ", ".join(f"{a.name} ({a.role})" for a in result.accounts))
         today = date.today()
         for request in DEMO_REQUESTS:
-            submitter = SUBMITTER.format(code=request.ministry)
-            request_id = submit(database, request_document(request, today), actor=submitter)
+            if request is PORTAL_REQUEST:
+                submitter = result.accounts[0].name
+                request_id = submit_through_portal(result.portal_url, token, request_document(request, today))
+                result.portal_request = request_id
+                steps.detail(f"submitted request {request_id} through the portal (HTTP API) as {submitter}: "
+                             f"POST {result.portal_url}/api/v1/requests with its API token, 201")
+            else:
+                submitter = SUBMITTER.format(code=request.ministry)
+                request_id = submit(database, request_document(request, today), actor=submitter)
             signed = ""
             if needs_security_signoff(request.classification, request.personal_data):
                 sign_off(database, request_id, actor=SECURITY_OFFICER)
                 signed = f", signed off by {SECURITY_OFFICER}"
             placement = approve(database, request_id, actor=OPERATOR)
+            how = "through the portal " if request is PORTAL_REQUEST else ""
             steps.detail(f"request {request_id} {request.slug} ({request.ministry}, {request.plan}, tier "
-                         f"{request.tier}): submitted by {submitter}{signed}, approved by {OPERATOR} "
+                         f"{request.tier}): submitted {how}by {submitter}{signed}, approved by {OPERATOR} "
                          f"onto {placement.cluster}")
             for warning in placement.warnings:
                 steps.detail(f"warning: {warning}")
@@ -743,9 +839,12 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _summary(echo: Callable[[str], None], result: DemoResult) -> None:
+def _summary(echo: Callable[[str], None], result: DemoResult, *, serving: bool = False) -> None:
     home = result.directory
-    echo(f"[8/{STEPS}] everything stopped, nothing left running; what to open:")
+    if serving:
+        echo(f"[8/{STEPS}] the chain is done; the portal stays up (--serve) and the rest is stopped; what to open:")
+    else:
+        echo(f"[8/{STEPS}] everything stopped, nothing left running; what to open:")
     lines = [("database", f"{result.database}  (explore: DCOPS_HOME={home} dcops programme list)")]
     for path in result.reports:
         lines.append(("report", str(path)))
@@ -760,6 +859,16 @@ def _summary(echo: Callable[[str], None], result: DemoResult) -> None:
                   else "not fetched")
         lines.append(("metrics", f"{result.metrics_url} was served while probing ({served}); "
                                  f"DCOPS_HOME={home} dcops serve serves it again"))
+    if result.portal_url:
+        if serving:
+            lines.append(("portal", f"{result.portal_url}/  (serving until Ctrl-C, below)"))
+        else:
+            took = (f"took request {result.portal_request} through its API" if result.portal_request is not None
+                    else "was served")
+            lines.append(("portal", f"{result.portal_url}/ {took}; DCOPS_HOME={home} dcops portal serve serves it "
+                                    "again (dcops demo --serve keeps it up)"))
+    for account in result.accounts:
+        lines.append(("account", f"{account.name:<17} password {account.password}  ({account.role})"))
     for label, text in lines:
         echo(f"      {label:<10} {text}")
     for skipped in result.skipped:
@@ -767,6 +876,107 @@ def _summary(echo: Callable[[str], None], result: DemoResult) -> None:
     for failure in result.failures:
         echo(f"      FAILED     {failure}")
     echo(f"demo finished in {result.seconds:.1f} s")
+
+
+# --- serving after the chain (--serve), and the portal in this process ---------------------------
+
+
+def _serve(echo: Callable[[str], None], database: "Database", settings: "Settings", portal: "DemoPortal",
+           stand_ins: "StandIns", result: DemoResult) -> None:
+    """Keep the portal up and run the stand-ins, the prober and /metrics again (at the inventory's own
+    intervals), until SIGINT or SIGTERM; then stop them all. A signal here is the normal end."""
+    from dcops.daemon import run_service, stop_on_signals
+
+    stop = threading.Event()
+
+    def on_ready(server) -> None:
+        result.serving_metrics_url = server.url
+        echo("serving on loopback until Ctrl-C (SIGINT or SIGTERM stops everything cleanly):")
+        echo(f"      portal     {portal.url}/  (sign in at {portal.url}/signin as an account above; "
+             f"API: {portal.url}/api/v1/openapi.json)")
+        echo(f"      metrics    {server.url}  (the stand-ins answer again; probed at the inventory's own "
+             "intervals, programmes are up again within a minute or two)")
+
+    with stop_on_signals(stop):  # from here on, a signal is the normal end
+        try:
+            if not portal.running:  # step 2 failed (--keep-going) before the portal was up: once more
+                try:
+                    result.portal_url = portal.start()
+                except DcopsError as error:
+                    raise DemoFailed(f"--serve: the portal did not start: {error}") from None
+            for problem in stand_ins.restart():
+                echo(f"      stand-in not reopened (its checks will fail): {problem}")
+            run_service(database, stop, server_options={"host": "127.0.0.1", "port": 0, "cache_seconds": 1.0},
+                        ca_file=str(stand_ins.ca_file) if stand_ins.ca_file else None, tz=settings.tz,
+                        on_ready=on_ready)
+        finally:
+            stop.set()
+            stand_ins.stop()
+            portal.stop()
+    echo("stopped the portal, /metrics, the prober and the stand-ins: nothing left running")
+
+
+class DemoPortal:
+    """The portal (dcops.portal.app) in this process: uvicorn in a thread, on a loopback port the system
+    gives; `stop` ends it (uvicorn's graceful shutdown) and closes the port. Safe to stop twice."""
+
+    def __init__(self, settings: "Settings", database: "Database"):
+        self.settings, self.database = settings, database
+        self.url: str | None = None
+        self._server = None
+        self._thread: threading.Thread | None = None
+        self._socket = None
+
+    def start(self) -> str:
+        """Listen and serve; returns the portal's origin (http://127.0.0.1:PORT) once it answers."""
+        import socket
+
+        import uvicorn
+
+        from dcops.portal.app import create_app
+
+        app = create_app(self.settings, self.database)
+        # The socket bound here, so the port is known before uvicorn starts (no free-port race).
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            self._socket.bind(("127.0.0.1", 0))
+        except OSError:
+            self.stop()
+            raise
+        port = self._socket.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", access_log=False, server_header=False,
+            timeout_graceful_shutdown=PORTAL_STOP_SECONDS))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                        name="dcops-demo-portal", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + PORTAL_START_SECONDS
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise DemoFailed(f"the portal did not start on 127.0.0.1:{port} "
+                                 f"(uvicorn's warnings, if any, are above)")
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    @property
+    def running(self) -> bool:
+        """Whether uvicorn is serving (started, and its thread not ended)."""
+        return bool(self._server is not None and self._server.started and self._thread is not None
+                    and self._thread.is_alive())
+
+    def stop(self) -> None:
+        """Stop serving and wait for uvicorn's thread; the listening socket is closed."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(PORTAL_STOP_SECONDS + 10)
+            self._thread = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        self._server = None
 
 
 # --- loopback stand-ins ----------------------------------------------------------------------------
@@ -850,6 +1060,19 @@ class StandIns:
         context = self.tls if kind in ("tls", "https") else None
         return await asyncio.start_server(handle, host, port, ssl=context, backlog=256,
                                           ssl_handshake_timeout=HOLD_SECONDS if context else None)
+
+    def restart(self) -> list[str]:
+        """Start again after `stop`, listening at every address as before, none failing; returns
+        what could not be reopened ("kind host:port: why")."""
+        self.stop()
+        self.failing.clear()
+        self.start()
+        problems = []
+        for key in sorted(self.kinds, key=lambda k: (k[1], k[0])):
+            problem = self.reopen(key)
+            if problem:
+                problems.append(f"{self.kinds[key]} {key[0]}:{key[1]}: {problem}")
+        return problems
 
     def close(self, key: tuple[str, int]) -> None:
         """Stop listening at `key` (connecting is then refused)."""

@@ -1,18 +1,26 @@
-"""`dcops demo`: the whole chain in a folder of its own, nothing left running; refusals write nothing."""
+"""`dcops demo`: the whole chain in a folder of its own, one request through the portal, nothing left
+running (or, with --serve, the portal and /metrics until SIGINT); refusals write nothing."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import text
 
+import dcops.demo
 from conftest import Cli
+from dcops.accounts import authenticate, list_tokens
+from dcops.catalogue.requests import show_request
 from dcops.db import open_database
 from dcops.demo import DEMO_REQUESTS, run_demo, demo_settings
 from dcops.reports.documents import resolve_period, uptime_document
@@ -83,10 +91,29 @@ def test_demo_runs_the_whole_chain_and_leaves_nothing_running(tmp_path, settings
     assert not result.failures and not result.skipped, output
     assert result.seconds < 120
 
-    # Nothing left running: the stand-ins, the prober, /metrics and their threads are gone.
+    # Nothing left running: the portal, the stand-ins, the prober, /metrics and their threads are gone.
     assert threading.active_count() == threads_before, threading.enumerate()
     metrics = urlsplit(result.metrics_url)
     assert refused(metrics.hostname, metrics.port)
+    portal = urlsplit(result.portal_url)
+    assert portal.hostname == "127.0.0.1" and refused(portal.hostname, portal.port)
+
+    # The demo's accounts: a requester of moh, a security officer, an operator, with passwords made
+    # for this run (none written in the code), printed at the end.
+    accounts = {account.role: account for account in result.accounts}
+    assert sorted(accounts) == ["operator", "requester@moh", "security-officer"], result.accounts
+    requester = accounts["requester@moh"]
+    assert len({account.password for account in result.accounts}) == 3
+    source = Path(dcops.demo.__file__).read_text(encoding="utf-8")
+    for account in result.accounts:
+        assert len(account.password) >= 16 and account.password not in source
+        assert re.search(rf"^ +account +{re.escape(account.name)} +password {re.escape(account.password)} "
+                         rf"+\({re.escape(account.role)}\)$", output, re.M), output
+        assert account.password not in repr(result)
+    # One request went through the portal's HTTP API, as the requester.
+    assert result.portal_request is not None
+    assert (f"submitted request {result.portal_request} through the portal (HTTP API) as {requester.name}"
+            in output), output
     # The sample is the national data centre's size: 50 or more programmes, probed up but the broken ones
     # (in a run this short, the outage may not have healed yet).
     assert result.metrics_series and result.metrics_series >= 50, output
@@ -123,8 +150,27 @@ def test_demo_runs_the_whole_chain_and_leaves_nothing_running(tmp_path, settings
 
             uptime = uptime_document(conn, period, tz=config.tz, now=utcnow(), data_centre_name="x",
                                      programme=result.outage)
+            through_portal = show_request(conn, result.portal_request)
+            others = [show_request(conn, number) for number in
+                      conn.execute(text("SELECT id FROM hosting_request WHERE id != :id"),
+                                   {"id": result.portal_request}).scalars()]
+            tokens = list_tokens(conn, name=requester.name)
+            users = dict(conn.execute(text("SELECT name, email FROM portal_user")).all())
+        # The printed passwords are the accounts' own.
+        for account in result.accounts:
+            assert authenticate(database, account.name, account.password, client="127.0.0.1").name == account.name
     finally:
         database.dispose()
+    # Its audit trail: submitted by the requester's portal name (through its API token, used once),
+    # signed off and approved by the officer and the operator, whose accounts bear the same names.
+    assert through_portal["programme"]["slug"] == "maternal-health-tracker", through_portal
+    history = [(entry["actor"], entry["action"]) for entry in through_portal["history"]]
+    assert history[:3] == [(requester.name, "request.submitted"), (accounts["security-officer"].name,
+                           "request.signed-off"), (accounts["operator"].name, "request.approved")], history
+    assert [t["last_used_at"] is not None and t["revoked_at"] is None for t in tokens] == [True], tokens
+    # ... while the other two were library calls under names no account has.
+    assert {other["history"][0]["actor"] for other in others} == {"ministry-moes", "ministry-mof"}, others
+    assert sorted(users) == sorted(account.name for account in result.accounts), users
     assert statuses == {slug: "active" for slug in result.programmes}
     assert requests == ["active"] * len(DEMO_REQUESTS)
     assert tuple(job) == ("successful", True)
@@ -162,6 +208,101 @@ def test_demo_runs_the_whole_chain_and_leaves_nothing_running(tmp_path, settings
     refusal = Cli(settings)("demo", "--dir", directory, "--probe-seconds", "10", expect=2)
     assert refusal.stderr.strip().count("\n") == 0 and "not empty" in refusal.stderr, refusal.stderr
     assert tree(directory) == before
+
+
+SERVING = "serving on loopback until Ctrl-C"
+
+
+def serving_urls(lines: list[tuple[float, str]]) -> tuple[float, str, str] | None:
+    """(when the serving block was read, the portal's origin, the /metrics URL) once --serve printed them."""
+    for index, (at, line) in enumerate(lines):
+        if line.startswith(SERVING):
+            block = "\n".join(text for _at, text in lines[index + 1:index + 3])
+            portal = re.search(r"^ +portal +(http://127\.0\.0\.1:\d+)/ ", block, re.M)
+            metrics = re.search(r"^ +metrics +(http://127\.0\.0\.1:\d+/metrics) ", block, re.M)
+            if portal and metrics:
+                return at, portal.group(1), metrics.group(1)
+    return None
+
+
+@pytest.mark.slow
+def test_serve_keeps_the_portal_and_metrics_up_until_sigint(tmp_path):
+    import httpx
+
+    directory = tmp_path / "demo"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DCOPS_HOME": str(tmp_path / "home")}
+    env.pop("DCOPS_DATABASE_URL", None)
+    errors = tmp_path / "stderr.txt"
+    lines: list[tuple[float, str]] = []  # (time.time() when read, the line)
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dcops", "demo", "--serve", "--dir", str(directory), "--probe-seconds", "10"],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=tmp_path)
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.append((time.time(), line.rstrip("\n")))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def output() -> str:
+        return "\n".join(line for _at, line in lines) + "\nstderr:\n" + errors.read_text()
+
+    try:
+        deadline = time.monotonic() + 400
+        while (found := serving_urls(lines)) is None:
+            assert process.poll() is None, f"exited {process.returncode} before serving\n{output()}"
+            assert time.monotonic() < deadline, f"not serving after 400 s\n{output()}"
+            time.sleep(0.2)
+        since, portal, metrics = found
+        printed = re.findall(r"^ +account +(\S+) +password (\S+) +\((\S+)\)$",
+                             "\n".join(line for _at, line in lines), re.M)
+        assert sorted(role for _name, _password, role in printed) == ["operator", "requester@moh",
+                                                                       "security-officer"], output()
+
+        with httpx.Client(trust_env=False, timeout=30) as client:
+            # /metrics, from the prober probing the stand-ins again: checks probed since it said so.
+            for _attempt in range(60):
+                scrape = client.get(metrics)
+                assert scrape.status_code == 200 and "# TYPE dcops_programme_up gauge" in scrape.text, scrape.text
+                stamps = [float(line.rsplit(" ", 1)[1]) for line in scrape.text.splitlines()
+                          if line.startswith("dcops_probe_last_timestamp_seconds{")]
+                if sum(stamp >= since for stamp in stamps) >= 50:
+                    break
+                time.sleep(0.5)
+            else:
+                raise AssertionError(f"no fresh probes on {metrics}: {sorted(stamps)[-5:]} (since {since})")
+            assert "dcops_probe_success{" in scrape.text
+
+        # Every printed account signs in with its password (and not without it).
+        for name, password, _role in printed:
+            for attempt, expected in ((password + "x", 401), (password, 303)):
+                with httpx.Client(base_url=portal, trust_env=False, timeout=30) as browser:
+                    page = browser.get("/signin")
+                    assert page.status_code == 200 and browser.cookies.get("dcops_signin_csrf"), page.text
+                    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+                    answer = browser.post("/signin", data={"name": name, "password": attempt, "csrf_token": token,
+                                                           "next": "/"}, headers={"origin": portal})
+                    assert answer.status_code == expected, (name, expected, answer.status_code, answer.text)
+                    if expected == 303:
+                        assert answer.headers["location"] == "/"
+                        home = browser.get("/")
+                        assert home.status_code == 200 and name in home.text, home.text
+
+        # SIGINT, to the demo's own process only: everything stops, exit 0, nothing listening.
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 0, output()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+        reader.join(10)
+    assert lines[-1][1].startswith("stopped the portal, /metrics"), output()
+    assert "Traceback" not in errors.read_text(), output()
+    for url in (portal, metrics):
+        parts = urlsplit(url)
+        assert refused(parts.hostname, parts.port), url
 
 
 def test_the_default_folder_is_under_dcops_home_never_the_current_directory(tmp_path):
@@ -217,8 +358,11 @@ def test_refusals_write_nothing(cli, tmp_path):
 
 
 def test_help_has_an_example_and_start_up_stays_light(cli):
-    assert "Example: dcops demo" in cli("demo", "--help").stdout
-    heavy = ("ansible_runner", "jinja2", "prometheus_client", "httpx", "dcops.demo")
+    help_text = cli("demo", "--help").stdout
+    assert "Example: dcops demo" in help_text
+    assert "--serve" in help_text and "Example: dcops demo --serve" in help_text
+    heavy = ("ansible_runner", "jinja2", "prometheus_client", "httpx", "dcops.demo", "fastapi", "uvicorn",
+             "dcops.portal", "dcops.accounts")
     probe = subprocess.run(
         [sys.executable, "-c", "import sys, dcops.cli.main; "
                                f"print([m for m in {heavy!r} if m in sys.modules])"],
