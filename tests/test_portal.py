@@ -517,3 +517,25 @@ def test_failed_sign_ins_are_limited_and_audited(app, portal_db):
     with portal_db.transaction() as conn:
         failed = conn.execute(sa.text("SELECT COUNT(*) FROM audit_entry WHERE action = 'user.signin-failed'")).scalar()
     assert failed == 5
+
+
+def test_the_staff_decide_through_the_api_under_the_same_rules(any_app, any_portal_db):
+    app, portal_db = any_app, any_portal_db
+    request_id = requests_lib.submit(portal_db, requests_fixtures.request("api-decided", personal_data=True),
+                                     actor="ravi")
+    operator = TestClient(app, headers={"authorization": f"Bearer {accounts.create_token(portal_db, 'olga', actor='setup')}"})
+    officer = TestClient(app, headers={"authorization": f"Bearer {accounts.create_token(portal_db, 'sam', actor='setup')}"})
+    requester = TestClient(app, headers={"authorization": f"Bearer {accounts.create_token(portal_db, 'hana', actor='setup')}"})
+    assert operator.get(f"/api/v1/requests/{request_id}/placement").json()["cluster"] == "gen-a"
+    assert requester.post(f"/api/v1/requests/{request_id}/approve").status_code == 404  # another ministry's
+    early = operator.post(f"/api/v1/requests/{request_id}/approve")
+    assert early.status_code == 409 and "security sign-off first" in early.json()["detail"]
+    assert officer.post(f"/api/v1/requests/{request_id}/approve").status_code == 403
+    assert officer.post(f"/api/v1/requests/{request_id}/sign-off").json()["security_signoff_by"] == "sam"
+    placed = operator.post(f"/api/v1/requests/{request_id}/approve")
+    assert placed.status_code == 200 and placed.json()["cluster"] == "gen-a"
+    assert placed.json()["reserved"] == {"vcpu": 8, "ram_gib": 32, "storage_gib": 200}
+    other = requests_lib.submit(portal_db, requests_fixtures.request("api-refused"), actor="ravi")
+    assert operator.post(f"/api/v1/requests/{other}/reject", json={"reason": ""}).status_code == 400
+    refused = operator.post(f"/api/v1/requests/{other}/reject", json={"reason": "Use the shared plan"})
+    assert refused.json()["state"] == "rejected" and refused.json()["reason"] == "Use the shared plan"

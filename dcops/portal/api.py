@@ -104,3 +104,34 @@ def statement(request: Request, ministry: str, period: str, actor: Actor = Depen
     with _database(request).transaction() as conn:
         return ministry_statement(conn, actor, ministry, _period(period), tz=settings.tz, now=utcnow(),
                                   data_centre_name=settings.data_centre_name)
+
+
+@router.post("/requests/{request_id}/sign-off", summary="Sign off a submitted request's security (security officer)")
+def sign_off(request: Request, request_id: str, actor: Actor = Depends(api_actor)) -> dict[str, Any]:
+    number = _number(request_id)
+    requests_lib.sign_off(_database(request), number, actor=actor)
+    with _database(request).transaction() as conn:
+        return requests_lib.show_request(conn, number, actor=actor)
+
+
+@router.get("/requests/{request_id}/placement", summary="Where approval would place a request now (operator)")
+def placement(request: Request, request_id: str, actor: Actor = Depends(api_actor)) -> dict[str, Any]:
+    with _database(request).transaction() as conn:
+        return requests_lib.preview_placement(conn, _number(request_id), actor=actor)
+
+
+@router.post("/requests/{request_id}/approve", summary="Approve a request: place it and reserve its capacity (operator)")
+def approve(request: Request, request_id: str, actor: Actor = Depends(api_actor)) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    placed = requests_lib.approve(_database(request), _number(request_id), actor=actor)
+    return asdict(placed)
+
+
+@router.post("/requests/{request_id}/reject", summary="Reject a submitted request, with the reason the ministry reads")
+def reject(request: Request, request_id: str, body: dict[str, Any] = Body(...),
+           actor: Actor = Depends(api_actor)) -> dict[str, Any]:
+    number = _number(request_id)
+    requests_lib.reject(_database(request), number, actor=actor, reason=str(body.get("reason", "")))
+    with _database(request).transaction() as conn:
+        return requests_lib.show_request(conn, number, actor=actor)
