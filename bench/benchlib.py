@@ -70,13 +70,18 @@ def mb(n_bytes: float) -> str:
 
 
 def show(value: float, unit: str = "s") -> str:
-    """A figure in its unit: seconds as `fmt` from 0.1 s up and in ms below, bytes in MB, ratios as 1.234x."""
+    """A figure in its unit: seconds as `fmt` from 0.1 s up and in ms below, bytes in MB, ratios as 1.234x,
+    rates ("/s") as 123.4/s, counts ("n") as plain numbers."""
     if unit == "s":
         return fmt(value) if value >= 0.1 else ms(value)
     if unit == "MB":
         return mb(value)
     if unit == "x":
         return f"{value:.3f}x"
+    if unit == "/s":
+        return f"{value:,.1f}/s"
+    if unit == "n":
+        return f"{value:g}"
     raise ValueError(f"unknown unit {unit!r}")
 
 
@@ -145,13 +150,15 @@ class AtLeast(float):
     """A target the value must reach (higher is better). A plain number is a ceiling."""
 
 
-Row = tuple[str, float, str, "float | None"]  # (measure, value, unit "s" / "MB" / "x", target)
+Row = tuple[str, float, str, "float | None"]  # (measure, value, unit "s" / "MB" / "x" / "/s" / "n", target)
 
 
 def target_text(target: float, unit: str) -> str:
     """'<= 0.5 s', '<= 2 MB', '>= 2x': the target in the unit, without trailing zeros."""
     if unit == "MB":
         amount = f"{target / 1e6:g} MB"
+    elif unit == "n":
+        amount = f"{target:g}"
     else:
         amount = f"{target:g}{' s' if unit == 's' else unit}"
     return f"{'>=' if isinstance(target, AtLeast) else '<='} {amount}"
@@ -163,9 +170,9 @@ def print_summary(results: list[Row], *, problems: list[str], started: float, no
     (on stderr, the first `max_problems`); return the exit code: 1 when a target is missed or a
     check failed, 0 otherwise.
 
-    Each row is (measure, value, unit, target): unit "s" (seconds), "MB" (value and target in bytes)
-    or "x" (a ratio); target None (information), a number the value must not exceed, or
-    AtLeast(number) for one it must reach. `started` is the time.perf_counter() the benchmark
+    Each row is (measure, value, unit, target): unit "s" (seconds), "MB" (value and target in bytes),
+    "x" (a ratio), "/s" (a rate) or "n" (a count); target None (information), a number the value
+    must not exceed, or AtLeast(number) for one it must reach. `started` is the time.perf_counter() the benchmark
     started at; `note` is added to the heading (the load average at the end, say).
     """
     print(f"Summary (total benchmark time {time.perf_counter() - started:.0f} s{'; ' + note if note else ''})")
