@@ -107,6 +107,7 @@ _WORDINGS = (
     (r"Input should be a valid dictionary( or instance of \w+)?", "must be a mapping of fields"),
     (r"Input should be a valid list", "must be a list"),
     (r"String should have at most (\d+) characters?", r"must be at most \1 characters"),
+    (r"String should have at least 1 character", "must not be empty"),
     (r"String should have at least (\d+) characters?", r"must be at least \1 characters"),
     (r"List should have at most (\d+) items?.*", r"must have at most \1 items"),
     (r"Input should be ", "must be "),

@@ -232,7 +232,7 @@ def test_a_request_from_the_form_to_its_approval_e_mail(browser, portal, smtp_in
         sign_in(page, "ravi")
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Catalogue").click()
         plan = page.get_by_role("row", name=re.compile("medium"))
-        assert "4 vCPU · 16 GiB · 100 GiB" in plan.inner_text()
+        assert "4 vCPU · 16 GiB memory · 100 GiB storage" in plan.inner_text()
         plan.get_by_role("link", name="Request this plan").click()
         page.wait_for_url(re.compile(r"/requests/new\?plan=vm/vm-medium$"))
         assert page.get_by_label("Plan").input_value() == "vm/vm-medium"

@@ -173,8 +173,9 @@ def request_document(form: dict[str, str]) -> dict[str, Any]:
             value = int(value) if value.strip().isdigit() else value
         elif field in ("site", "programme.description") and not value.strip():
             continue
-        elif field == "offering" and not value:
-            # The plan's select names its offering: "offering/plan".
+        elif field in ("offering", "plan") and not value:
+            # The plan's select names its offering ("offering/plan"); none chosen: both are missing,
+            # and the checks say so once, beside the plan.
             continue
         head, _, tail = field.partition(".")
         if tail:
@@ -186,15 +187,22 @@ def request_document(form: dict[str, str]) -> dict[str, Any]:
     return document
 
 
+# Where a problem of a field the form does not show by itself is shown.
+_SHOWN_AT = {"offering": "plan", "programme": "programme.slug", "contacts": "contacts.owner"}
+
+
 def problems_by_field(error: ValidationError) -> tuple[dict[str, list[str]], list[str]]:
-    """The checks' problems, each beside its field; those of no field apart."""
+    """The checks' problems, each beside its field (once: the offering's and the plan's are one
+    select); those of no field apart."""
     by_field: dict[str, list[str]] = {}
     general = []
     for problem in error.problems:
         match = _PROBLEM.match(problem)
-        if match and match.group(1) in REQUEST_FIELDS or (match and match.group(1) in ("programme", "contacts")):
-            field = match.group(1)
-            by_field.setdefault("plan" if field == "offering" else field, []).append(match.group(2))
+        field = match and _SHOWN_AT.get(match.group(1), match.group(1))
+        if field in REQUEST_FIELDS:
+            shown = by_field.setdefault(field, [])
+            if match.group(2) not in shown:
+                shown.append(match.group(2))
         else:
             general.append(problem.removeprefix(f"{FORM_WHERE}: "))
     return by_field, general
