@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, CheckConstraint, Column, ForeignKeyConstraint, Index, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, ForeignKeyConstraint, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from dcops.db import EpochMicroseconds, UTCDateTime, utcnow
@@ -303,7 +303,13 @@ class StateInterval(SQLModel, table=True):
     """A stretch of time in one state: of a check, or of its programme (endpoint_id null)."""
 
     __tablename__ = "state_interval"
-    __table_args__ = (Index("ix_state_interval_programme_started", "programme_id", "started_at"),)
+    __table_args__ = (
+        # A period's spans of a programme, found and read from the index alone (reports, the portal).
+        Index("ix_state_interval_programme_span", "programme_id", "started_at", "endpoint_id", "ended_at"),
+        # The open span of each programme and check: what "state now" reads.
+        Index("ix_state_interval_open", "programme_id", "endpoint_id",
+              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     programme_id: int = Field(foreign_key="programme.id")

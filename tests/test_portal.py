@@ -539,3 +539,15 @@ def test_the_staff_decide_through_the_api_under_the_same_rules(any_app, any_port
     assert operator.post(f"/api/v1/requests/{other}/reject", json={"reason": ""}).status_code == 400
     refused = operator.post(f"/api/v1/requests/{other}/reject", json={"reason": "Use the shared plan"})
     assert refused.json()["state"] == "rejected" and refused.json()["reason"] == "Use the shared plan"
+
+
+def test_a_cached_ministry_section_is_still_only_for_its_ministry_and_a_change_shows_at_once(app, portal_db):
+    staff = client_for(app, "olga")
+    assert "Health information system" in staff.get("/ministries/moh").text  # now cached for a few seconds
+    ravi = client_for(app, "ravi")
+    assert ravi.get("/ministries/moh").status_code == 404
+    assert "Health information system" not in ravi.get("/").text
+    before = ravi.get("/").text
+    assert "lesmis-v2" not in before and "None." in before
+    assert post(ravi, "/requests", form_fields()).status_code == 303
+    assert "New portal" in ravi.get("/").text  # the open request, without waiting for the cache

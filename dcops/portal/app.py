@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from dcops.db import Database
 from dcops.errors import DcopsError, NotFound, Unauthenticated, ValidationError
 from dcops.portal import web
+from dcops.portal.cache import HOME_SECTION_SECONDS, TtlCache
 from dcops.resources import package_dir
 from dcops.settings import Settings
 
@@ -41,6 +42,26 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class ForgetAfterChange:
+    """After a change made through this worker succeeds, its cached pages are computed again, so the
+    person who made it sees it at once (other workers' caches expire within seconds)."""
+
+    def __init__(self, app, cache: TtlCache):
+        self.app = app
+        self.cache = cache
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in web.UNSAFE_METHODS:
+            return await self.app(scope, receive, send)
+
+        async def send_and_forget(message):
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                self.cache.clear()
+            await send(message)
+
+        await self.app(scope, receive, send_and_forget)
+
+
 def create_app(settings: Settings, database: Database) -> FastAPI:
     """The portal over `database`. `settings.portal_origin` (https://portal.example) is the address browsers
     use when a reverse proxy stands in front: the Origin check and the Secure cookies follow it."""
@@ -52,6 +73,7 @@ def create_app(settings: Settings, database: Database) -> FastAPI:
     app.state.database = database
     app.state.public_origin = settings.portal_origin
     app.state.templates = web.templates()
+    app.state.home_sections = TtlCache(HOME_SECTION_SECONDS)
     app.mount("/static", StaticFiles(directory=str(package_dir("portal") / "static")), name="static")
     app.include_router(pages.router)
     app.include_router(api.router, prefix=API_PREFIX)
@@ -59,6 +81,7 @@ def create_app(settings: Settings, database: Database) -> FastAPI:
         from dcops.portal import oidc
 
         app.include_router(oidc.router)
+    app.add_middleware(ForgetAfterChange, cache=app.state.home_sections)
     app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(DcopsError)

@@ -115,19 +115,32 @@ def choose_language(request: Request, form: dict = Depends(form_data)):
 
 # --- home ---------------------------------------------------------------------------------------
 
-@router.get("/", response_class=HTMLResponse)
-def home(request: Request):
+def ministry_section(request: Request, actor: Actor, code: str):
+    """A ministry's home section (its programmes now and this month, open requests, maintenance),
+    rendered once for all its people every few seconds (portal.cache); the actor is authorised
+    first, on every request, cached or not."""
+    from dcops.access import Owned, authorize
     from dcops.overview import ministry_overview
 
-    actor = _signed_in(request)
+    authorize(actor, "ministry.read", Owned("ministry", code, code))
     settings = _settings(request)
+    language = web.visitor(request).language
+
+    def compute():
+        overview = ministry_overview(_database(request), actor, code, tz=settings.tz,
+                                     data_centre_name=settings.data_centre_name)
+        return web.render_fragment(request, "_ministry.html", view=overview)
+
+    return request.app.state.home_sections.get((code, language), compute)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request):
+    actor = _signed_in(request)
     if actor.is_staff:
         return staff_queue(request)
-    overviews = [
-        ministry_overview(_database(request), actor, code, tz=settings.tz, data_centre_name=settings.data_centre_name)
-        for code in sorted(actor.ministries("ministry.read") or ())
-    ]
-    return web.render(request, "home.html", overviews=overviews)
+    sections = [ministry_section(request, actor, code) for code in sorted(actor.ministries("ministry.read") or ())]
+    return web.render(request, "home.html", sections=sections)
 
 
 # --- the catalogue and the request form ---------------------------------------------------------
@@ -312,13 +325,8 @@ def staff_page(request: Request):
 @router.get("/ministries/{code}", response_class=HTMLResponse)
 def ministry_page(request: Request, code: str):
     """One ministry's home, as its own people see it: any ministry for the staff, one's own otherwise."""
-    from dcops.overview import ministry_overview
-
     actor = _signed_in(request)
-    settings = _settings(request)
-    overview = ministry_overview(_database(request), actor, code, tz=settings.tz,
-                                 data_centre_name=settings.data_centre_name)
-    return web.render(request, "home.html", overviews=[overview])
+    return web.render(request, "home.html", sections=[ministry_section(request, actor, code)])
 
 
 # --- reports and statements ---------------------------------------------------------------------
