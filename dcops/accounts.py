@@ -18,14 +18,15 @@ from dcops import audit
 from dcops.access import MINISTRY_ROLES, ROLES, STAFF_ROLES, Actor, Grant, as_actor, authorize
 from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import Conflict, DatabaseBusy, NotFound, TooManyAttempts, Unauthenticated, ValidationError
-from dcops.models import ApiToken, Ministry, PortalGrant, PortalSession, PortalUser, SigninFailure
+from dcops.models import (Ministry, api_token_table, portal_grant_table, portal_session_table, portal_user_table,
+                          signin_failure_table)
 from dcops.vocabulary import is_name
 
-T_USER = PortalUser.__table__
-T_GRANT = PortalGrant.__table__
-T_SESSION = PortalSession.__table__
-T_TOKEN = ApiToken.__table__
-T_FAILURE = SigninFailure.__table__
+T_USER = portal_user_table
+T_GRANT = portal_grant_table
+T_SESSION = portal_session_table
+T_TOKEN = api_token_table
+T_FAILURE = signin_failure_table
 T_MINISTRY = Ministry.__table__
 
 # Sign-in names: lower case, 2 to 63 characters; they become the audit log's actors.

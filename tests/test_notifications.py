@@ -28,16 +28,16 @@ from dcops.catalogue.requests import advance, approve, reject, sign_off, submit
 from dcops.db import open_database, utcnow
 from dcops.errors import Conflict
 from dcops.inventory.service import load_directory
-from dcops.models import OutboxMessage, PortalGrant, PortalUser
+from dcops.models import outbox_message_table, portal_grant_table, portal_user_table
 from dcops.notifications import deliver_pending, enqueue, list_messages, retry_delay_s
 from dcops.notifications.smtp import SmtpSender
 
 import inventories
 import requests_fixtures
 
-T_OUTBOX = OutboxMessage.__table__
-T_USER = PortalUser.__table__
-T_GRANT = PortalGrant.__table__
+T_OUTBOX = outbox_message_table
+T_USER = portal_user_table
+T_GRANT = portal_grant_table
 OWNER = "owner@mtc.example.la"
 MINISTRY_CONTACT = "dc@mtc.example.la"  # mtc's contact in the test inventory
 FROM = "National Data Centre <noreply@dc.example.la>"

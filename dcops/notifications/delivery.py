@@ -22,12 +22,12 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from dcops.db import Database, utcnow
-from dcops.models import OutboxMessage
+from dcops.models import outbox_message_table
 from dcops.notifications.outbox import one_line
 
 log = logging.getLogger(__name__)
 
-T_OUTBOX = OutboxMessage.__table__
+T_OUTBOX = outbox_message_table
 
 FIRST_RETRY_S = 60.0
 MAX_RETRY_S = 3600.0

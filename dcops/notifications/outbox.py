@@ -16,16 +16,16 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
 from dcops.db import iso_utc, utcnow
-from dcops.models import HostingRequest, Ministry, OutboxMessage, PortalGrant, PortalUser
+from dcops.models import HostingRequest, Ministry, outbox_message_table, portal_grant_table, portal_user_table
 from dcops.settings import mail_address
 
 log = logging.getLogger(__name__)
 
-T_OUTBOX = OutboxMessage.__table__
+T_OUTBOX = outbox_message_table
 T_REQUEST = HostingRequest.__table__
 T_MINISTRY = Ministry.__table__
-T_USER = PortalUser.__table__
-T_GRANT = PortalGrant.__table__
+T_USER = portal_user_table
+T_GRANT = portal_grant_table
 
 SUBJECT_MAX = 200  # characters; a longer subject is cut with '…'
 STATUSES = ("pending", "sent", "failed")
@@ -74,7 +74,9 @@ def one_line(text: object, limit: int | None = None) -> str:
 def plain_text(text: object) -> str:
     """`text` with '\\n' line breaks (from CR LF or CR too), tabs kept, every other control character dropped."""
     lines = str(text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return "\n".join("".join(ch for ch in line if ch.isprintable() or ch == "\t") for line in lines)
+    # Most lines are printable already: only the others are filtered character by character.
+    return "\n".join(line if line.isprintable() else "".join(ch for ch in line if ch.isprintable() or ch == "\t")
+                     for line in lines)
 
 
 def unique_addresses(recipients: Iterable[object]) -> list[str]:
@@ -129,13 +131,6 @@ def _holders(conn: Connection, role: str, *, besides: str | None = None) -> list
     return [row.email for row in conn.execute(query)]
 
 
-def _requester(conn: Connection, name: str) -> list[str]:
-    """The e-mail address of the enabled portal user `name`, if there is one."""
-    email = conn.execute(select(T_USER.c.email).where(T_USER.c.name == name, T_USER.c.disabled_at.is_(None))
-                         ).scalar()
-    return [email] if email else []
-
-
 def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -170,10 +165,13 @@ def request_changed(conn: Connection, request_id: int, to_state: str, *, actor: 
     from dcops.catalogue.requests.document import needs_security_signoff
 
     now = now or utcnow()
+    # One query: the request, its ministry, and its requester's address (an enabled portal user's).
     request = conn.execute(
         select(T_REQUEST, T_MINISTRY.c.code.label("ministry_code"), T_MINISTRY.c.name.label("ministry_name"),
-               T_MINISTRY.c.contact.label("ministry_contact"))
-        .join(T_MINISTRY, T_MINISTRY.c.id == T_REQUEST.c.ministry_id).where(T_REQUEST.c.id == request_id)
+               T_MINISTRY.c.contact.label("ministry_contact"), T_USER.c.email.label("requester_email"))
+        .join(T_MINISTRY, T_MINISTRY.c.id == T_REQUEST.c.ministry_id)
+        .outerjoin(T_USER, (T_USER.c.name == T_REQUEST.c.submitted_by) & T_USER.c.disabled_at.is_(None))
+        .where(T_REQUEST.c.id == request_id)
     ).one()
     number = request.id
     programme = f"{request.programme_name} ({request.programme_slug})"
@@ -207,7 +205,7 @@ def request_changed(conn: Connection, request_id: int, to_state: str, *, actor: 
     body = (f"Hosting request {number} is now {state}.\n\n" + _facts(facts)
             + (f"\n\nWhat happens next: {after}" if after else "") + _SIGNATURE)
     ids.append(enqueue(conn, event=f"request.{to_state}", object_type="request", object_key=str(number),
-                       recipients=[*_requester(conn, request.submitted_by), request.owner_contact,
+                       recipients=[request.requester_email, request.owner_contact,
                                    request.ministry_contact],
                        subject=f"{title}: {state}", body=body, now=now))
 
