@@ -9,21 +9,14 @@ from fastapi.responses import JSONResponse
 
 from dcops.access import Actor
 from dcops.catalogue import requests as requests_lib
-from dcops.errors import NotFound
 from dcops.inventory import queries as inventory_queries
-from dcops.portal.web import api_actor
+from dcops.portal.web import api_actor, month_in_path, number_in_path
 
 router = APIRouter()
 
 
 def _database(request: Request):
     return request.app.state.database
-
-
-def _number(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
-        raise NotFound("not found")
-    return int(value)
 
 
 @router.get("/programmes", summary="The programmes you may see")
@@ -47,7 +40,7 @@ def request_list(request: Request, state: str | None = None, actor: Actor = Depe
 @router.get("/requests/{request_id}", summary="One hosting request with its history")
 def request_one(request: Request, request_id: str, actor: Actor = Depends(api_actor)) -> dict[str, Any]:
     with _database(request).transaction() as conn:
-        return requests_lib.show_request(conn, _number(request_id), actor=actor)
+        return requests_lib.show_request(conn, number_in_path(request_id), actor=actor)
 
 
 @router.post("/requests", status_code=201, summary="Submit a hosting request (the document of a request file)",
@@ -62,17 +55,11 @@ def submit(request: Request, document: dict[str, Any] = Body(...), actor: Actor 
 @router.post("/requests/{request_id}/withdraw", summary="Withdraw a submitted request")
 def withdraw(request: Request, request_id: str, body: dict[str, Any] | None = Body(None),
              actor: Actor = Depends(api_actor)) -> dict[str, Any]:
-    number = _number(request_id)
+    number = number_in_path(request_id)
     reason = str((body or {}).get("reason", ""))
     requests_lib.withdraw(_database(request), number, actor=actor, reason=reason)
     with _database(request).transaction() as conn:
         return requests_lib.show_request(conn, number, actor=actor)
-
-
-def _period(value: str) -> str:
-    from dcops.portal.pages import _period as checked
-
-    return checked(value)
 
 
 @router.get("/reports/{ministry}", summary="The months a ministry has reports for, and which were issued")
@@ -91,7 +78,7 @@ def report(request: Request, ministry: str, period: str, actor: Actor = Depends(
 
     settings = request.app.state.settings
     with _database(request).transaction() as conn:
-        return uptime_report(conn, actor, ministry, _period(period), tz=settings.tz, now=utcnow(),
+        return uptime_report(conn, actor, ministry, month_in_path(period), tz=settings.tz, now=utcnow(),
                              data_centre_name=settings.data_centre_name)
 
 
@@ -102,13 +89,13 @@ def statement(request: Request, ministry: str, period: str, actor: Actor = Depen
 
     settings = request.app.state.settings
     with _database(request).transaction() as conn:
-        return ministry_statement(conn, actor, ministry, _period(period), tz=settings.tz, now=utcnow(),
+        return ministry_statement(conn, actor, ministry, month_in_path(period), tz=settings.tz, now=utcnow(),
                                   data_centre_name=settings.data_centre_name)
 
 
 @router.post("/requests/{request_id}/sign-off", summary="Sign off a submitted request's security (security officer)")
 def sign_off(request: Request, request_id: str, actor: Actor = Depends(api_actor)) -> dict[str, Any]:
-    number = _number(request_id)
+    number = number_in_path(request_id)
     requests_lib.sign_off(_database(request), number, actor=actor)
     with _database(request).transaction() as conn:
         return requests_lib.show_request(conn, number, actor=actor)
@@ -117,21 +104,21 @@ def sign_off(request: Request, request_id: str, actor: Actor = Depends(api_actor
 @router.get("/requests/{request_id}/placement", summary="Where approval would place a request now (operator)")
 def placement(request: Request, request_id: str, actor: Actor = Depends(api_actor)) -> dict[str, Any]:
     with _database(request).transaction() as conn:
-        return requests_lib.preview_placement(conn, _number(request_id), actor=actor)
+        return requests_lib.preview_placement(conn, number_in_path(request_id), actor=actor)
 
 
 @router.post("/requests/{request_id}/approve", summary="Approve a request: place it and reserve its capacity (operator)")
 def approve(request: Request, request_id: str, actor: Actor = Depends(api_actor)) -> dict[str, Any]:
     from dataclasses import asdict
 
-    placed = requests_lib.approve(_database(request), _number(request_id), actor=actor)
+    placed = requests_lib.approve(_database(request), number_in_path(request_id), actor=actor)
     return asdict(placed)
 
 
 @router.post("/requests/{request_id}/reject", summary="Reject a submitted request, with the reason the ministry reads")
 def reject(request: Request, request_id: str, body: dict[str, Any] = Body(...),
            actor: Actor = Depends(api_actor)) -> dict[str, Any]:
-    number = _number(request_id)
+    number = number_in_path(request_id)
     requests_lib.reject(_database(request), number, actor=actor, reason=str(body.get("reason", "")))
     with _database(request).transaction() as conn:
         return requests_lib.show_request(conn, number, actor=actor)

@@ -245,17 +245,10 @@ def request_list(request: Request, state: str | None = None):
     return web.render(request, "requests.html", requests=list(reversed(found)), state=state or "")
 
 
-def _request_id(value: str) -> int:
-    """A request number from the address; anything else is a page that does not exist."""
-    if not value.isdigit() or len(value) > 18:
-        raise NotFound("not found")
-    return int(value)
-
-
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
 def request_page(request: Request, request_id: str, submitted: str = ""):
     actor = _signed_in(request)
-    number = _request_id(request_id)
+    number = web.number_in_path(request_id)
     with _database(request).transaction() as conn:
         record = requests_lib.show_request(conn, number, actor=actor)
         placement = None
@@ -269,7 +262,7 @@ def request_page(request: Request, request_id: str, submitted: str = ""):
 @router.post("/requests/{request_id}/{action}")
 def request_action(request: Request, request_id: str, action: str, form: dict = Depends(form_data)):
     actor = web.check_form(request, form)
-    number = _request_id(request_id)
+    number = web.number_in_path(request_id)
     database = _database(request)
     if action == "withdraw":
         requests_lib.withdraw(database, number, actor=actor, reason=form.get("reason", ""))
@@ -331,18 +324,11 @@ def ministry_page(request: Request, code: str):
 
 # --- reports and statements ---------------------------------------------------------------------
 
-_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 REPORT_FORMATS = {"html": "text/html; charset=utf-8", "md": "text/markdown; charset=utf-8",
                   "csv": "text/csv; charset=utf-8", "json": "application/json"}
 # A self-contained report carries its own styles and inline SVG, and nothing else runs in it.
 REPORT_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
                  "form-action 'none'; frame-ancestors 'none'")
-
-
-def _period(value: str) -> str:
-    if not _PERIOD.match(value):
-        raise NotFound("not found")
-    return value
 
 
 @router.get("/reports", response_class=HTMLResponse)
@@ -383,7 +369,7 @@ def report_file(request: Request, ministry: str, name: str):
         raise NotFound("not found")
     settings = _settings(request)
     with _database(request).transaction() as conn:
-        document = uptime_report(conn, actor, ministry, _period(period), tz=settings.tz, now=utcnow(),
+        document = uptime_report(conn, actor, ministry, web.month_in_path(period), tz=settings.tz, now=utcnow(),
                                  data_centre_name=settings.data_centre_name)
     return _download(render(document, fmt), fmt, f"uptime-{ministry}-{period}.{fmt}")
 
@@ -402,7 +388,7 @@ def statement_page(request: Request, ministry: str, name: str):
         raise NotFound("not found")
     settings = _settings(request)
     with _database(request).transaction() as conn:
-        document = statement(conn, actor, ministry, _period(period), tz=settings.tz, now=utcnow(),
+        document = statement(conn, actor, ministry, web.month_in_path(period), tz=settings.tz, now=utcnow(),
                              data_centre_name=settings.data_centre_name)
     if fmt == "csv":
         return _download(statement_csv(document), "csv", f"statement-{ministry}-{period}.csv")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from dcops import accounts
 from dcops.access import Actor
-from dcops.errors import Forbidden, Unauthenticated
+from dcops.errors import Forbidden, NotFound, Unauthenticated
 from dcops.portal import i18n
 from dcops.resources import package_dir
 
@@ -179,6 +180,23 @@ def render_fragment(request: Request, template: str, **context: Any):
 def redirect(url: str) -> RedirectResponse:
     """After a form post: see the result with a GET (303), so a reload does not post again."""
     return RedirectResponse(url, status_code=303)
+
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def number_in_path(value: str) -> int:
+    """A record number from the address; anything else is a page that does not exist (404, not 422)."""
+    if not value.isdigit() or len(value) > 18:
+        raise NotFound("not found")
+    return int(value)
+
+
+def month_in_path(value: str) -> str:
+    """A month (YYYY-MM) from the address; anything else is a page that does not exist."""
+    if not _MONTH.match(value):
+        raise NotFound("not found")
+    return value
 
 
 def safe_next(target: str | None) -> str:
