@@ -14,6 +14,11 @@ from dcops.errors import ConfigError
 DEFAULT_TIMEZONE = "Asia/Vientiane"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 DEFAULT_DATA_CENTRE_NAME = "National Data Centre"
+# Below this share of its period measured, a programme's figure says "insufficient data", not met.
+DEFAULT_MIN_COVERAGE_PERCENT = 90.0
+# An incident that uses at least this share of its programme's error budget for the month is major
+# (one that alone breaches the SLA is major whatever this says).
+DEFAULT_MAJOR_INCIDENT_BUDGET_PERCENT = 50.0
 # The playbooks shipped inside the package (dcops/resources.py finds them).
 DEFAULT_PLAYBOOKS_DIR = resources.playbooks_dir()
 
@@ -95,11 +100,17 @@ class Settings:
     # The address browsers reach the portal at behind a reverse proxy (https://portal.example.gov.la):
     # the origin check of forms and the Secure cookies follow it. None: the address each request names.
     portal_origin: str | None = None
+    # How ministries reach the data centre's service desk, printed on every public page
+    # ("+856 21 000 000 · servicedesk@dc.gov.la"); empty: the pages say to ask the data centre.
+    service_desk: str = ""
+    min_coverage_percent: float = DEFAULT_MIN_COVERAGE_PERCENT
+    major_incident_budget_percent: float = DEFAULT_MAJOR_INCIDENT_BUDGET_PERCENT
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> "Settings":
         """Read DCOPS_HOME, DCOPS_DATABASE_URL, DCOPS_TIMEZONE, DCOPS_BUSY_TIMEOUT_MS, DCOPS_PLAYBOOKS_DIR,
-        DCOPS_DATA_CENTRE_NAME, DCOPS_PORTAL_ORIGIN and the DCOPS_SMTP_* and DCOPS_OIDC_* settings (see
+        DCOPS_DATA_CENTRE_NAME, DCOPS_PORTAL_ORIGIN, DCOPS_SERVICE_DESK, DCOPS_REPORT_MIN_COVERAGE_PERCENT,
+        DCOPS_MAJOR_INCIDENT_BUDGET_PERCENT and the DCOPS_SMTP_* and DCOPS_OIDC_* settings (see
         `_smtp_from_env`, `_oidc_from_env`)."""
         env = os.environ if environ is None else environ
         home = Path(env.get("DCOPS_HOME") or default_home(env)).expanduser()
@@ -120,14 +131,34 @@ class Settings:
         name = (env.get("DCOPS_DATA_CENTRE_NAME") or DEFAULT_DATA_CENTRE_NAME).strip()
         if len(name) > 120 or any(ch in name for ch in "\r\n"):
             raise ConfigError("DCOPS_DATA_CENTRE_NAME: one line of at most 120 characters")
+        service_desk = (env.get("DCOPS_SERVICE_DESK") or "").strip()
+        if len(service_desk) > 200 or not service_desk.isprintable():
+            raise ConfigError("DCOPS_SERVICE_DESK: one line of at most 200 characters (a phone number, an address)")
         return cls(home=home, database_url=url, timezone=timezone, busy_timeout_ms=int(raw_timeout),
                    playbooks_dir=playbooks_dir, data_centre_name=name, **_smtp_from_env(env),
-                   **_oidc_from_env(env), portal_origin=_portal_origin(env))
+                   **_oidc_from_env(env), portal_origin=_portal_origin(env), service_desk=service_desk,
+                   min_coverage_percent=_percent_setting(env, "DCOPS_REPORT_MIN_COVERAGE_PERCENT",
+                                                         DEFAULT_MIN_COVERAGE_PERCENT),
+                   major_incident_budget_percent=_percent_setting(env, "DCOPS_MAJOR_INCIDENT_BUDGET_PERCENT",
+                                                                  DEFAULT_MAJOR_INCIDENT_BUDGET_PERCENT))
 
     @property
     def tz(self) -> ZoneInfo:
         """The data centre's time zone, in which reports cut their periods."""
         return ZoneInfo(self.timezone)
+
+
+def _percent_setting(env, name: str, default: float) -> float:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise ConfigError(f"{name} must be a percentage from 0 to 100, not {raw!r}")
+    return value
 
 
 def _portal_origin(env) -> str | None:
