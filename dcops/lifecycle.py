@@ -1,4 +1,4 @@
-"""The transition tables of request, programme and job, and the one function per table that moves and audits."""
+"""The transition tables of request, programme, job and incident, and the one function per table that moves and audits."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from dcops import audit
 from dcops.db import utcnow
 from dcops.errors import Conflict
-from dcops.models import HostingRequest, Job, Programme
+from dcops.models import HostingRequest, Job, Programme, incident_table, incident_update_table
 from dcops.notifications import request_changed
 from dcops.vocabulary import PROGRAMME_STATUSES
 
@@ -67,6 +67,18 @@ JOB_TRANSITIONS: dict[str, frozenset[str]] = {
     **{status: frozenset() for status in TERMINAL},
 }
 JOB_STATUSES = tuple(JOB_TRANSITIONS)
+
+# The incident lifecycle, in the words status pages use (investigating, identified, monitoring,
+# resolved); `new` is an incident nobody has looked at yet. Work moves back and forth while it is
+# open; a resolved incident may be reopened; `merged` is one the history joined to another.
+_WORKING = ("investigating", "identified", "monitoring")
+INCIDENT_TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({*_WORKING, "resolved"}),
+    **{status: frozenset({*_WORKING, "resolved"} - {status}) for status in _WORKING},
+    "resolved": frozenset({"investigating"}),
+    "merged": frozenset(),
+}
+INCIDENT_STATUSES = tuple(INCIDENT_TRANSITIONS)
 
 
 def require_move(table: Mapping[str, frozenset[str]], what: str, from_state: str, to_state: str) -> None:
@@ -139,3 +151,18 @@ def move_job(conn: Connection, job, to_status: str, *, actor: str, detail: Mappi
     conn.execute(update(T_JOB).where(T_JOB.c.id == job.id).values(status=to_status, **changes))
     audit.record(conn, audit.Event(actor, f"job.{job.kind}.{to_status}", "job", str(job.id),
                                    {"status": job.status}, {"status": to_status, **(detail or {})}))
+
+
+def move_incident(conn: Connection, incident, to_status: str, *, actor: str, note: str = "",
+                  now: datetime | None = None) -> None:
+    """Move an incident (a row with id and status) to `to_status` in the caller's transaction:
+    check the table, write the status and a timed update, audit it as `incident.<status>`."""
+    require_move(INCIDENT_TRANSITIONS, f"incident {incident.id}", incident.status, to_status)
+    now = now or utcnow()
+    conn.execute(update(incident_table).where(incident_table.c.id == incident.id)
+                 .values(status=to_status, updated_at=now))
+    conn.execute(incident_update_table.insert().values(incident_id=incident.id, at=now, actor=actor,
+                                                       status=to_status, note=note))
+    audit.record(conn, audit.Event(actor, f"incident.{to_status}", "incident", str(incident.id),
+                                   {"status": incident.status},
+                                   {"status": to_status, **({"note": note} if note else {})}))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import (JSON, CheckConstraint, Column, ForeignKey, ForeignKeyConstraint, Index, Integer, String, Table,
-                        UniqueConstraint, text)
+from sqlalchemy import (JSON, Boolean, CheckConstraint, Column, ForeignKey, ForeignKeyConstraint, Index, Integer, String, Table,
+                        UniqueConstraint, false, text)
 from sqlmodel import Field, SQLModel
 
 from dcops.db import EpochMicroseconds, UTCDateTime, utcnow
@@ -19,6 +19,9 @@ class SlaTier(SQLModel, table=True):
     tier: int = Field(primary_key=True)
     name: str
     sla_target_percent: float
+    # Whether downtime caused by a dependency run outside the data centre (by a third party) is
+    # left out of this tier's SLA, like a ticket clock paused while waiting on a vendor.
+    excludes_external: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class Ministry(SQLModel, table=True):
@@ -103,6 +106,9 @@ class Programme(SQLModel, table=True):
     # Its service span, which bounds what a report counts: first active (set once), and retired.
     activated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     retired_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    short_name: str | None = None  # what charts and the status page call it: e-CRVS, LESMIS, DHIS2
+    # Its own word on whether external dependency time is left out of its SLA (None: its tier's).
+    excludes_external: bool | None = None
 
 
 class ProgrammeDependency(SQLModel, table=True):
@@ -509,4 +515,79 @@ outbox_message_table = Table(
     Column("last_error", String, nullable=False, default=""),
     Index("ix_outbox_message_status", "status"),
     Index("ix_outbox_message_next_attempt_at", "next_attempt_at"),
+)
+
+
+external_component_table = Table(
+    "external_component", SQLModel.metadata,
+    # Something programmes depend on that dcops does not host: the national ID service run by
+    # another ministry, a bank's switch, the grid's power, the upstream link.
+    Column("id", Integer, primary_key=True),
+    Column("slug", String, nullable=False),
+    Column("name", String, nullable=False),
+    Column("description", String, nullable=False, default=""),
+    # third-party: run outside the data centre (a tier may exclude its time from the SLA);
+    # data-centre: the data centre's own (its power plant, its uplink), never excluded.
+    Column("run_by", String, nullable=False, default="third-party"),
+    Column("contact", String, nullable=False, default=""),
+    Index("ix_external_component_slug", "slug", unique=True),
+)
+
+programme_external_dependency_table = Table(
+    "programme_external_dependency", SQLModel.metadata,
+    # Programme `programme_id` needs external component `component_id` to work.
+    Column("programme_id", Integer, ForeignKey("programme.id"), primary_key=True),
+    Column("component_id", Integer, ForeignKey("external_component.id"), primary_key=True),
+)
+
+external_outage_table = Table(
+    "external_outage", SQLModel.metadata,
+    # A stretch of time an external component was down, as an operator recorded it (its owner's
+    # notice, a phone call): what attribution sets a programme's downtime against.
+    Column("id", Integer, primary_key=True),
+    Column("component_id", Integer, ForeignKey("external_component.id"), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),  # null: still down
+    Column("note", String, nullable=False, default=""),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("recorded_by", String, nullable=False),
+    Column("cancelled_at", UTCDateTime, nullable=True),
+    CheckConstraint("ended_at IS NULL OR ended_at > started_at", name="ck_external_outage_order"),
+    Index("ix_external_outage_component_started", "component_id", "started_at"),
+)
+
+incident_table = Table(
+    "incident", SQLModel.metadata,
+    # A stretch of a programme's downtime, with a stable number, and what operators know of it.
+    # Its times follow the programme-level history (dcops.incidents.sync); the rest is annotation.
+    Column("id", Integer, primary_key=True),  # the incident's number
+    Column("programme_id", Integer, ForeignKey("programme.id"), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),  # null: still down
+    Column("status", String, nullable=False, default="new"),  # dcops.lifecycle.INCIDENT_TRANSITIONS
+    Column("reason", String, nullable=False, default=""),  # the probe's first words on it
+    Column("title", String, nullable=False, default=""),
+    Column("cause", String, nullable=False, default=""),
+    Column("action", String, nullable=False, default=""),
+    # data-centre | ministry-application | external:SLUG | dependency:SLUG; null: as computed
+    Column("attributed_to", String, nullable=True),
+    Column("postmortem_url", String, nullable=True),
+    Column("released", Boolean, nullable=False, default=False),  # shown on the public status page
+    Column("merged_into", Integer, ForeignKey("incident.id"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("programme_id", "started_at", name="uq_incident_programme_start"),
+    Index("ix_incident_started_at", "started_at"),
+)
+
+incident_update_table = Table(
+    "incident_update", SQLModel.metadata,
+    # One timed update of an incident: its status then, and what was said.
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incident.id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("note", String, nullable=False, default=""),
+    Index("ix_incident_update_incident_id", "incident_id"),
 )
