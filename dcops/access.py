@@ -26,6 +26,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "report.read": _READERS,
     "statement.read": _READERS,
     "maintenance.read": _READERS,
+    "incident.read": _READERS,
     "request.submit": frozenset({"requester", "operator"}),
     "request.withdraw": frozenset({"requester", "operator"}),
     "request.sign-off": frozenset({"security-officer"}),
@@ -37,6 +38,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # The data centre's own work, which the CLI does: no ministry role reaches it.
     "inventory.write": frozenset({"operator"}),
     "maintenance.write": frozenset({"operator"}),
+    "incident.write": frozenset({"operator"}),
+    "status.publish": frozenset({"operator"}),
     "provision.run": frozenset({"operator"}),
     "probe.write": frozenset({"operator"}),
     "portal.manage": frozenset({"operator"}),
