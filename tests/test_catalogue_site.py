@@ -242,14 +242,17 @@ def test_offering_page_shows_plans_with_formatted_numbers(site):
     _data, out, _written = site
     page = _parse(out / "offerings" / "vm.html")
     text = " ".join(" ".join(page.text).split())
-    assert "12,500,000" in text and "1,500,000" in text
-    assert "99.9%" in text and "99.5%" in text
+    assert "12,500,000 LAK" in text and "1,500,000 LAK" in text
+    assert "150,000,000 LAK" in text and "18,000,000 LAK" in text  # a year: 12 x the month
+    assert "99.9 % availability, at most 43.2 min of downtime a month (8 h 46 min a year)" in text
+    assert "99.5 %" in text and "%" not in text.replace(" %", "")
     assert "8\u00a0vCPU" in "".join(page.text)
     assert "16\u00a0vCPU" in "".join(page.text)  # the total of the pair: 2 x 8
     for plan_id in ("vm-free", "vm-small", "vm-pair"):
         assert f"../requests/{plan_id}.yaml" in page.links
     index = " ".join(" ".join(_parse(out / "index.html").text).split())
-    assert "3 plans" in index and "from 0 LAK / month" in index and "from 32,000,000 LAK / month" in index
+    assert "3 plans" in index and "from 0 LAK a month (0 LAK a year)" in index
+    assert "from 32,000,000 LAK a month (384,000,000 LAK a year)" in index
     ministries = " ".join(" ".join(_parse(out / "ministries.html").text).split())
     assert "e-health" in ministries and "provisioning" in ministries and "staging" in ministries
     assert "confidential" not in ministries  # the classification is not published
@@ -293,12 +296,13 @@ def test_request_templates_parse_into_requests(site):
             assert request["environment"] == "production"
             assert isinstance(request["personal_data"], bool)
             assert request["wanted_by"] == "YYYY-MM-DD"
-            for word in ("dcops request submit", "two-person rule", "YYYY-MM-DD"):
+            for word in ("service desk", "two-person rule", "YYYY-MM-DD", "10 to 5,000 characters"):
                 assert word.lower() in text.lower()
             assert "{{" not in text.replace(JINJA, "")
     # The allowed tiers, with their names and targets, are listed next to the tier.
     pair = (out / "requests" / "vm-pair.yaml").read_text(encoding="utf-8")
-    assert "tier 1 (critical, 99.9%); tier 2 (important, 99.5%); tier 3 (standard, 99%)" in pair
+    assert "tier 1 (critical, 99.9 %); tier 2 (important, 99.5 %); tier 3 (standard, 99 %)" in pair
+    assert "# 12,500,000 LAK a month, 150,000,000 LAK a year." in pair.splitlines()
     # Hostile display names stay inside their comment line, literally.
     small = (out / "requests" / "vm-small.yaml").read_text(encoding="utf-8")
     assert f"# Hosting request: Virtual machines {SCRIPT} / Small {SHELL}" in small.splitlines()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dcops.cli.common import (OUTPUT_HELP, Output, RecordOutput, RecordOutputOption, echo_csv, echo_json, echo_table,
-                              open_database, printable)
+                              open_database, printable, settings)
 
 app = typer.Typer(help="The service catalogue ministries choose from, and its website.", no_args_is_help=True)
 
@@ -68,6 +68,7 @@ def show_command(
 
     from dcops.catalogue.queries import show_offering
     from dcops.catalogue.site import describe_check
+    from dcops.display import lak
 
     with open_database().transaction() as conn:
         offering = show_offering(conn, offering_id)
@@ -83,7 +84,8 @@ def show_command(
                                  subsequent_indent="      "))
     for plan in offering["plans"]:
         res = plan["resources"]
-        typer.echo(f"\n  {plan['display_name']} ({plan['id']}): {_lak(plan['monthly_cost_lak'])} LAK / month")
+        typer.echo("\n" + printable(f"  {plan['display_name']} ({plan['id']}): {lak(plan['monthly_cost_lak'])} a month, "
+                             f"{lak(plan['monthly_cost_lak'] * 12)} a year"))
         typer.echo(f"    {res['instances']} x ({res['vcpu']} vCPU, {res['ram_gib']} GiB RAM, "
                    f"{res['storage_gib']} GiB storage); SLA tiers {', '.join(map(str, plan['sla_tiers']))}")
         for bullet in plan["bullets"]:
@@ -96,15 +98,21 @@ def publish_command(
 ) -> None:
     """Render the catalogue website: offerings, plans, hosted programmes, request templates, catalog.json.
 
-    The site works offline (no JavaScript, no external resources).
+    The site works offline (no JavaScript, no external resources). Every page names the service
+    desk (DCOPS_SERVICE_DESK) and the data centre (DCOPS_DATA_CENTRE_NAME). A plan whose name or
+    bullets state a size its resources do not have is published, with a warning.
 
     Example: dcops catalogue publish /var/www/catalogue
     """
-    from dcops.catalogue.queries import site_data
-    from dcops.catalogue.site import publish
+    from dcops.catalogue.public import public_site_data
+    from dcops.catalogue.site import catalogue_warnings, publish
     from dcops.db import utcnow
 
     with open_database().transaction() as conn:
-        data = site_data(conn)
-    written = publish(data, out_dir, generated_at=utcnow())
-    typer.echo(f"published {len(written)} files to {out_dir} (open {out_dir / 'index.html'})")
+        data = public_site_data(conn)
+    config = settings()
+    written = publish(data, out_dir, generated_at=utcnow(), service_desk=config.service_desk,
+                      data_centre_name=config.data_centre_name)
+    for warning in catalogue_warnings(data):
+        typer.echo(f"dcops: warning: {printable(warning)}", err=True)
+    typer.echo(printable(f"published {len(written)} files to {out_dir} (open {out_dir / 'index.html'})"))
