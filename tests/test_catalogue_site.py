@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
@@ -11,8 +12,11 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
+from dcops.catalogue.public import public_site_data
 from dcops.catalogue.queries import site_data
-from dcops.catalogue.site import _scalar, osb_catalog, publish, request_template
+from dcops.catalogue.site import (_scalar, allowed_downtime_seconds, catalogue_warnings, contact_parts,
+                                  format_allowance, osb_catalog, plan_unit_problems, publish, request_rules,
+                                  request_template)
 from dcops.db import open_database
 from dcops.errors import UserError
 from dcops.inventory.service import load_directory
@@ -336,25 +340,40 @@ def test_missing_templates_are_a_user_error(tmp_path):
     assert "\n" not in str(error.value) and "nowhere" in str(error.value)
 
 
-def test_publish_the_sample_inventory_from_a_database(settings, tmp_path):
-    database = open_database(settings)
+def test_publish_the_sample_inventory_from_a_database(loaded_cli, tmp_path):
+    from dcops.cli.main import app
+
+    out = tmp_path / "site"
+    desk = "+856 21 000 000 · servicedesk@dc.gov.la.example"
+    result = loaded_cli.runner.invoke(app, ["catalogue", "publish", str(out)], catch_exceptions=False,
+                                      env={**loaded_cli.env, "DCOPS_SERVICE_DESK": desk})
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr  # the sample's plan names and bullets agree with their resources
+    database = open_database(loaded_cli.settings)
     try:
-        load_directory(database, SAMPLE_INVENTORY)
         with database.transaction() as conn:
-            data = site_data(conn)
+            data = public_site_data(conn)
     finally:
         database.dispose()
     assert len(data["offerings"]) >= 6
-    out = tmp_path / "site"
-    written = publish(data, out, generated_at=GENERATED_AT)
+    assert catalogue_warnings(data) == []
     for offering in data["offerings"]:
         assert (out / "offerings" / f"{offering['id']}.html").is_file()
         for plan in offering["plans"]:
             request = yaml.safe_load((out / "requests" / f"{plan['id']}.yaml").read_text(encoding="utf-8"))
             assert request["plan"] == plan["id"] and request["tier"] in plan["sla_tiers"]
-    assert out / "index.html" in written
     ministries = (out / "ministries.html").read_text(encoding="utf-8")
     assert "e-crvs" in ministries
+    for path in _html_pages(out):
+        html = path.read_text(encoding="utf-8")
+        assert '<a href="tel:+85621000000">+856 21 000 000</a>' in html, path
+        assert '<a href="mailto:servicedesk@dc.gov.la.example">' in html, path
+    assert "+856 21 000 000" in (out / "requests" / "pg-ha.yaml").read_text(encoding="utf-8")
+    # The site codes, from the database: primary first, with their roles and locations.
+    how = " ".join(" ".join(_parse(out / "how-to-request.html").text).split())
+    assert "vte-dc1 National Data Centre, Vientiane primary: programmes run here Vientiane Capital" in how
+    assert "lpb-dr1" in how and "disaster recovery:" in how
+    _assert_no_command_lines(out)
 
 
 def test_a_filled_in_template_is_a_valid_request_and_an_unfilled_one_is_not(site):
@@ -439,3 +458,159 @@ def test_catalog_json_says_what_is_monitored(settings, tmp_path):
     assert all(meta["monitoring"] for meta in services.values())
     page = (tmp_path / "site" / "offerings" / "vm.html").read_text(encoding="utf-8")
     assert "What we monitor" in page and "TCP connection to &lt;server&gt;:22, on each server" in page
+
+
+# --- what a ministry needs to decide ------------------------------------------------------------
+
+DAY = 86_400
+
+
+@pytest.mark.parametrize(("target", "days", "seconds"), [
+    (99.9, 30, 2_592),      # 0.1 % of 2,592,000 s: 43.2 min
+    (99.5, 30, 12_960),     # 0.5 %: 216 min = 3 h 36 min
+    (99.0, 30, 25_920),     # 1 %: 432 min = 7 h 12 min
+    (99.95, 30, 1_296),     # 0.05 %: 21.6 min
+    (99.9, 365, 31_536),    # 0.1 % of 31,536,000 s: 525.6 min
+    (99.0, 365, 315_360),   # 5,256 min = 3 days 15 h 36 min
+    (100, 30, 0),
+    (0, 30, 30 * DAY),
+])
+def test_allowed_downtime_is_the_period_left_by_the_target(target, days, seconds):
+    assert allowed_downtime_seconds(target, days * DAY) == seconds
+
+
+@pytest.mark.parametrize("target", [100.1, -0.5])
+def test_a_target_outside_0_to_100_is_refused(target):
+    with pytest.raises(ValueError):
+        allowed_downtime_seconds(target, 30 * DAY)
+
+
+@pytest.mark.parametrize(("seconds", "words"), [
+    (2_592, "43.2 min"), (1_296, "21.6 min"), (0, "0 min"), (30, "0.5 min"),
+    (3_600, "1 h"), (12_960, "3 h 36 min"), (31_536, "8 h 46 min"), (157_680, "43 h 48 min"),
+    (172_800, "2 days"), (315_360, "3 days 15 h 36 min"),
+])
+def test_allowances_read_in_minutes_hours_and_days(seconds, words):
+    assert format_allowance(seconds) == words.replace(" ", "\u00a0").replace("\u00a0h\u00a0", "\u00a0h ")\
+        .replace("\u00a0days\u00a0", "\u00a0days ")
+
+
+def test_index_explains_each_tier_and_what_is_not_counted(site):
+    _data, out, _written = site
+    text = " ".join(" ".join(_parse(out / "index.html").text).split())
+    assert "Tier 1 critical 99.9 % 43.2 min 8 h 46 min" in text
+    assert "Tier 2 important 99.5 % 3 h 36 min 43 h 48 min" in text
+    assert "Tier 3 standard 99 % 7 h 12 min 3 days 15 h 36 min" in text
+    assert "Announced maintenance is not counted" in text
+    assert "Time without monitoring data is not counted" in text
+
+
+def test_contact_parts_link_addresses_and_numbers_and_keep_the_rest_as_text():
+    assert contact_parts("+856 21 000 000 · servicedesk@dc.gov.la") == [
+        {"text": "+856 21 000 000", "href": "tel:+85621000000"},
+        {"text": " · ", "href": None},
+        {"text": "servicedesk@dc.gov.la", "href": "mailto:servicedesk@dc.gov.la"},
+    ]
+    assert contact_parts("Room 12, ground floor") == [{"text": "Room 12, ground floor", "href": None}]
+    assert contact_parts("") == []
+
+
+def test_the_service_desk_is_on_every_page_escaped_or_named_when_unset(tmp_path):
+    hostile = f"{SCRIPT} 021 000 000 desk@dc.gov.la.example {JINJA}"
+    out = tmp_path / "with"
+    publish(hostile_data(), out, generated_at=GENERATED_AT, service_desk=hostile, data_centre_name="NDC Laos")
+    for path in _html_pages(out):
+        html = path.read_text(encoding="utf-8")
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script" not in html, path
+        assert '<a href="tel:021000000">021 000 000</a>' in html and JINJA in html, path
+        assert "NDC Laos's service desk" in html, path
+    out = tmp_path / "without"
+    publish(hostile_data(), out, generated_at=GENERATED_AT)
+    for path in _html_pages(out):
+        text = " ".join(" ".join(_parse(path).text).split())
+        assert "ask the National Data Centre's service desk." in text, path
+    template = (out / "requests" / "vm-small.yaml").read_text(encoding="utf-8")
+    assert "the National Data Centre's service desk." in template
+
+
+def test_the_fields_table_states_what_the_validator_enforces(site):
+    from pydantic import ValidationError as PydanticValidationError
+
+    from dcops.catalogue.requests import RequestDoc
+
+    def valid(justification: str) -> bool:
+        document = {"ministry": "moh", "programme": {"slug": "e-health", "name": "e-Health"}, "offering": "vm",
+                    "plan": "vm-pair", "tier": 1, "classification": "internal", "personal_data": False,
+                    "justification": justification, "wanted_by": "2030-06-30",
+                    "contacts": {"owner": "ehr@moh.gov.la.example", "security": "sec@moh.gov.la.example"}}
+        try:
+            RequestDoc.model_validate(document)
+        except PydanticValidationError:
+            return False
+        return True
+
+    accepted = [n for n in (1, 5, 9, 10, 11, 100, 4_999, 5_000, 5_001) if valid("x" * n)]
+    shortest, longest = min(accepted), max(accepted)
+    assert (shortest, longest) == (request_rules()["justification_min"], request_rules()["justification_max"])
+    _data, out, _written = site
+    text = " ".join("".join(_parse(out / "how-to-request.html").text).split())
+    rows = {_row_field(row): row for row in _rows(out / "how-to-request.html")}
+    assert f"Required. {shortest} to {longest:,} characters" in rows["justification"]
+    assert "Required. 2 to 63 characters" in rows["programme.slug"]
+    assert "Required. 2 to 63 characters: lowercase letters a–z" in text
+    assert "Required. 1, 2 or 3, and one of the tiers the plan offers" in text
+    assert "public, internal, confidential or secret." in text
+    assert "today or later" in text and "at most 254 characters" in text and "256 KiB" in text
+    # The two-person rule names the levels the validation asks a sign-off for.
+    assert "confidential Information whose disclosure would harm" in " ".join(
+        " ".join(_parse(out / "how-to-request.html").text).split())
+    assert "classification is confidential or secret, or that holds personal data" in text
+    # The template states the same rule.
+    assert f"{shortest} to {longest:,} characters" in (out / "requests" / "vm-free.yaml").read_text(encoding="utf-8")
+
+
+def _rows(path: Path) -> list[str]:
+    """The text of each table row of a page, tags removed."""
+    html = path.read_text(encoding="utf-8")
+    return [" ".join(re.sub(r"<(/t[dh]|br)>", " ", re.sub(r"<(?!/t[dh]>)[^>]+>", "", row)).split())
+            for row in re.findall(r"<tr>(.*?)</tr>", html, re.S)]
+
+
+def _row_field(row: str) -> str:
+    return row.split(" ", 1)[0].rstrip(",")
+
+
+_COMMAND_LINE = re.compile(r"\bdcops\s+[a-z][a-z-]*", re.IGNORECASE)
+
+
+def _assert_no_command_lines(out: Path) -> None:
+    pages = [*_html_pages(out), *sorted((out / "requests").glob("*.yaml"))]
+    assert pages
+    for path in pages:
+        text = path.read_text(encoding="utf-8")
+        assert not _COMMAND_LINE.search(text), f"{path}: {_COMMAND_LINE.search(text).group()!r}"
+        assert "<code>dcops" not in text, path
+
+
+def test_no_internal_command_line_on_public_pages(site):
+    _data, out, _written = site
+    _assert_no_command_lines(out)
+
+
+def _sized_plan(display_name: str, bullets: list[str], **resources) -> dict:
+    return {"id": "p", "name": "p", "display_name": display_name, "description": "", "bullets": bullets,
+            "resources": {"vcpu": 0, "ram_gib": 0, "storage_gib": 0, "instances": 1, **resources}}
+
+
+def test_a_plan_whose_words_contradict_its_resources_is_found():
+    assert plan_unit_problems(_sized_plan("Backup 1 TiB", ["1,024 GiB of storage"], storage_gib=1024)) == []
+    problems = plan_unit_problems(_sized_plan("Backup 1 TiB", ["1,000 GiB of storage"], storage_gib=1000))
+    assert problems == ["plan p: name 'Backup 1 TiB' says 1 TiB (1,024 GiB), but the plan has 1,000 GiB"]
+    assert "write sizes in GiB" in plan_unit_problems(_sized_plan("Disk", ["500 GB"], storage_gib=500))[0]
+    pair = _sized_plan("Pair", ["2 × (8 vCPU, 32 GiB RAM, 500 GiB storage)", "16 vCPU in total"],
+                       vcpu=8, ram_gib=32, storage_gib=500, instances=2)
+    assert plan_unit_problems(pair) == []
+    assert plan_unit_problems(_sized_plan("Small", ["4 vCPU, 8 GiB RAM"], vcpu=2, ram_gib=8)) == [
+        "plan p: bullet '4 vCPU, 8 GiB RAM' says 4 vCPU, but the plan has 2"]
+    # Durations and counts are not sizes.
+    assert plan_unit_problems(_sized_plan("DR (RPO 4 h)", ["Kept 30 days", "RTO 30 minutes"], vcpu=4)) == []
