@@ -213,7 +213,7 @@ def test_the_home_catalogue_and_request_form_are_all_lao(app, portal_db, message
     choose(client, "lo")
     expected = {
         "/": ["ໜ້າຫຼັກ", "ຄຳຮ້ອງທີ່ຍັງດຳເນີນການຢູ່", "ຍື່ນແລ້ວ"],
-        "/catalogue": ["ລາຍການບໍລິການ", "ຂໍໃຊ້ແຜນບໍລິການນີ້", "4.000.000 ₭"],
+        "/catalogue": ["ລາຍການບໍລິການ", "ຂໍໃຊ້ແຜນບໍລິການນີ້", "4.000.000 ກີບ"],
         "/requests/new?plan=vm/vm-medium": ["ຍື່ນຄຳຮ້ອງຂໍໃຊ້ບໍລິການ", "ເຈົ້າໜ້າທີ່ຮັກສາຄວາມປອດໄພຮັບຮອງກ່ອນ", "ສົ່ງຄຳຮ້ອງ"],
     }
     for path, texts in expected.items():
@@ -275,8 +275,8 @@ def test_the_sign_in_page_is_lao_for_a_visitor_who_chose_it(app, message_ids):
 
 def test_lao_dates_amounts_and_percentages():
     lao = i18n.Formatter("lo", VIENTIANE)
-    assert lao.lak(32_000_000) == "32.000.000 ₭"
-    assert lao.lak(0) == "0 ₭" and lao.lak(None) == "—"
+    assert lao.lak(32_000_000) == "32.000.000 ກີບ"
+    assert lao.lak(0) == "0 ກີບ" and lao.lak(None) == "—"
     assert lao.date(date(2025, 3, 7)) == "7 ມ.ນ. 2025"  # ມີນາ, March
     assert lao.date("2025-12-31") == "31 ທ.ວ. 2025"  # ທັນວາ, December
     assert lao.date("2025-12-31T20:00:00Z") == "1 ມ.ກ. 2026"  # already January the 1st in Vientiane
@@ -288,8 +288,8 @@ def test_lao_dates_amounts_and_percentages():
 
 def test_english_dates_amounts_and_percentages():
     english = i18n.Formatter("en", VIENTIANE)
-    assert english.lak(32_000_000) == "32,000,000 ₭"
-    assert english.lak(4_000_000) == "4,000,000 ₭"
+    assert english.lak(32_000_000) == "32,000,000 LAK"
+    assert english.lak(4_000_000) == "4,000,000 LAK"
     assert english.date(date(2025, 3, 7)) == "7 Mar 2025"
     assert english.datetime(datetime(2025, 3, 7, 2, 30, tzinfo=timezone.utc)) == "7 Mar 2025, 09:30:00"
     assert english.percent(0.9995) == "99.950 %"
@@ -303,7 +303,7 @@ def test_english_dates_amounts_and_percentages():
 def test_an_unknown_language_code_is_english(code):
     assert i18n.language_of(code) == "en"
     formatter = i18n.Formatter(code, VIENTIANE)
-    assert formatter.language == "en" and formatter.lak(32_000_000) == "32,000,000 ₭"
+    assert formatter.language == "en" and formatter.lak(32_000_000) == "32,000,000 LAK"
     assert i18n.translations(code or "").gettext("Request this plan") == "Request this plan"
 
 

@@ -82,13 +82,17 @@ class Formatter:
         return format_datetime(value.astimezone(self.tz), "medium", tzinfo=self.tz, locale=self.locale)
 
     def lak(self, amount: int | float | None) -> str:
-        """Whole kip grouped as the language groups digits, then the kip's sign: 32,000,000 ₭ in
-        English, 32.000.000 ₭ in Lao (format_currency would write 32,000,000 LAK in en_GB)."""
+        """Whole kip grouped as the language groups digits, then the currency as the language writes
+        it after an amount: "32,000,000 LAK" in English, like the catalogue site and the reports
+        (dcops.display.lak), and "32.000.000 ກີບ" in Lao, where prose names the kip in its own word."""
         from babel.numbers import format_decimal
+
+        from dcops.display import CURRENCY
 
         if amount is None:
             return "—"
-        return format_decimal(amount, format="#,##0", locale=self.locale) + " " + KIP
+        currency = "ກີບ" if self.language == "lo" else CURRENCY
+        return format_decimal(amount, format="#,##0", locale=self.locale) + " " + currency
 
     def percent(self, ratio: float | None, digits: int = 3) -> str:
         """A ratio (0.9995) as a percentage (99.950 %); no data is a dash, never 0 %."""
