@@ -67,7 +67,7 @@ def show_command(
     import textwrap
 
     from dcops.catalogue.queries import show_offering
-    from dcops.catalogue.site import describe_check
+    from dcops.catalogue.site import describe_check, format_resources
     from dcops.display import lak
 
     with open_database().transaction() as conn:
@@ -84,10 +84,12 @@ def show_command(
                                  subsequent_indent="      "))
     for plan in offering["plans"]:
         res = plan["resources"]
-        typer.echo("\n" + printable(f"  {plan['display_name']} ({plan['id']}): {lak(plan['monthly_cost_lak'])} a month, "
-                             f"{lak(plan['monthly_cost_lak'] * 12)} a year"))
-        typer.echo(f"    {res['instances']} x ({res['vcpu']} vCPU, {res['ram_gib']} GiB RAM, "
-                   f"{res['storage_gib']} GiB storage); SLA tiers {', '.join(map(str, plan['sla_tiers']))}")
+        cost = f"{lak(plan['monthly_cost_lak'])} a month, {lak(plan['monthly_cost_lak'] * 12)} a year"
+        title = printable(f"  {plan['display_name']} ({plan['id']}):")
+        # The cost on its own line rather than an amount cut from its currency.
+        typer.echo(f"\n{title} {cost}" if len(title) + 1 + len(cost) <= 80 else f"\n{title}\n    {cost}")
+        size = format_resources(res).replace("\u00a0", " ")
+        typer.echo(f"    {res['instances']} x ({size}); SLA tiers {', '.join(map(str, plan['sla_tiers']))}")
         for bullet in plan["bullets"]:
             typer.echo(textwrap.fill(printable(bullet), 80, initial_indent="    - ", subsequent_indent="      "))
 
