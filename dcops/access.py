@@ -27,6 +27,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "statement.read": _READERS,
     "maintenance.read": _READERS,
     "incident.read": _READERS,
+    "external.read": _READERS,  # external components and their outages (recording them: inventory.write)
     "request.submit": frozenset({"requester", "operator"}),
     "request.withdraw": frozenset({"requester", "operator"}),
     "request.sign-off": frozenset({"security-officer"}),
