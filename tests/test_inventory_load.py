@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +19,8 @@ import inventories
 def snapshot(database) -> dict:
     """Every row of every inventory table, for 'nothing changed' comparisons."""
     tables = ("sla_tier", "ministry", "site", "cluster", "cluster_capacity", "programme",
-              "programme_dependency", "endpoint", "allocation", "host")
+              "programme_dependency", "endpoint", "allocation", "host", "external_component",
+              "programme_external_dependency")
     with database.transaction() as conn:
         return {t: sorted(map(tuple, conn.execute(sa.text(f"SELECT * FROM {t}"))), key=repr) for t in tables}
 
@@ -297,8 +300,171 @@ def test_sample_inventory_loads_and_round_trips_through_export(any_database, tmp
     before = snapshot(any_database)
     result = export_inventory(any_database, tmp_path / "exported")
     assert (tmp_path / "exported" / "sites.yaml") in result.files
+    assert (tmp_path / "exported" / "external.yaml") in result.files
     plan = load_directory(any_database, tmp_path / "exported", prune=True)
     assert not plan.has_changes, [c.as_dict() for c in plan.changes if c.action != "unchanged"]
+    assert plan.count("unchanged") == first.count("create") + first.count("unchanged")
+    # The sample's new fields made the trip: short names, components, what depends on them, exclusions.
+    assert current.programmes["e-crvs"]["short_name"] == "e-CRVS"
+    assert current.external_components["lapnet-switch"]["run_by"] == "third-party"
+    assert current.external_components["vte-dc1-generator"]["run_by"] == "data-centre"
+    assert "lapnet-switch" in current.programmes["lao-mobile-wallet"]["depends_on"]
+    assert current.programmes["tax-e-filing"]["excludes_external"] is True
     assert snapshot(any_database) == before
     with pytest.raises(Exception, match="already holds inventory files"):
         export_inventory(any_database, tmp_path / "exported")
+
+
+# External components, short names and who leaves third-party time out of an SLA.
+
+COMPONENTS = {"external.yaml": {"external_components": [
+    {"slug": "bank-switch", "name": "Bank payment switch", "description": "run by the central bank",
+     "contact": "switch@bank.example.la"},
+    {"slug": "dc-generator", "name": "Standby generator", "run_by": "data-centre"},
+]}}
+
+
+def _with_components() -> dict:
+    files = {**inventories.base(), **copy.deepcopy(COMPONENTS)}
+    files["sla_tiers.yaml"] = {"sla_tiers": [{"tier": 1, "name": "critical", "sla_target_percent": 99.9,
+                                              "excludes_external": True}]}
+    dhis2 = _programme(files)
+    dhis2.update(short_name="DHIS2 ສາທາລະນະສຸກ", depends_on=["digital-id", "bank-switch"], excludes_external=False)
+    _programme(files, 0, "programmes/mtc.yaml")["depends_on"] = ["dc-generator"]
+    return files
+
+
+def _rows(database, query: str) -> list[tuple]:
+    with database.transaction() as conn:
+        return sorted(map(tuple, conn.execute(sa.text(query))))
+
+
+def test_components_short_names_and_exclusions_load_and_are_stored_apart_from_programme_dependencies(
+        any_database, tmp_path):
+    files = _with_components()
+    directory = inventories.write(tmp_path / "inv", files)
+    plan = load_directory(any_database, directory)
+    created = {(c.kind, c.key) for c in plan.changes if c.action == "create"}
+    assert {("external_component", "bank-switch"), ("external_component", "dc-generator")} <= created
+    assert _rows(any_database, "SELECT slug, name, description, run_by, contact FROM external_component") == [
+        ("bank-switch", "Bank payment switch", "run by the central bank", "third-party", "switch@bank.example.la"),
+        ("dc-generator", "Standby generator", "", "data-centre", ""),
+    ]
+    assert _rows(any_database, "SELECT p.slug, c.slug FROM programme_external_dependency x "
+                               "JOIN programme p ON p.id = x.programme_id "
+                               "JOIN external_component c ON c.id = x.component_id") == [
+        ("dhis2", "bank-switch"), ("digital-id", "dc-generator")]
+    assert _rows(any_database, "SELECT p.slug, d.slug FROM programme_dependency x JOIN programme p "
+                               "ON p.id = x.programme_id JOIN programme d ON d.id = x.depends_on_id") == [
+        ("dhis2", "digital-id")]
+    assert _rows(any_database, "SELECT slug, short_name, excludes_external FROM programme") == [
+        ("dhis2", "DHIS2 ສາທາລະນະສຸກ", False), ("digital-id", None, None), ("e-gov-portal", None, None)]
+    assert _rows(any_database, "SELECT tier, excludes_external FROM sla_tier WHERE tier = 1") == [(1, True)]
+    with any_database.transaction() as conn:
+        assert read_current(conn).programmes["dhis2"]["depends_on"] == ["bank-switch", "digital-id"]
+    assert not load_directory(any_database, directory).has_changes
+
+    # Changes to each show in the plan, field by field, and apply.
+    files["external.yaml"]["external_components"][0]["run_by"] = "data-centre"
+    _programme(files)["short_name"] = "DHIS2"
+    _programme(files)["depends_on"] = ["dc-generator"]
+    files["sla_tiers.yaml"]["sla_tiers"][0]["excludes_external"] = False
+    inventories.write(directory, files)
+    plan = load_directory(any_database, directory)
+    fields = {(c.kind, c.key): {f.field: (f.old, f.new) for f in c.fields} for c in plan.changes
+              if c.action == "update"}
+    assert fields == {
+        ("external_component", "bank-switch"): {"run_by": ("third-party", "data-centre")},
+        ("programme", "dhis2"): {"short_name": ("DHIS2 ສາທາລະນະສຸກ", "DHIS2"),
+                                 "depends_on": (["bank-switch", "digital-id"], ["dc-generator"])},
+        ("sla_tier", "1"): {"excludes_external": (True, False)},
+    }
+    assert _rows(any_database, "SELECT programme_id FROM programme_dependency") == []
+    assert len(_rows(any_database, "SELECT * FROM programme_external_dependency")) == 2
+    with any_database.transaction() as conn:
+        actions = {r[0] for r in conn.execute(sa.text("SELECT action FROM audit_entry"))}
+    assert {"inventory.external_component.created", "inventory.external_component.updated"} <= actions
+
+
+@pytest.mark.parametrize(("where", "value", "message"), [
+    ("short_name", "x" * 25, "short_name: must be at most 24 characters"),
+    ("short_name", "", "short_name: must not be empty"),
+    ("short_name", "e-CRVS\x1b[31m", "has '\\x1b'"),
+    ("short_name", "<b>DHIS2</b>", "a short name is letters, digits, spaces and"),
+    ("short_name", "two  spaces", "one space between words"),
+    ("excludes_external", "yes", "excludes_external: must be true or false"),
+    ("depends_on", ["nowhere"], "depends on unknown programme 'nowhere' (no programme or external component"),
+])
+def test_bad_short_names_exclusions_and_dependencies_are_refused(database, tmp_path, where, value, message):
+    files = _with_components()
+    _programme(files)[where] = value
+    problems = _problems(database, tmp_path, files)
+    assert any(message in p and "moh.yaml:" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"run_by": "the-bank"}, "run_by: must be 'third-party' or 'data-centre'"),
+    ({"slug": "Bank_Switch"}, "slug: must be 2-63 characters of [a-z0-9-]"),
+    ({"contact": "line one\nline two"}, "contact: contains a control character"),
+    ({"colour": "red"}, "colour: unknown field"),
+    ({"name": ""}, "name: must not be empty"),
+])
+def test_bad_components_are_refused_with_file_and_line(database, tmp_path, change, message):
+    files = _with_components()
+    files["external.yaml"]["external_components"][0].update(change)
+    problems = _problems(database, tmp_path, files)
+    assert any(message in p and "external.yaml:" in p for p in problems), problems
+
+
+def test_a_component_may_not_share_a_programme_slug(database, tmp_path):
+    files = _with_components()
+    files["external.yaml"]["external_components"].append({"slug": "digital-id", "name": "Someone else's ID"})
+    problems = _problems(database, tmp_path, files)
+    assert any(p.startswith(str(tmp_path / "bad" / "external.yaml") + ":") and
+               "external component digital-id: a programme has the same slug" in p for p in problems), problems
+    # ... nor a programme added later a component's slug already in the database.
+    load_directory(database, inventories.write(tmp_path / "inv", _with_components()))
+    extra = dict(_programme(inventories.base()), slug="bank-switch", depends_on=[], hosts=[], allocations=[])
+    problems = _problems(database, tmp_path / "later", {"programmes/extra.yaml": {"programmes": [extra]}})
+    assert any("extra.yaml:" in p and "external component bank-switch: a programme has the same slug" in p
+               for p in problems), problems
+
+
+def test_prune_removes_a_component_gone_from_the_files_unless_depended_on_or_with_outages(database, tmp_path):
+    from dcops.external import record_outage
+
+    files = _with_components()
+    directory = inventories.write(tmp_path / "inv", files)
+    load_directory(database, directory)
+    del files["external.yaml"]["external_components"][0]  # bank-switch, which dhis2 still depends on
+    inventories.write(directory, files)
+    assert not load_directory(database, directory).has_changes  # without --prune, records stay
+    before = snapshot(database)
+    with pytest.raises(ValidationError) as caught:
+        load_directory(database, directory, prune=True)
+    assert caught.value.problems == ["external component bank-switch is no longer in the files, but dhis2 depends "
+                                     "on it: drop it from their depends_on first"]
+    assert snapshot(database) == before
+
+    _programme(files)["depends_on"] = ["digital-id"]
+    inventories.write(directory, files)
+    record_outage(database, "bank-switch", started_at=datetime(2026, 10, 1, tzinfo=timezone.utc),
+                  ended_at=datetime(2026, 10, 1, 1, tzinfo=timezone.utc), note="switch down")
+    with pytest.raises(ValidationError, match="has 1 recorded outage, which are the SLA record: keep it"):
+        load_directory(database, directory, prune=True)
+    assert snapshot(database) == before
+
+    files["external.yaml"]["external_components"].insert(0, copy.deepcopy(COMPONENTS["external.yaml"]["external_components"][0]))
+    files["external.yaml"]["external_components"].append({"slug": "spare-link", "name": "Spare uplink"})
+    inventories.write(directory, files)
+    load_directory(database, directory)
+    del files["external.yaml"]["external_components"][-1]
+    inventories.write(directory, files)
+    plan = load_directory(database, directory, prune=True)
+    assert [(c.kind, c.key, c.action) for c in plan.changes if c.action != "unchanged"] == [
+        ("external_component", "spare-link", "remove")]
+    assert plan.as_dict()["summary"]["remove"] == 1
+    assert [r[0] for r in _rows(database, "SELECT slug FROM external_component")] == ["bank-switch", "dc-generator"]
+    with database.transaction() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM audit_entry WHERE action = "
+                                    "'inventory.external_component.removed'")).scalar() == 1

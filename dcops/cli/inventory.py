@@ -32,10 +32,13 @@ def render_plan(plan, *, verbose: bool = False) -> None:
         if change.action == "unchanged" and not verbose:
             continue
         typer.echo(f"{change.action:<9} {change.kind} {printable(change.key)}")
-        if change.action == "update" or change.action == "retire":
+        if change.action in ("update", "retire"):
             for item in change.fields:
                 typer.echo(printable(f"            {item.field}: {_value(item.old)} -> {_value(item.new)}"))
-    counts = ", ".join(f"{plan.count(a)} {a}" for a in ("create", "update", "retire", "unchanged"))
+    # "remove" (external components gone from the files, with --prune) only when there is one.
+    actions = ("create", "update", "retire", "remove", "unchanged") if plan.count("remove") else \
+        ("create", "update", "retire", "unchanged")
+    counts = ", ".join(f"{plan.count(a)} {a}" for a in actions)
     if plan.applied:
         typer.echo(f"applied: {counts}")
     elif plan.has_changes:
@@ -55,7 +58,9 @@ def load_command(
     directory: Annotated[Path, typer.Argument(help="Inventory directory (every *.yaml under it).")] = Path("inventory"),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the plan; write nothing.")] = False,
     prune: Annotated[
-        bool, typer.Option("--prune", help="Retire programmes that are no longer in the files (history is kept).")
+        bool, typer.Option("--prune", help="Retire programmes that are no longer in the files (history is kept) and "
+                                           "remove external components that are not (refused while programmes "
+                                           "depend on one or it has recorded outages).")
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List unchanged records too.")] = False,
     output: Annotated[RecordOutput, typer.Option("--output", "-o", help="table or json (the plan)")] = RecordOutput.table,
@@ -67,7 +72,7 @@ def load_command(
     nothing is written. Each active programme left without a check gets a warning on
     stderr (the exit code stays 0).
 
-    JSON output is the plan: applied, summary {create, update, retire, unchanged},
+    JSON output is the plan: applied, summary {create, update, retire, remove, unchanged},
     changes [{kind, key, action, fields [{field, old, new}]}] and unmonitored (the
     slugs of active programmes with no check).
 

@@ -55,7 +55,13 @@ def show_command(
     slug: Annotated[str, typer.Argument(help="The programme's slug.")],
     output: RecordOutputOption = RecordOutput.table,
 ) -> None:
-    """Show everything about one programme.
+    """Show everything about one programme: its dependencies (programmes and external
+    components, each said which) and whether a third party's downtime is left out of its SLA.
+
+    JSON output adds to the keys of `programme list`: description, ministry_name, plan,
+    recovery, created_at, short_name, depends_on (programme slugs), dependencies [{slug,
+    name, kind (programme or external), run_by}], depended_on_by, excludes_external,
+    excludes_external_from (tier or programme), endpoints, allocations and hosts.
 
     Example: dcops programme show e-crvs
     """
@@ -68,8 +74,13 @@ def show_command(
         echo_json(record)
         return
     recovery = record["recovery"]
+    needs = [f"{d['slug']} ({'programme' if d['kind'] == 'programme' else 'external, ' + d['run_by']})"
+             for d in record["dependencies"]]
+    whose = "its own setting" if record["excludes_external_from"] == "programme" else f"tier {record['tier']}'s setting"
+    excluded = "left out of" if record["excludes_external"] else "counted in"
     lines = [
         ("Programme", f"{record['name']} ({record['slug']})"),
+        ("Short name", record["short_name"] or "-"),
         ("Ministry", f"{record['ministry_name']} ({record['ministry']})"),
         ("Status", record["status"]),
         ("Tier", f"{record['tier']} (SLA target {record['sla_target_percent']:g} %)"),
@@ -82,7 +93,8 @@ def show_command(
                      f"backup {recovery['backup_tier']}"),
         ("Plan", record["plan"] or "-"),
         ("Review by", record["review_date"] or "-"),
-        ("Depends on", ", ".join(record["depends_on"]) or "-"),
+        ("Depends on", ", ".join(needs) or "-"),
+        ("Third party", f"outages {excluded} its SLA ({whose})"),
         ("Needed by", ", ".join(record["depended_on_by"]) or "-"),
         ("Created", record["created_at"]),
         ("Updated", record["updated_at"]),
@@ -90,7 +102,9 @@ def show_command(
     if record["description"]:
         lines.append(("Description", record["description"]))
     for label, value in lines:
-        typer.echo(textwrap.fill(printable(value), TABLE_WIDTH, initial_indent=f"{label + ':':<16}", subsequent_indent=" " * 16))
+        # Slugs hold dashes: a line is broken between words, never inside a slug.
+        typer.echo(textwrap.fill(printable(value), TABLE_WIDTH, initial_indent=f"{label + ':':<16}",
+                                 subsequent_indent=" " * 16, break_on_hyphens=False))
     if record["endpoints"]:
         typer.echo("\nEndpoints")
         echo_table(((e["name"], e["kind"], e["target"]) for e in record["endpoints"]), ("NAME", "KIND", "TARGET"),
@@ -146,6 +160,12 @@ def _render_change(plan, output: RecordOutput, verb: str, slug: str) -> None:
 
 
 NameOpt = Annotated[Optional[str], typer.Option("--name", help="Full name of the programme.")]
+ShortNameOpt = Annotated[Optional[str], typer.Option("--short-name", help="What charts call it, 1-24 characters: "
+                                                     "e.g. e-CRVS, LESMIS.")]
+ExternalOpt = Annotated[Optional[bool], typer.Option(
+    "--excludes-external/--counts-external",
+    help="Whether a third party's outages (an external component it depends on) are left out of its SLA "
+         "(default: its tier's setting).")]
 MinistryOpt = Annotated[Optional[str], typer.Option("--ministry", help="Code of the owning ministry.")]
 DescriptionOpt = Annotated[Optional[str], typer.Option("--description", help="What the programme does.")]
 TierOpt = Annotated[Optional[int], typer.Option("--tier", help="1, 2 or 3 (SLA 99.9 / 99.5 / 99.0 % by default).")]
@@ -163,7 +183,8 @@ ReviewOpt = Annotated[Optional[str], typer.Option("--review-date", help="When ho
 PlanOpt = Annotated[Optional[str], typer.Option("--plan", help="The catalogue plan that prices it (see "
                                              "`dcops catalogue list`).")]
 DependsOpt = Annotated[
-    Optional[list[str]], typer.Option("--depends-on", help="Slug of a programme it needs (repeat for several).")
+    Optional[list[str]], typer.Option("--depends-on", help="Slug of a programme or external component it needs "
+                                                            "(repeat for several).")
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print what would change; write nothing.")]
 ChangeOutput = Annotated[RecordOutput, typer.Option("--output", "-o", help="table or json (the plan: applied, summary, "
@@ -175,6 +196,7 @@ ChangeOutput = Annotated[RecordOutput, typer.Option("--output", "-o", help="tabl
 def add_command(
     slug: Annotated[str, typer.Argument(help="Short name: [a-z0-9-], 2-63 characters.")],
     name: NameOpt = None,
+    short_name: ShortNameOpt = None,
     ministry: MinistryOpt = None,
     description: DescriptionOpt = None,
     tier: TierOpt = None,
@@ -189,6 +211,7 @@ def add_command(
     review_date: ReviewOpt = None,
     plan: PlanOpt = None,
     depends_on: DependsOpt = None,
+    excludes_external: ExternalOpt = None,
     dry_run: DryRunOpt = False,
     output: ChangeOutput = RecordOutput.table,
     actor: ActorOption = None,
@@ -205,6 +228,7 @@ def add_command(
         classification=classification, environment=environment, owner=owner, security=security_contact,
         personal_data=personal_data, rto_minutes=rto, rpo_minutes=rpo, backup_tier=backup_tier,
         review_date=_date(review_date, "--review-date"), plan=plan, depends_on=depends_on or None,
+        short_name=short_name, excludes_external=excludes_external,
     )
     plan = add_programme(open_database(), document, actor=actor, dry_run=dry_run)
     _render_change(plan, output, "added", slug)
@@ -214,6 +238,7 @@ def add_command(
 def update_command(
     slug: Annotated[str, typer.Argument(help="The programme's slug.")],
     name: NameOpt = None,
+    short_name: ShortNameOpt = None,
     ministry: MinistryOpt = None,
     description: DescriptionOpt = None,
     tier: TierOpt = None,
@@ -228,6 +253,7 @@ def update_command(
     review_date: ReviewOpt = None,
     plan: PlanOpt = None,
     depends_on: DependsOpt = None,
+    excludes_external: ExternalOpt = None,
     dry_run: DryRunOpt = False,
     output: ChangeOutput = RecordOutput.table,
     actor: ActorOption = None,
@@ -243,6 +269,7 @@ def update_command(
         classification=classification, environment=environment, owner=owner, security=security_contact,
         personal_data=personal_data, rto_minutes=rto, rpo_minutes=rpo, backup_tier=backup_tier,
         review_date=_date(review_date, "--review-date"), plan=plan, depends_on=depends_on or None,
+        short_name=short_name, excludes_external=excludes_external,
     )
     if not changes:
         fail("nothing to change: give at least one option (see --help)")

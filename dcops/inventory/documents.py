@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -83,6 +84,22 @@ def _check_printable(value: str) -> str:
     return value
 
 
+# What a short name may hold besides letters (Lao ones too, with their vowel and tone marks) and digits.
+SHORT_NAME_PUNCTUATION = " -._/()"
+SHORT_NAME_MAX = 24
+
+
+def _check_short_name(value: str) -> str:
+    # A chart label: short, one line, nothing a terminal, SVG or spreadsheet would take as markup.
+    for ch in value:
+        if not (ch.isalnum() or ch in SHORT_NAME_PUNCTUATION or unicodedata.category(ch).startswith("M")):
+            raise ValueError(f"{value!r} has {ch!r}: a short name is letters, digits, spaces and "
+                             f"{SHORT_NAME_PUNCTUATION.strip()} only")
+    if "  " in value:
+        raise ValueError(f"{value!r}: one space between words")
+    return value
+
+
 def _check_domain(value: str) -> str:
     if not _HOSTNAME_RE.match(value) or "." not in value:
         raise ValueError(f"not a DNS domain: {value!r}")
@@ -106,6 +123,9 @@ Text = bounded_text()
 Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_check_line)]
 Email = Annotated[str, Field(max_length=254), AfterValidator(_check_email)]
 Address = Annotated[str, AfterValidator(_check_address)]
+ShortName = Annotated[str, Field(min_length=1, max_length=SHORT_NAME_MAX), AfterValidator(_check_short_name)]
+# An external component's contact: an e-mail address, or one line such as "BOL IT duty desk +856 21 ...".
+ContactLine = Annotated[str, Field(max_length=200), AfterValidator(_check_line)]
 Minutes = Annotated[StrictInt, Field(ge=0, le=525_600)]  # at most a year
 Ratio = Annotated[float, Field(gt=0, le=MAX_ALLOCATION_RATIO, allow_inf_nan=False)]
 
@@ -124,6 +144,8 @@ class SlaTierDoc(_Doc):
     tier: Literal[1, 2, 3]
     name: Name
     sla_target_percent: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+    # Whether downtime caused by a third party's external component is left out of this tier's SLA.
+    excludes_external: StrictBool = False
 
 
 class MinistryDoc(_Doc):
@@ -344,9 +366,26 @@ class RecoveryDoc(_Doc):
     backup_tier: Literal["none", "daily", "hourly", "continuous"] = "daily"
 
 
+class ExternalComponentDoc(_Doc):
+    """Something programmes depend on that the data centre does not host (the national ID service
+    of another ministry, a bank's switch, the grid's power, the upstream link).
+
+    Its slug shares one namespace with the programmes' (`depends_on` names either). `run_by`
+    third-party: its time may be left out of an SLA that says so; data-centre (the data
+    centre's own generator, its own uplink): never.
+    """
+
+    slug: Slug
+    name: Title
+    description: Text = ""
+    run_by: Literal["third-party", "data-centre"] = "third-party"
+    contact: ContactLine = ""
+
+
 class ProgrammeDoc(_Doc):
     slug: Slug
     name: Title
+    short_name: ShortName | None = None  # what charts and the status page call it: e-CRVS, LESMIS
     ministry: Name
     description: Text = ""
     tier: Literal[1, 2, 3]
@@ -360,7 +399,9 @@ class ProgrammeDoc(_Doc):
     plan: Name | None = None  # the catalogue plan it is hosted on, which prices it
     recovery: RecoveryDoc = RecoveryDoc()
     review_date: date | None = None
-    depends_on: list[Slug] = []
+    # Its own word on whether third-party dependency time is left out of its SLA (omitted: its tier's).
+    excludes_external: StrictBool | None = None
+    depends_on: list[Slug] = []  # programmes and external components it needs
     endpoints: list[EndpointDoc] = []
     allocations: list[AllocationDoc] = []
     hosts: list[HostDoc] = []
@@ -434,9 +475,10 @@ class InventoryFileDoc(_Doc):
     sites: list[SiteDoc] = []
     programmes: list[ProgrammeDoc] = []
     offerings: list[OfferingDoc] = []
+    external_components: list[ExternalComponentDoc] = []
 
 
-SECTIONS = ("sla_tiers", "ministries", "sites", "programmes", "offerings")
+SECTIONS = ("sla_tiers", "ministries", "sites", "programmes", "offerings", "external_components")
 
 
 @dataclass
@@ -453,6 +495,7 @@ class Desired:
     programmes: dict[str, dict] = field(default_factory=dict)
     offerings: dict[str, dict] = field(default_factory=dict)
     plans: dict[str, dict] = field(default_factory=dict)
+    external_components: dict[str, dict] = field(default_factory=dict)
     origins: dict[tuple, str] = field(default_factory=dict)
     # Records left out because they have schema problems, as ("ministry", code) and the like:
     # the cross-checks take them as present, so one round reports every other mistake too.
@@ -463,6 +506,7 @@ def programme_state(doc: ProgrammeDoc) -> dict[str, Any]:
     """The plain state of a programme document, in the shape the database is read into."""
     return {
         "name": doc.name,
+        "short_name": doc.short_name,
         "ministry": doc.ministry,
         "description": doc.description,
         "tier": doc.tier,
@@ -477,6 +521,7 @@ def programme_state(doc: ProgrammeDoc) -> dict[str, Any]:
         "rpo_minutes": doc.recovery.rpo_minutes,
         "backup_tier": doc.recovery.backup_tier,
         "review_date": doc.review_date,
+        "excludes_external": doc.excludes_external,
         "depends_on": sorted(set(doc.depends_on)),
         "endpoints": {e.name: e.model_dump(exclude={"name"}) for e in doc.endpoints},
         "allocations": {
@@ -484,6 +529,11 @@ def programme_state(doc: ProgrammeDoc) -> dict[str, Any]:
         },
         "hosts": {h.name: {"address": h.address, "cluster": h.cluster, "role": h.role} for h in doc.hosts},
     }
+
+
+def external_component_state(doc: ExternalComponentDoc) -> dict[str, Any]:
+    """The plain state of an external component, in the shape of its table row."""
+    return {"name": doc.name, "description": doc.description, "run_by": doc.run_by, "contact": doc.contact}
 
 
 def offering_state(doc: OfferingDoc) -> dict[str, Any]:
@@ -619,7 +669,8 @@ def read_directory(directory: Path) -> tuple[Desired, list[str]]:
 
 # The field that names a record of each section, and the kind the cross-checks know it by.
 _RECORD_KEYS = {"ministries": ("ministry", "code"), "sites": ("site", "code"), "programmes": ("programme", "slug"),
-                "offerings": ("offering", "id"), "sla_tiers": ("tier", "tier")}
+                "offerings": ("offering", "id"), "sla_tiers": ("tier", "tier"),
+                "external_components": ("external_component", "slug")}
 
 
 def _valid_part(data: LocatedDict, error: PydanticValidationError, unchecked: set[tuple]):
@@ -675,7 +726,8 @@ def add_document(
 
     for i, tier in enumerate(doc.sla_tiers):
         if seen.claim(("tier", tier.tier), at("sla_tiers", i), problems, f"tier {tier.tier}"):
-            desired.sla_tiers[tier.tier] = {"name": tier.name, "sla_target_percent": tier.sla_target_percent}
+            desired.sla_tiers[tier.tier] = {"name": tier.name, "sla_target_percent": tier.sla_target_percent,
+                                            "excludes_external": tier.excludes_external}
     for i, ministry in enumerate(doc.ministries):
         if seen.claim(("ministry", ministry.code), at("ministries", i), problems, f"ministry {ministry.code!r}"):
             desired.ministries[ministry.code] = {"name": ministry.name, "contact": ministry.contact}
@@ -708,6 +760,12 @@ def add_document(
             seen.claim(("host", host.name), at("programmes", i, "hosts", j), problems, f"host {host.name!r}")
         desired.programmes[programme.slug] = programme_state(programme)
         desired.origins[("programme", programme.slug)] = place
+    for i, component in enumerate(doc.external_components):
+        place = at("external_components", i)
+        if seen.claim(("external_component", component.slug), place, problems,
+                      f"external component {component.slug!r}"):
+            desired.external_components[component.slug] = external_component_state(component)
+            desired.origins[("external_component", component.slug)] = place
     for i, offering in enumerate(doc.offerings):
         place = at("offerings", i)
         if not seen.claim(("offering", offering.id), place, problems, f"offering {offering.id!r}"):

@@ -25,10 +25,11 @@ class ExportResult:
 
 
 def programme_document(slug: str, state: dict) -> dict:
-    """A programme's state in the document shape of the inventory files."""
+    """A programme's state in the document shape of the inventory files (optional fields unset left out)."""
     return {
         "slug": slug,
         "name": state["name"],
+        **({"short_name": state["short_name"]} if state.get("short_name") is not None else {}),
         "ministry": state["ministry"],
         "description": state["description"],
         "tier": state["tier"],
@@ -44,6 +45,7 @@ def programme_document(slug: str, state: dict) -> dict:
             "backup_tier": state["backup_tier"],
         },
         "review_date": state["review_date"],
+        **({"excludes_external": state["excludes_external"]} if state.get("excludes_external") is not None else {}),
         "depends_on": list(state["depends_on"]),
         "endpoints": [{"name": n, **e} for n, e in sorted(state["endpoints"].items())],
         "allocations": [
@@ -83,6 +85,10 @@ def documents(current: Current) -> dict[str, dict]:
         by_ministry.setdefault(state["ministry"], []).append(programme_document(slug, state))
     for ministry, programmes in sorted(by_ministry.items()):
         files[f"programmes/{ministry}.yaml"] = {"programmes": programmes}
+    if current.external_components:
+        files["external.yaml"] = {"external_components": [
+            {"slug": slug, **component} for slug, component in sorted(current.external_components.items())
+        ]}
     if current.offerings:
         files["catalogue.yaml"] = {"offerings": [
             offering_document(offering_id, offering, current.plans)

@@ -94,7 +94,12 @@ def list_programmes(
 def show_programme(conn: Connection, slug: str, *, actor: Actor | str | None = None) -> dict:
     """One programme with everything about it: recovery, dependencies, endpoints, allocations, hosts.
 
-    A programme the actor may not read is NotFound, worded as a missing one.
+    `depends_on` holds the hosted programmes it needs (as it always has); `dependencies` each
+    thing it needs, programme or external component, as {slug, name, kind: programme|external,
+    run_by (external: third-party|data-centre; null for a programme)}. `excludes_external`:
+    whether third-party dependency time is left out of its SLA, and `excludes_external_from`
+    who says so (programme: its own word; tier: its tier's). A programme the actor may not
+    read is NotFound, worded as a missing one.
     """
     row = conn.execute(text(f"{_PROGRAMME_SELECT} WHERE p.slug = :slug"), {"slug": slug}).first()
     if row is None:
@@ -103,8 +108,10 @@ def show_programme(conn: Connection, slug: str, *, actor: Actor | str | None = N
     authorize(as_actor(actor), "programme.read", Owned("programme", repr(slug), record["ministry"]))
     extra = conn.execute(
         text(
-            "SELECT p.id, p.description, m.name, p.rto_minutes, p.rpo_minutes, p.backup_tier, p.created_at, p.plan_id "
-            "FROM programme p JOIN ministry m ON m.id = p.ministry_id WHERE p.slug = :slug"
+            "SELECT p.id, p.description, m.name, p.rto_minutes, p.rpo_minutes, p.backup_tier, p.created_at, p.plan_id, "
+            "p.short_name, p.excludes_external, t.excludes_external "
+            "FROM programme p JOIN ministry m ON m.id = p.ministry_id JOIN sla_tier t ON t.tier = p.tier "
+            "WHERE p.slug = :slug"
         ),
         {"slug": slug},
     ).one()
@@ -115,6 +122,9 @@ def show_programme(conn: Connection, slug: str, *, actor: Actor | str | None = N
         recovery={"rto_minutes": extra[3], "rpo_minutes": extra[4], "backup_tier": extra[5]},
         created_at=iso_utc(extra[6]),
         plan=extra[7],
+        short_name=extra[8],
+        excludes_external=bool(extra[9] if extra[9] is not None else extra[10]),
+        excludes_external_from="programme" if extra[9] is not None else "tier",
     )
     params = {"id": programme_id}
     record["depends_on"] = [
@@ -127,6 +137,23 @@ def show_programme(conn: Connection, slug: str, *, actor: Actor | str | None = N
             params,
         )
     ]
+    dependencies = [
+        {"slug": r[0], "name": r[1], "kind": "programme", "run_by": None}
+        for r in conn.execute(
+            text("SELECT d.slug, d.name FROM programme_dependency x JOIN programme d ON d.id = x.depends_on_id "
+                 "WHERE x.programme_id = :id"),
+            params,
+        )
+    ]
+    dependencies += [
+        {"slug": r[0], "name": r[1], "kind": "external", "run_by": r[2]}
+        for r in conn.execute(
+            text("SELECT c.slug, c.name, c.run_by FROM programme_external_dependency x "
+                 "JOIN external_component c ON c.id = x.component_id WHERE x.programme_id = :id"),
+            params,
+        )
+    ]
+    record["dependencies"] = sorted(dependencies, key=lambda d: d["slug"])
     record["depended_on_by"] = [
         r[0]
         for r in conn.execute(

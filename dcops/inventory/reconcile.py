@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from dcops import audit
@@ -32,6 +32,9 @@ from dcops.models import (
     ProgrammeDependency,
     Site,
     SlaTier,
+    external_component_table,
+    external_outage_table,
+    programme_external_dependency_table,
 )
 
 T_TIER = SlaTier.__table__
@@ -47,6 +50,14 @@ T_HOST = Host.__table__
 T_REQUEST = HostingRequest.__table__
 T_OFFERING = Offering.__table__
 T_PLAN = PlanRow.__table__
+T_COMPONENT = external_component_table
+T_COMPONENT_DEPENDENCY = programme_external_dependency_table
+T_OUTAGE = external_outage_table
+TIER_FIELDS = ("name", "sla_target_percent", "excludes_external")
+COMPONENT_FIELDS = ("name", "description", "run_by", "contact")
+# An inventory plan's change, as the audit log's action names it (a component is removed, not retired).
+AUDIT_ACTIONS = {**audit.INVENTORY_ACTIONS, "remove": "removed"}
+PLAN_ACTIONS = ("create", "update", "retire", "remove", "unchanged")
 OFFERING_FIELDS = ("name", "description", "display_name", "long_description", "tags", "checks",
                    "public_domain")
 PLAN_FIELDS = ("offering_id", "name", "description", "display_name", "bullets", "monthly_cost_lak",
@@ -54,6 +65,7 @@ PLAN_FIELDS = ("offering_id", "name", "description", "display_name", "bullets", 
 
 PROGRAMME_FIELDS = (
     "name",
+    "short_name",
     "ministry",
     "description",
     "tier",
@@ -68,6 +80,7 @@ PROGRAMME_FIELDS = (
     "rpo_minutes",
     "backup_tier",
     "review_date",
+    "excludes_external",
 )
 NESTED_FIELDS = ("depends_on", "endpoints", "allocations", "hosts")
 ENDPOINT_FIELDS = ("kind", "target", "expect_status", "body_contains", "timeout_seconds", "interval_seconds")
@@ -84,15 +97,17 @@ class Current:
     programmes: dict[str, dict] = field(default_factory=dict)
     offerings: dict[str, dict] = field(default_factory=dict)
     plans: dict[str, dict] = field(default_factory=dict)
+    external_components: dict[str, dict] = field(default_factory=dict)
     ids: dict[tuple, int] = field(default_factory=dict)
     host_owner: dict[str, str] = field(default_factory=dict)
+    outage_counts: dict[str, int] = field(default_factory=dict)  # per component, its recorded outages
 
 
 def read_current(conn: Connection) -> Current:
     """Read the whole inventory from the database into plain state (a few queries)."""
     current = Current()
     for row in conn.execute(select(T_TIER)):
-        current.sla_tiers[row.tier] = {"name": row.name, "sla_target_percent": row.sla_target_percent}
+        current.sla_tiers[row.tier] = {name: getattr(row, name) for name in TIER_FIELDS}
     ministry_code = {}
     for row in conn.execute(select(T_MINISTRY)):
         current.ministries[row.code] = {"name": row.name, "contact": row.contact}
@@ -115,6 +130,14 @@ def read_current(conn: Connection) -> Current:
             "allocation_ratio": row.allocation_ratio,
             "largest_host": row.largest_host,
         }
+    component_slug = {}
+    for row in conn.execute(select(T_COMPONENT)):
+        current.external_components[row.slug] = {name: getattr(row, name) for name in COMPONENT_FIELDS}
+        current.ids[("external_component", row.slug)] = row.id
+        component_slug[row.id] = row.slug
+    for component_id, count in conn.execute(select(T_OUTAGE.c.component_id, func.count())
+                                            .group_by(T_OUTAGE.c.component_id)):
+        current.outage_counts[component_slug[component_id]] = count
     slug_of = {}
     for row in conn.execute(select(T_PROGRAMME)):
         state = {name: getattr(row, name) for name in PROGRAMME_FIELDS if name != "ministry"}
@@ -125,6 +148,8 @@ def read_current(conn: Connection) -> Current:
         slug_of[row.id] = row.slug
     for row in conn.execute(select(T_DEPENDENCY)):
         current.programmes[slug_of[row.programme_id]]["depends_on"].append(slug_of[row.depends_on_id])
+    for row in conn.execute(select(T_COMPONENT_DEPENDENCY)):
+        current.programmes[slug_of[row.programme_id]]["depends_on"].append(component_slug[row.component_id])
     for state in current.programmes.values():
         state["depends_on"].sort()
     for row in conn.execute(select(T_ENDPOINT).order_by(T_ENDPOINT.c.id)):
@@ -202,7 +227,7 @@ class Plan:
     def as_dict(self) -> dict:
         return {
             "applied": self.applied,
-            "summary": {a: self.count(a) for a in ("create", "update", "retire", "unchanged")},
+            "summary": {a: self.count(a) for a in PLAN_ACTIONS},
             "changes": [c.as_dict() for c in self.changes if c.action != "unchanged"],
             "unmonitored": list(self.unmonitored),
         }
@@ -228,8 +253,11 @@ def unmonitored(desired: Desired, current: Current, retiring: set[str], *, every
     return sorted(slug for slug in slugs if effective[slug]["status"] == "active" and not effective[slug]["endpoints"])
 
 
-def check(desired: Desired, current: Current, retiring: set[str]) -> list[str]:
-    """Every cross-reference and capacity problem of `desired` against `current`."""
+def check(desired: Desired, current: Current, retiring: set[str], removing: set[str] = frozenset()) -> list[str]:
+    """Every cross-reference and capacity problem of `desired` against `current`.
+
+    `removing`: the external components a prune removes (see `components_to_remove`).
+    """
     problems: list[str] = []
     unchecked = desired.unchecked  # records with schema problems, told already: taken as present
     ministries = set(current.ministries) | set(desired.ministries) | {k for kind, k in unchecked if kind == "ministry"}
@@ -238,6 +266,9 @@ def check(desired: Desired, current: Current, retiring: set[str]) -> list[str]:
     known_clusters = set(clusters) | {k for kind, k in unchecked if kind == "cluster"}
     effective = _effective_programmes(desired, current, retiring)
     known_programmes = set(effective) | {k for kind, k in unchecked if kind == "programme"}
+    known_components = ((set(current.external_components) - removing) | set(desired.external_components)
+                        | {k for kind, k in unchecked if kind == "external_component"})
+    dependable = known_programmes | known_components | removing  # a component being removed: told apart below
 
     for slug, state in desired.programmes.items():
         at = _at(desired, ("programme", slug))
@@ -249,8 +280,9 @@ def check(desired: Desired, current: Current, retiring: set[str]) -> list[str]:
         for dependency in state["depends_on"]:
             if dependency == slug:
                 problems.append(f"{at}programme {slug}: depends on itself")
-            elif dependency not in known_programmes:
-                problems.append(f"{at}programme {slug}: depends on unknown programme {dependency!r}")
+            elif dependency not in dependable:
+                problems.append(f"{at}programme {slug}: depends on unknown programme {dependency!r} "
+                                "(no programme or external component has that slug)")
         if status == "retired" and state["allocations"]:
             problems.append(f"{at}programme {slug}: a retired programme holds no allocations")
         for cluster in state["allocations"]:
@@ -271,9 +303,41 @@ def check(desired: Desired, current: Current, retiring: set[str]) -> list[str]:
                 "a plan cannot move to another offering (give it a new id)"
             )
 
+    problems.extend(_component_problems(desired, current, effective, known_programmes, known_components, removing))
     problems.extend(_dependency_cycles(desired, effective))
     problems.extend(_capacity_problems(desired, clusters, effective))
     return problems
+
+
+def _component_problems(desired: Desired, current: Current, effective: dict[str, dict], known_programmes: set[str],
+                        known_components: set[str], removing: set[str]) -> list[str]:
+    """One namespace for programmes and components; no component removed from under a dependant or its outages."""
+    problems = []
+    for slug in sorted(known_programmes & known_components):
+        if ("external_component", slug) in desired.origins or slug not in desired.programmes:
+            at = _at(desired, ("external_component", slug))
+        else:
+            at = _at(desired, ("programme", slug))
+        problems.append(f"{at}external component {slug}: a programme has the same slug; depends_on names a "
+                        "programme or a component, so each slug may name only one (rename the component)")
+    for slug in sorted(removing):
+        dependants = sorted(p for p, state in effective.items() if slug in state["depends_on"])
+        if dependants:
+            problems.append(f"external component {slug} is no longer in the files, but {', '.join(dependants)} "
+                            f"{'depends' if len(dependants) == 1 else 'depend'} on it: drop it from their depends_on "
+                            "first")
+        if current.outage_counts.get(slug):
+            count = current.outage_counts[slug]
+            problems.append(f"external component {slug} is no longer in the files, but has {count} recorded "
+                            f"outage{'s' if count != 1 else ''}, which are the SLA record: keep it in the files "
+                            "(a component no programme depends on counts for nothing)")
+    return problems
+
+
+def components_to_remove(desired: Desired, current: Current) -> set[str]:
+    """External components in the database but not in the files (for --prune); removed, not retired."""
+    unchecked = {key for kind, key in desired.unchecked if kind == "external_component"}
+    return set(current.external_components) - set(desired.external_components) - unchecked
 
 
 def _at(desired: Desired, key: tuple) -> str:
@@ -346,8 +410,8 @@ def _diff(old: dict, new: dict, names) -> list[FieldChange]:
     return [FieldChange(name, old.get(name), new[name]) for name in names if name in new and old.get(name) != new[name]]
 
 
-def make_plan(desired: Desired, current: Current, retiring: set[str]) -> Plan:
-    """The changes that turn `current` into `desired` (plus retiring programmes)."""
+def make_plan(desired: Desired, current: Current, retiring: set[str], removing: set[str] = frozenset()) -> Plan:
+    """The changes that turn `current` into `desired` (plus retiring programmes and removing components)."""
     plan = Plan()
 
     def add(kind, key, old, new, names):
@@ -358,7 +422,7 @@ def make_plan(desired: Desired, current: Current, retiring: set[str]) -> Plan:
         plan.changes.append(Change(kind, str(key), "update" if fields else "unchanged", fields))
 
     for tier, state in sorted(desired.sla_tiers.items()):
-        add("sla_tier", tier, current.sla_tiers.get(tier), state, ("name", "sla_target_percent"))
+        add("sla_tier", tier, current.sla_tiers.get(tier), state, TIER_FIELDS)
     for code, state in sorted(desired.ministries.items()):
         add("ministry", code, current.ministries.get(code), state, ("name", "contact"))
     for code, state in sorted(desired.sites.items()):
@@ -369,6 +433,8 @@ def make_plan(desired: Desired, current: Current, retiring: set[str]) -> Plan:
         add("offering", offering_id, current.offerings.get(offering_id), state, OFFERING_FIELDS)
     for plan_id, state in sorted(desired.plans.items()):
         add("plan", plan_id, current.plans.get(plan_id), state, PLAN_FIELDS)
+    for slug, state in sorted(desired.external_components.items()):
+        add("external_component", slug, current.external_components.get(slug), state, COMPONENT_FIELDS)
     for slug, state in sorted(desired.programmes.items()):
         old = current.programmes.get(slug)
         wanted = dict(state)
@@ -379,6 +445,10 @@ def make_plan(desired: Desired, current: Current, retiring: set[str]) -> Plan:
         plan.changes.append(
             Change("programme", slug, "retire", [FieldChange("status", current.programmes[slug]["status"], "retired")])
         )
+    for slug in sorted(removing):
+        old = current.external_components[slug]
+        plan.changes.append(Change("external_component", slug, "remove",
+                                   [FieldChange(name, old[name], None) for name in COMPONENT_FIELDS]))
     return plan
 
 
@@ -449,7 +519,13 @@ def apply(conn: Connection, plan: Plan, desired: Desired, current: Current) -> N
             else:
                 conn.execute(insert(table).values(id=key, **row))
 
+    _upsert_by_key(conn, T_COMPONENT, "slug", "external_component", desired.external_components,
+                   current.external_components, ids, changed)
     _apply_programmes(conn, plan, desired, current, ids, now)
+    # After the programmes: their dependency rows on a removed component went with their depends_on.
+    for change in plan.changes:
+        if change.kind == "external_component" and change.action == "remove":
+            conn.execute(delete(T_COMPONENT).where(T_COMPONENT.c.id == ids[("external_component", change.key)]))
 
 
 def _upsert_by_key(conn, table, key_column, kind, desired_rows, current_rows, ids, changed) -> None:
@@ -512,7 +588,7 @@ def _apply_programmes(conn, plan: Plan, desired: Desired, current: Current, ids:
         for c in touched
         if c.action == "create" or (c.action == "update" and any(f.field in NESTED_FIELDS for f in c.fields))
     }
-    dependency_rows, endpoint_rows, allocation_rows = [], [], []
+    dependency_rows, component_rows, endpoint_rows, allocation_rows = [], [], [], []
     host_deletes, host_updates, host_inserts = [], [], []
     for slug, fields in nested.items():
         state = desired.programmes[slug]
@@ -520,8 +596,15 @@ def _apply_programmes(conn, plan: Plan, desired: Desired, current: Current, ids:
         programme_id = ids[("programme", slug)]
         if "depends_on" in fields:
             conn.execute(delete(T_DEPENDENCY).where(T_DEPENDENCY.c.programme_id == programme_id))
+            conn.execute(delete(T_COMPONENT_DEPENDENCY).where(T_COMPONENT_DEPENDENCY.c.programme_id == programme_id))
+            # One namespace (check() refuses a slug that names both): a programme, else a component.
             dependency_rows += [
-                {"programme_id": programme_id, "depends_on_id": ids[("programme", d)]} for d in state["depends_on"]
+                {"programme_id": programme_id, "depends_on_id": ids[("programme", d)]}
+                for d in state["depends_on"] if ("programme", d) in ids
+            ]
+            component_rows += [
+                {"programme_id": programme_id, "component_id": ids[("external_component", d)]}
+                for d in state["depends_on"] if ("programme", d) not in ids
             ]
         if "endpoints" in fields:
             # Keyed by name and updated in place, so an endpoint keeps its id (and its history).
@@ -558,7 +641,7 @@ def _apply_programmes(conn, plan: Plan, desired: Desired, current: Current, ids:
             conn.execute(delete(T_HOST).where(T_HOST.c.id == ids[("host", name)]))
     for name, row in host_updates:
         conn.execute(update(T_HOST).where(T_HOST.c.id == ids[("host", name)]).values(**row))
-    for table, rows in ((T_DEPENDENCY, dependency_rows), (T_ENDPOINT, endpoint_rows),
+    for table, rows in ((T_DEPENDENCY, dependency_rows), (T_COMPONENT_DEPENDENCY, component_rows), (T_ENDPOINT, endpoint_rows),
                         (T_ALLOCATION, allocation_rows), (T_HOST, host_inserts)):
         if rows:
             conn.execute(insert(table), rows)
@@ -569,7 +652,8 @@ def cross_check(database: Database, desired: Desired, *, prune: bool = False) ->
     with database.transaction() as conn:
         current = read_current(conn)
         retiring = programmes_to_retire(desired, current, _request_managed(conn)) if prune else set()
-        return check(desired, current, retiring)
+        removing = components_to_remove(desired, current) if prune else set()
+        return check(desired, current, retiring, removing)
 
 
 def reconcile(
@@ -596,10 +680,11 @@ def reconcile(
         if callable(desired):
             desired = desired(current)
         retiring = programmes_to_retire(desired, current, _request_managed(conn)) if prune else set()
-        problems = check(desired, current, retiring)
+        removing = components_to_remove(desired, current) if prune else set()
+        problems = check(desired, current, retiring, removing)
         if problems:
             raise ValidationError(problems)
-        plan = make_plan(desired, current, retiring)
+        plan = make_plan(desired, current, retiring, removing)
         plan.unmonitored = unmonitored(desired, current, retiring, everywhere=unmonitored_everywhere)
         if not dry_run and plan.has_changes:
             apply(conn, plan, desired, current)
@@ -613,7 +698,7 @@ def audit_events(plan: Plan, actor: str) -> list[audit.Event]:
     return [
         audit.Event(
             actor=actor,
-            action=f"inventory.{change.kind}.{audit.INVENTORY_ACTIONS[change.action]}",
+            action=f"inventory.{change.kind}.{AUDIT_ACTIONS[change.action]}",
             object_type=change.kind,
             object_key=change.key,
             before=None if change.action == "create" else {f.field: f.old for f in change.fields},
