@@ -180,7 +180,20 @@ def record_results(
          "reason": r.reason} for r in results
     ])
     _merge_rollups(conn, rollups, period="hour")
+    _sync_incidents(conn, checks, programme_changes)
     return programme_changes
+
+
+def _sync_incidents(conn: Connection, checks: Sequence[CheckRow], changes: list[tuple[str, Transition]]) -> None:
+    """The programmes whose state changed get their incident records brought up to date, in the
+    same transaction as the history they follow."""
+    if not changes:
+        return
+    from dcops import incidents
+
+    changed = {slug for slug, _transition in changes}
+    ids = {check.programme_id for check in checks if check.programme in changed}
+    incidents.sync(conn, programme_ids=ids, since=min(transition.at for _slug, transition in changes))
 
 
 @dataclass
@@ -288,6 +301,10 @@ def backfill(conn: Connection, checks: Sequence[CheckRow], results: Sequence, *,
         timelines = [[(r[1], r[2], r[3], f"{names[e]}: {r[4]}" if r[4] else "")
                       for r in _timeline(conn, programme_id, e)] for e in endpoints]
         _fill(conn, programme_id, None, _timeline(conn, programme_id, None), worst_timeline(timelines, lo, hi))
+    if filled_range:
+        from dcops import incidents
+
+        incidents.sync(conn, programme_ids=filled_range, since=min(lo for lo, _hi in filled_range.values()))
     if kept:
         conn.execute(_insert_ignoring_duplicates(conn), [
             {"endpoint_id": r.endpoint_id, "at": r.at, "success": r.success, "duration_seconds": r.duration_seconds,
@@ -320,7 +337,9 @@ def record_stop(conn: Connection, checks: Sequence[CheckRow], *, at: datetime) -
             state=UNKNOWN, since=moment, fail_streak=0, ok_streak=0))
     for endpoint_id, change in check_changes:
         _switch_interval(conn, by_id[endpoint_id].programme_id, endpoint_id, change)
-    return _programme_changes(conn, by_id, states_before, check_changes)
+    changes = _programme_changes(conn, by_id, states_before, check_changes)
+    _sync_incidents(conn, checks, changes)
+    return changes
 
 
 def _insert_ignoring_duplicates(conn: Connection):
@@ -458,6 +477,9 @@ def end_programme_history(conn: Connection, programme_id: int, at: datetime) -> 
     """Close a retiring programme's open intervals: it is not up, down or unknown any more."""
     conn.execute(update(T_INTERVAL).where(T_INTERVAL.c.programme_id == programme_id,
                                           T_INTERVAL.c.ended_at.is_(None)).values(ended_at=at))
+    from dcops import incidents
+
+    incidents.sync(conn, programme_ids=[programme_id], since=at)
 
 
 def forget_check(conn: Connection, endpoint_id: int) -> None:

@@ -16,9 +16,12 @@ from dcops.access import Actor, as_actor, authorize
 from dcops.audit import Event, record
 from dcops.db import Database, UTCDateTime, epoch_us, iso_utc, utcnow
 from dcops.errors import NotFound, UserError
+from dcops.reports import attribution
 from dcops.reports import capacity as capacity_maths
 from dcops.reports import uptime as uptime_maths
-from dcops.reports.queries import capacity_inputs, snapshot_days, snapshot_rows, uptime_inputs
+from dcops.reports.queries import (capacity_inputs, dependency_inputs, snapshot_days, snapshot_rows,
+                                   uptime_inputs)
+from dcops.settings import DEFAULT_MAJOR_INCIDENT_BUDGET_PERCENT, DEFAULT_MIN_COVERAGE_PERCENT
 
 # The two tables this module writes, as light table clauses: the models (SQLModel, pydantic)
 # cost a fifth of a second to import, a quarter of a capacity report's time from the CLI.
@@ -35,8 +38,10 @@ T_SNAPSHOT = table(
 )
 
 # The figures compared between a frozen report and the same report computed again.
+# (A figure a report frozen before it existed does not have is not compared.)
 COMPARED_FIGURES = ("availability", "met", "downtime_seconds", "maintenance_seconds", "late_maintenance_seconds",
-                    "unknown_seconds", "incident_count")
+                    "unknown_seconds", "incident_count", "availability_attributable", "downtime_own_seconds",
+                    "status")
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,8 @@ def resolve_period(period: str | None, date_from: str | None, date_to: str | Non
 
 # What the inputs digest covers changed with the service span and the read-time rule; a report
 # frozen before carries a bare "sha256:" digest, which can only be compared by its figures.
-DIGEST_PREFIX = "sha256:2:"
+# The digest covers the dependencies, external outages and operators' attributions since form 3.
+DIGEST_PREFIX = "sha256:3:"
 
 
 def _digest(data) -> str:
@@ -100,22 +106,34 @@ def canonical_json(data) -> str:
 
 
 def uptime_document(conn: Connection, period: Period, *, tz: ZoneInfo, now: datetime, data_centre_name: str,
-                    ministry: str | None = None, programme: str | None = None) -> dict:
-    """The uptime (SLA) report of one period: per programme, per ministry and for the data centre."""
+                    ministry: str | None = None, programme: str | None = None,
+                    min_coverage_percent: float = DEFAULT_MIN_COVERAGE_PERCENT,
+                    major_incident_budget_percent: float = DEFAULT_MAJOR_INCIDENT_BUDGET_PERCENT) -> dict:
+    """The uptime (SLA) report of one period: per programme, per ministry and for the data centre.
+
+    Each programme's downtime is split by cause (its own, or through what it depends on); its
+    availability is given as experienced and as attributable to it, and its SLA is judged on the
+    experienced figure unless its tier (or itself) leaves third-party dependency time out.
+    """
     histories, windows = uptime_inputs(conn, start=period.start, end=period.end, now=now, ministry=ministry,
                                        programme=programme)
+    dependencies = dependency_inputs(conn, histories, start=period.start, end=period.end, now=now)
+    causes = attribution.cause_timelines(dependencies.down, dependencies.depends_on, dependencies.outages)
+    third_party = frozenset(slug for slug, c in dependencies.components.items() if c["run_by"] == "third-party")
     measured_end = min(period.end, now)
     figures = []
     by_ministry: dict[str, list] = {}
     programmes = []
     not_monitored = []
+    major_incidents = []
     digest_input = []
     for history in histories:
         result = uptime_maths.programme_uptime(history.spans, history.windows, start=period.start, end=period.end,
                                                now=now, target_percent=history.target_percent, tz=tz,
                                                service_start=history.service_start, service_end=history.service_end)
-        described = {"slug": history.slug, "name": history.name, "ministry": history.ministry,
-                     "ministry_name": history.ministry_name, "tier": history.tier, "tier_name": history.tier_name}
+        described = {"slug": history.slug, "name": history.name, "short_name": history.short_name,
+                     "ministry": history.ministry, "ministry_name": history.ministry_name, "tier": history.tier,
+                     "tier_name": history.tier_name}
         served_from = max(history.service_start, period.start)
         served_to = measured_end if history.service_end is None else min(history.service_end, measured_end)
         if result.up_seconds + result.downtime_seconds == 0:
@@ -125,9 +143,16 @@ def uptime_document(conn: Connection, period: Period, *, tz: ZoneInfo, now: date
                                   "period_seconds": result.period_seconds})
             digest_input.append([history.slug, "not monitored"])
             continue
-        figures.append(result)
-        by_ministry.setdefault(history.ministry, []).append((history, result))
-        programmes.append({**described, **result.as_dict()})
+        judged = _attributed(history, result, causes.get(history.slug, []), third_party=third_party,
+                             components=dependencies.components, min_coverage_percent=min_coverage_percent,
+                             major_incident_budget_percent=major_incident_budget_percent)
+        figures.append((result, judged))
+        by_ministry.setdefault(history.ministry, []).append((history, result, judged))
+        entry = {**described, **result.as_dict(), **judged["figures"]}
+        programmes.append(entry)
+        major_incidents += [{**incident, "programme": history.slug, "programme_name": history.name,
+                             "short_name": history.short_name, "ministry": history.ministry}
+                            for incident in entry["incidents"] if incident["major"]]
         # Times as Unix microseconds: as exact as text, and a year of spans digests in a tenth the time.
         # Only a downtime's reason is a figure (it names the incident); the others are notes.
         digest_input.append([
@@ -137,12 +162,19 @@ def uptime_document(conn: Connection, period: Period, *, tz: ZoneInfo, now: date
               s.reason if s.state == "down" else ""]
              for s in history.spans if s.start < served_to and (s.end is None or s.end > served_from)],
             [[w.id, epoch_us(w.start), epoch_us(w.end), epoch_us(w.recorded_at)] for w in history.windows],
+            # Attribution as its outcome: the graph of dependencies and other programmes' history
+            # change later without changing this period's figures.
+            [history.excludes_external, judged["digest"]],
         ])
     ministries = []
     for code, members in by_ministry.items():
-        summary = uptime_maths.rollup([result for _h, result in members])
-        ministries.append({"code": code, "name": members[0][0].ministry_name, **_without_days(summary.as_dict())})
-    data_centre = _without_days(uptime_maths.rollup(figures).as_dict())
+        summary = uptime_maths.rollup([result for _h, result, _j in members])
+        ministries.append({"code": code, "name": members[0][0].ministry_name,
+                           **_without_days(summary.as_dict()), **_judged_rollup([j for _h, _r, j in members])})
+    data_centre = {**_without_days(uptime_maths.rollup([result for result, _j in figures]).as_dict()),
+                   **_judged_rollup([judged for _r, judged in figures]),
+                   "programmes_not_monitored": len(not_monitored)}
+    major_incidents.sort(key=lambda i: (i["start"], i["programme"]))
     return {
         "kind": "uptime",
         "title": "Uptime report",
@@ -152,14 +184,119 @@ def uptime_document(conn: Connection, period: Period, *, tz: ZoneInfo, now: date
                    "last_day": period.last_day.isoformat()},
         "generated_at": iso_utc(now),
         "filters": {"ministry": ministry, "programme": programme},
+        "settings": {"min_coverage_percent": min_coverage_percent,
+                     "major_incident_budget_percent": major_incident_budget_percent},
         "frozen": None,
         "inputs_digest": _digest({"period": [iso_utc(period.start), iso_utc(measured_end)], "timezone": tz.key,
-                                  "programmes": digest_input}),
+                                  "programmes": digest_input,
+                                  "settings": [min_coverage_percent, major_incident_budget_percent]}),
         "data_centre": data_centre,
         "ministries": ministries,
+        "major_incidents": major_incidents,
         "programmes": programmes,
         "not_monitored": not_monitored,
         "maintenance": [listed.as_dict() for listed in windows],
+    }
+
+
+def _operator_attribution(value: str | None, components: dict[str, dict]) -> tuple[str, str, str] | None:
+    """An incident record's `attributed_to` as attribution.split takes it."""
+    if not value:
+        return None
+    if value in ("data-centre", "ministry-application"):
+        return ("own", value, value)
+    kind, _, slug = value.partition(":")
+    if kind == "external":
+        return (attribution.EXTERNAL, slug, slug)
+    if kind == "dependency":
+        return (attribution.HOSTED, slug, slug)
+    return None
+
+
+def _record_for(records: list, incident) -> object | None:
+    """The incident record a computed incident lies in (records overlap their stretches)."""
+    for row in records:
+        if row.started_at <= incident.start and (row.ended_at is None or row.ended_at >= incident.end):
+            return row
+    for row in records:
+        if row.started_at < incident.end and (row.ended_at is None or row.ended_at > incident.start):
+            return row
+    return None
+
+
+def _attributed(history, result, causes, *, third_party, components, min_coverage_percent,
+                major_incident_budget_percent) -> dict:
+    """A programme's figures by cause, its status, and its incidents annotated: the document's keys,
+    what the roll-ups add up, and what the digest covers."""
+    budget = result.error_budget_seconds
+    incidents, own, dependency, excluded, roots, digest = [], 0.0, 0.0, 0.0, set(), []
+    for incident, plain in zip(result.incidents, (i.as_dict() for i in result.incidents)):
+        row = _record_for(history.incidents, incident)
+        operator = _operator_attribution(row.attributed_to if row is not None else None, components)
+        split = attribution.split(history.slug, incident.start, incident.end, causes, third_party=third_party,
+                                  operator=operator)
+        own += split.own_seconds
+        dependency += split.dependency_seconds
+        left_out = split.external_root_seconds if history.excludes_external else 0.0
+        excluded += left_out
+        roots |= split.roots
+        counted = incident.seconds - left_out
+        incidents.append({
+            **plain,
+            "number": row.id if row is not None else None,
+            "record_status": row.status if row is not None else None,
+            "title": row.title if row is not None else "",
+            "cause": row.cause if row is not None else "",
+            "action": row.action if row is not None else "",
+            "attributed_to": row.attributed_to if row is not None else None,
+            "postmortem_url": row.postmortem_url if row is not None else None,
+            "major": attribution.is_major(counted, budget, threshold_percent=major_incident_budget_percent),
+            "error_budget_used_percent": uptime_maths._round_percent(100 * counted / budget) if budget > 0 else None,
+            "attribution": split.as_dict(),
+        })
+        digest.append([row.attributed_to if row is not None else None, split.own_seconds,
+                       [[d["name"], d["kind"], d["root"], d["seconds"]] for d in split.dependencies],
+                       split.external_root_seconds])
+    counted_seconds = result.up_seconds + result.downtime_seconds
+    met = result.met
+    error_budget_used = result.error_budget_used_percent
+    if history.excludes_external and excluded:
+        basis = attribution.availability(counted_seconds, result.downtime_seconds - excluded)
+        met = None if basis is None else basis * 100 >= result.target_percent - uptime_maths.EPSILON
+        error_budget_used = 100 * (result.downtime_seconds - excluded) / budget if budget > 0 else None
+    coverage_short = result.coverage is not None and result.coverage * 100 < min_coverage_percent - 1e-9
+    status = "missed" if met is False else ("insufficient data" if coverage_short else "met")
+    figures = {
+        "met": met,
+        "status": status,
+        "sla_basis": "excluding external dependencies" if history.excludes_external else "experienced",
+        "error_budget_used_percent": uptime_maths._round_percent(error_budget_used),
+        "availability_attributable": uptime_maths._round_ratio(attribution.availability(counted_seconds, own)),
+        "downtime_own_seconds": uptime_maths._round_seconds(own),
+        "downtime_dependency_seconds": uptime_maths._round_seconds(dependency),
+        "downtime_excluded_seconds": uptime_maths._round_seconds(excluded),
+        "depends_on": list(history.depends_on),
+        "incidents": incidents,
+    }
+    return {"figures": figures, "digest": digest, "own": own, "dependency": dependency, "roots": roots,
+            "counted": counted_seconds, "status": status}
+
+
+def _judged_rollup(members: list[dict]) -> dict:
+    """What a roll-up adds by cause: the programmes by status, the time by cause, and the outages
+    counted once each, under their roots (an outage of the ID service that took e-CRVS down is one)."""
+    counted = sum(m["counted"] for m in members)
+    own = sum(m["own"] for m in members)
+    roots = set().union(*(m["roots"] for m in members)) if members else set()
+    return {
+        "programmes_monitored": len(members),
+        "programmes_met": sum(1 for m in members if m["status"] == "met"),
+        "programmes_missed": sum(1 for m in members if m["status"] == "missed"),
+        "programmes_insufficient_data": sum(1 for m in members if m["status"] == "insufficient data"),
+        "availability_attributable": uptime_maths._round_ratio(attribution.availability(counted, own)),
+        "downtime_own_seconds": uptime_maths._round_seconds(own),
+        "downtime_dependency_seconds": uptime_maths._round_seconds(sum(m["dependency"] for m in members)),
+        "root_incident_count": len(roots),
     }
 
 
@@ -287,7 +424,7 @@ def history(conn: Connection, *, tz: ZoneInfo, now: datetime, data_centre_name: 
         if key not in recomputed:
             recomputed[key] = uptime_document(
                 conn, _period_of(frozen), tz=ZoneInfo(frozen["period"]["timezone"]), now=now,
-                data_centre_name=data_centre_name, **frozen["filters"])
+                data_centre_name=data_centre_name, **frozen["filters"], **frozen.get("settings", {}))
         again = recomputed[key]
         changes = compare(frozen, again)
         entries.append({
@@ -334,6 +471,8 @@ def compare(frozen: dict, again: dict) -> list[dict]:
         if slug not in after or slug not in before:
             continue
         for figure in COMPARED_FIGURES:
+            if figure not in before[slug]:
+                continue
             if before[slug].get(figure) != after[slug].get(figure):
                 changes.append({"programme": slug, "figure": figure, "frozen": before[slug].get(figure),
                                 "now": after[slug].get(figure)})

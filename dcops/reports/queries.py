@@ -37,6 +37,21 @@ class ProgrammeHistory:
     has_checks: bool = True  # whether it has a check now
     spans: list[StateSpan] = field(default_factory=list)
     windows: list[MaintenanceWindow] = field(default_factory=list)
+    short_name: str | None = None
+    excludes_external: bool = False  # its SLA leaves third-party dependency time out (its own word, or its tier's)
+    depends_on: tuple[str, ...] = ()  # slugs of the programmes and external components it needs
+    incidents: list = field(default_factory=list)  # its incident records overlapping the period
+
+
+@dataclass
+class Dependencies:
+    """What attribution needs beyond the reported programmes: the down time of every hosted
+    programme they depend on (directly or along a chain), and the external components' outages."""
+
+    down: dict[str, list[tuple[datetime, datetime]]]  # programme slug -> its down time (to `now` when open)
+    depends_on: dict[str, tuple[str, ...]]  # programme slug -> what it needs
+    outages: dict[str, list[tuple[datetime, datetime]]]  # component slug -> its outages (to `now` when open)
+    components: dict[str, dict]  # component slug -> name, run_by, description
 
 
 @dataclass(frozen=True)
@@ -47,10 +62,11 @@ class ListedWindow:
     programme: str | None
     cluster: str | None
     recorded_by: str
+    programmes: tuple[str, ...] = ()  # the reported programmes it applied to
 
     def as_dict(self) -> dict:
         return {**self.window.as_dict(), "programme": self.programme, "cluster": self.cluster,
-                "recorded_by": self.recorded_by}
+                "recorded_by": self.recorded_by, "programmes": list(self.programmes)}
 
 
 def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, now: datetime, ministry: str | None = None,
@@ -76,7 +92,8 @@ def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, now: date
     rows = conn.execute(text(
         "SELECT p.id, p.slug, p.name, m.code, m.name, p.tier, t.name, t.sla_target_percent, "
         "p.activated_at, p.retired_at, (SELECT MIN(i.started_at) FROM state_interval i WHERE i.programme_id = p.id "
-        "AND i.endpoint_id IS NULL), EXISTS (SELECT 1 FROM endpoint e WHERE e.programme_id = p.id) "
+        "AND i.endpoint_id IS NULL), EXISTS (SELECT 1 FROM endpoint e WHERE e.programme_id = p.id), "
+        "p.short_name, COALESCE(p.excludes_external, t.excludes_external) "
         "FROM programme p JOIN ministry m ON m.id = p.ministry_id JOIN sla_tier t ON t.tier = p.tier "
         f"WHERE {condition} ORDER BY m.code, p.slug"), bind).all()
     programmes = {}
@@ -87,7 +104,7 @@ def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, now: date
             continue
         programmes[r[0]] = ProgrammeHistory(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
                                             service_start=service_start, service_end=service_end,
-                                            has_checks=bool(r[11]))
+                                            has_checks=bool(r[11]), short_name=r[12], excludes_external=bool(r[13]))
     # A report of one ministry or programme reads only the spans, placements and windows of the
     # programmes it reports (their ids are integers, so written into the statements). On SQLite,
     # `+endpoint_id` keeps the planner, which has no statistics, off the endpoint_id index: with
@@ -140,8 +157,62 @@ def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, now: date
         for history in applies:
             history.windows.append(window)
         if applies:
-            windows.append(ListedWindow(window, r[3], r[4], r[8]))
+            windows.append(ListedWindow(window, r[3], r[4], r[8], tuple(sorted(h.slug for h in applies))))
+    from dcops.incidents import records_between
+
+    for programme_id, records in records_between(conn, start, end, programme_ids=programmes).items():
+        programmes[programme_id].incidents = records
     return list(programmes.values()), windows
+
+
+def dependency_inputs(conn: Connection, histories: list[ProgrammeHistory], *, start: datetime, end: datetime,
+                      now: datetime) -> Dependencies:
+    """The dependencies of the reported programmes, along every chain, over [start, end) as read at `now`.
+
+    A reported programme's down time is its spans' (as the report reads them, unknown after its
+    checks fall silent); another's is its programme-level down intervals as stored.
+    """
+    from dcops.external import components, outages_between
+
+    needs: dict[int, list[str]] = defaultdict(list)
+    slug_of: dict[int, str] = {}
+    for r in conn.execute(text(
+            "SELECT x.programme_id, p.slug, d.id, d.slug FROM programme_dependency x "
+            "JOIN programme p ON p.id = x.programme_id JOIN programme d ON d.id = x.depends_on_id "
+            "UNION ALL SELECT x.programme_id, p.slug, NULL, c.slug FROM programme_external_dependency x "
+            "JOIN programme p ON p.id = x.programme_id JOIN external_component c ON c.id = x.component_id")):
+        needs[r[0]].append(r[3])
+        slug_of[r[0]] = r[1]
+        if r[2] is not None:
+            slug_of[r[2]] = r[3]
+    id_of = {slug: programme_id for programme_id, slug in slug_of.items()}
+    reported = {h.id: h for h in histories}
+    # Every hosted programme along a chain from a reported one.
+    wanted, queue = set(), [h.id for h in histories]
+    while queue:
+        programme_id = queue.pop()
+        for name in needs.get(programme_id, []):
+            other = id_of.get(name)
+            if other is not None and other not in wanted and other not in reported:
+                wanted.add(other)
+                queue.append(other)
+    down: dict[str, list[tuple[datetime, datetime]]] = {}
+    for history in histories:
+        down[history.slug] = [(s.start, s.end or now) for s in history.spans if s.state == "down"]
+    if wanted:
+        bind = _bind_times(conn, {"start": start, "end": end})
+        listed = ", ".join(str(int(i)) for i in sorted(wanted))
+        for r in conn.execute(text(
+                "SELECT programme_id, started_at, ended_at FROM state_interval WHERE endpoint_id IS NULL "
+                f"AND state = 'down' AND programme_id IN ({listed}) AND started_at < :end "
+                "AND (ended_at IS NULL OR ended_at > :start) ORDER BY programme_id, started_at"), bind):
+            ended = read_utc(conn, r[2])
+            down.setdefault(slug_of[r[0]], []).append((read_utc(conn, r[1]), ended or now))
+    outages = {slug: [(a, b or now) for a, b in spans] for slug, spans in outages_between(conn, start, end).items()}
+    depends_on = {slug_of[programme_id]: tuple(names) for programme_id, names in needs.items()}
+    for history in histories:
+        history.depends_on = depends_on.get(history.slug, ())
+    return Dependencies(down, depends_on, outages, components(conn))
 
 
 def _bind_times(conn: Connection, params: dict) -> dict:
