@@ -373,6 +373,9 @@ def test_publish_the_sample_inventory_from_a_database(loaded_cli, tmp_path):
     how = " ".join(" ".join(_parse(out / "how-to-request.html").text).split())
     assert "vte-dc1 National Data Centre, Vientiane primary: programmes run here Vientiane Capital" in how
     assert "lpb-dr1" in how and "disaster recovery:" in how
+    index = " ".join(" ".join(_parse(out / "index.html").text).split())
+    assert "outside the data centre (a bank's payment switch, the upstream Internet link) counts as downtime at " \
+           "every tier" in index  # no sample tier leaves third parties' outages out
     _assert_no_command_lines(out)
 
 
@@ -503,6 +506,17 @@ def test_index_explains_each_tier_and_what_is_not_counted(site):
     assert "Tier 3 standard 99 % 7 h 12 min 3 days 15 h 36 min" in text
     assert "Announced maintenance is not counted" in text
     assert "Time without monitoring data is not counted" in text
+
+
+def test_a_tier_that_leaves_third_party_outages_out_says_so(tmp_path):
+    data = hostile_data()
+    for row, excludes in zip(data["tiers"], (True, False, False)):
+        row["excludes_external"] = excludes
+    publish(data, tmp_path, generated_at=GENERATED_AT)
+    text = " ".join(" ".join(_parse(tmp_path / "index.html").text).split())
+    assert "At tier 1, downtime caused by a third party's service outside the data centre is not counted " \
+           "as downtime" in text
+    assert "At the other tiers it counts." in text
 
 
 def test_contact_parts_link_addresses_and_numbers_and_keep_the_rest_as_text():

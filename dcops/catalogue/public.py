@@ -1,4 +1,4 @@
-"""What the published catalogue site reads: site_data and the data centre's sites, public fields only."""
+"""What the published catalogue site reads: site_data, the data centre's sites and the tiers' rules."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ def public_sites(conn: Connection) -> list[dict]:
     return [{"code": r[0], "name": r[1], "role": r[2], "location": r[3] or ""} for r in rows]
 
 
+def public_tiers(conn: Connection) -> list[dict]:
+    """The SLA tiers with whether each leaves third parties' outages out of its SLA (excludes_external)."""
+    rows = conn.execute(text("SELECT tier, name, sla_target_percent, excludes_external FROM sla_tier ORDER BY tier"))
+    return [{"tier": r[0], "name": r[1], "sla_target_percent": r[2], "excludes_external": bool(r[3])} for r in rows]
+
+
 def public_site_data(conn: Connection) -> dict:
-    """Everything `dcops catalogue publish` shows: site_data, with the sites."""
-    return {**site_data(conn), "sites": public_sites(conn)}
+    """Everything `dcops catalogue publish` shows: site_data, with the sites and each tier's external rule."""
+    return {**site_data(conn), "tiers": public_tiers(conn), "sites": public_sites(conn)}

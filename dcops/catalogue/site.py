@@ -122,6 +122,8 @@ def tier_view(row: dict) -> dict:
         "target": display.percent(target),
         "month": format_allowance(allowed_downtime_seconds(target, MONTH_SECONDS)),
         "year": format_allowance(allowed_downtime_seconds(target, YEAR_SECONDS)),
+        # None: the data does not say (the page then says nothing of third parties' outages).
+        "excludes_external": row.get("excludes_external"),
     }
 
 
@@ -562,8 +564,11 @@ def _views(data: dict) -> dict:
     ]
     programme_count = sum(m["programme_count"] for m in ministries)
     rules = request_rules()
+    known = [tier for tier in tiers.values() if tier["excludes_external"] is not None]
     return {
         "tiers": list(tiers.values()),
+        # Which tiers leave out downtime whose cause is a third party's service (None: not known).
+        "external_excluded": [t["tier"] for t in known if t["excludes_external"]] if known else None,
         "offerings": offerings,
         "ministries": ministries,
         "ministry_count": len(ministries),
