@@ -479,3 +479,29 @@ def test_monthly_cost_empty_and_plan_without_cost():
     assert monthly_cost([]).as_dict() == {"ministries": [], "total_lak": 0}
     with pytest.raises(ValueError, match="std-m"):
         monthly_cost([("moh", "dhis2", "std-m", None)])
+
+
+# whole units and the forecast horizon ---------------------------------------------------------------
+
+
+def test_usable_is_whole_units_rounded_down():
+    # (160 - 16) * 4.0 = 576; N+1 32 * 4.0 = 128; buffer 10 % = 57.6: 576 - 128 - 57.6 = 390.4 -> 390
+    f = resource_figures(ResourceInput("gen-b", "dc1", "vcpu", 160, 16, 4.0, 32, 195), buffer_percent=10)
+    assert f.buffer == pytest.approx(57.6)
+    assert f.usable == 390.0
+    assert f.free == 195.0  # 390 - 195
+    assert f.used_percent == pytest.approx(50.0)  # 100 * 195 / 390
+    # float noise is not a lost unit: 100 * 1.15 is 114.99999999999999 in floating point, usable 115
+    assert resource_figures(ResourceInput("x", "dc1", "ram_gib", 100, 0, 1.15, None, 0), buffer_percent=0).usable == 115.0
+
+
+def test_a_run_out_beyond_three_years_is_not_the_clusters_first_run_out():
+    figures = {"vcpu": used("vcpu", 100, 200), "ram_gib": used("ram_gib", 100, 200)}
+    forecasts = {
+        "vcpu": Forecast("ok", 0.001, 100.0, 46_000.0, date(2151, 1, 1)),  # 126 years away
+        "ram_gib": Forecast("ok", 0.1, 100.0, 1_000.0, date(2027, 9, 27)),  # inside 3 years (1,095.75 days)
+    }
+    summary = cluster_summary(figures, forecasts)
+    assert (summary.first_to_run_out, summary.days_left) == ("ram_gib", 1_000.0)
+    only_far = cluster_summary(figures, {"vcpu": forecasts["vcpu"]})
+    assert only_far.first_to_run_out is None and only_far.runs_out_on is None and only_far.status == "green"

@@ -327,8 +327,10 @@ def test_uptime_html_sections_and_figures():
     assert "Asia/Vientiane" in html
     assert "2026-11-01 09:00" in html  # generated_at 02:00Z in Vientiane
     assert "99.952 %" in html  # headline
-    assert "3 of 5" in html
-    assert "1 h 45 min" in html  # total downtime 6,300 s
+    # newapp has no figures (a document from before not-monitored programmes were listed apart):
+    # it is not one of the monitored programmes of the headline, but listed apart.
+    assert "3 of 4 monitored programmes" in html and "1 not monitored" in html
+    assert "1 h 45 min" not in html  # the downtime of all programmes is not added up as if it were real time
     assert "99.798 %" in html  # dhis2: 0.99798 * 1e5 is 99797.99999..., still shown as 99.798
     assert html.index("Executive summary") < html.index("<svg") < html.index("By programme") < html.index("Notes")
     assert "counted neither as up nor as down" in html
@@ -357,11 +359,14 @@ def test_availability_chart_zooms_clamps_and_has_titles():
     rows = uptime_document()["programmes"]
     rows[1] = {**rows[1], "availability": 0.95, "met": False}
     svg = charts.availability_chart(rows, id_prefix="a")
-    assert svg.startswith("<svg") and "<title" in svg and "<desc" in svg
+    assert svg.startswith('<div class="chart-rows') and "<title" in svg and "<desc" in svg
     assert charts.axis_start([99.9, 99.5, 99.0]) == 98.0
     assert charts.axis_start([99.9]) == 99.5
-    assert "(below the axis start, 98 %)" in svg and ">95.000 % · missed</text>" in svg
-    assert "<polygon" in svg  # the off-axis arrow
+    assert "(below the axis start, 98 %)" in svg and ">95.000 % · off the scale · missed</span>" in svg
+    # Off the scale: a full bar in the miss pattern and a broken-axis mark, not an empty track.
+    evax = svg.split("off the scale · missed</span>")[1].split("</svg>")[0]
+    assert '<rect x="0" y="2" width="100%" height="14" fill="url(#a-down)"/>' in evax
+    assert '<path d="M9,0 L15,18 M15,0 L21,18"' in evax
     assert "&lt;script&gt;" in svg and SCRIPT not in svg
     assert "no data" in svg
 
@@ -375,8 +380,13 @@ def test_day_strip_has_one_cell_per_day():
     assert first == [f"2026-10-{d:02d}" for d in range(1, 32)]
     assert ("2026-10-04", "up 1,380 min, down 60 min") in titles
     assert ("2026-10-12", "up 1,320 min, maintenance 120 min") in titles
-    assert svg.count('fill="url(#d-down)"') == 4  # dhis2 twice, evax, budget
+    # By severity: dhis2's 60 and 30 min days are 15 to 60 min; evax's 10 and budget's 5 min under 15.
+    assert svg.count('fill="url(#d-moderate)"') == 2
+    assert svg.count('fill="url(#d-minor)"') == 2
+    assert svg.count('fill="url(#d-severe)"') == 0
     assert svg.count('fill="url(#d-maint)"') == 2
+    # The minutes in words, for paper and phones, not only in the tooltips.
+    assert '<span class="muted">Downtime:</span> 4 Oct 1 h · 20 Oct 30 min</p>' in svg
     assert charts.day_state({"up": 80000, "unknown": 6400}) == "up"
     assert charts.day_state({"up": 0, "unknown": DAY}) == "unknown"
 
@@ -386,9 +396,10 @@ def test_capacity_html_states_status_in_words_and_forecast():
     for word in ("Red", "Amber", "Green", "RED", "AMBER", "GREEN"):
         assert word in html
     assert "runs out 11 Feb 2027 (in 103 days)" in html
-    assert "not enough history" in html
-    assert "LAK 123,000,000" in html and "LAK 45,000,000" in html
-    assert "hosts unknown" in html  # storage with no largest host
+    assert "unknown — not enough history" in html
+    assert "123,000,000 LAK" in html and "45,000,000 LAK" in html and "LAK 1" not in html
+    # Storage with no largest host is shared storage: no N+1 of a host, and not "hosts unknown".
+    assert "n/a (shared storage)" in html and "hosts unknown" not in html
     assert "<polyline" in html  # sparklines
     assert "&lt;script&gt;" in html
 
@@ -412,7 +423,8 @@ def test_every_chart_has_title_and_desc():
         charts.sparkline(cluster["resources"][0]["history"], usable=cluster["resources"][0]["usable"]),
     ]
     for svg in svgs:
-        assert svg.startswith("<svg") and svg.endswith("</svg>")
+        assert (svg.startswith("<svg") and svg.endswith("</svg>")) or (
+            svg.startswith('<div class="chart-rows') and svg.endswith("</div>"))
         assert "<title" in svg and "<desc" in svg
 
 
@@ -428,7 +440,7 @@ def test_empty_documents_render(fmt):
     for document in (uptime, capacity):
         assert render(document, fmt).strip()
     if fmt in ("html", "md"):
-        assert "n/a" in render(uptime, fmt)  # null availability and coverage
+        assert "—" in render(uptime, fmt) and "n/a" not in render(uptime, fmt)  # null availability and coverage
 
 
 def test_unknown_time_zone_is_a_user_error():
@@ -543,12 +555,16 @@ def test_formatting():
     assert format_duration(0) == "0 min"
     assert format_duration(20) == "under 1 min"
     assert format_duration(7200) == "2 h"
-    assert format_duration(None) == "n/a"
+    assert format_duration(None) == "—"
+    assert format_duration(86_400) == "1 day"
+    assert format_duration(100_800) == "1 day 4 h"  # 28 h
+    assert format_duration(14 * 86_400 + 1_700) == "14 days"  # to the hour: 28 min more is no hour
     assert format_availability(0.99876) == "99.876 %"
     assert format_availability(0.9999996) == "99.999 %"
     assert format_availability(1.0) == "100.000 %"
-    assert format_availability(None) == "n/a"
-    assert format_money(45_000_000) == "LAK 45,000,000"
+    assert format_availability(None) == "—"
+    assert format_money(45_000_000) == "45,000,000 LAK"  # the house style, dcops.display.lak
+    assert format_money(None) == "—"
     assert format_time("2026-09-30T17:00:00Z", "Asia/Vientiane") == "2026-10-01 00:00"
 
 
@@ -559,7 +575,8 @@ def test_two_hundred_programmes_render_quickly():
     html = render(document, "html")
     elapsed = time.perf_counter() - started
     assert elapsed < 1.0, elapsed
-    assert html.count("<title>2026-10-") == 200 * 31
+    # A fifth of them are copies of newapp, without figures: listed apart, not drawn.
+    assert html.count("<title>2026-10-") == 160 * 31
 
 
 def test_a_long_period_draws_runs_of_days_not_one_cell_each():
@@ -586,3 +603,199 @@ def test_a_report_with_many_incidents_lists_the_longest_hundred():
     # The longest 100: 33 lengths from 50 down to 18 min, three each (99), and one of 17 min.
     listed = re.findall(r'data-label="Reason">(r\d+)</td>', html)
     assert len(listed) == 100 and "r0" not in listed and "r49" in listed
+
+
+# --- a realistic month: honest at a glance -----------------------------------------------------------
+
+from report_month import as_before_the_second_wave, capacity_month, uptime_month  # noqa: E402
+
+
+def _section(html: str, start_id: str, end_id: str) -> str:
+    return html[html.index(f'id="{start_id}"'):html.index(f'id="{end_id}"')]
+
+
+def test_the_headline_counts_monitored_programmes_and_lists_the_others_apart():
+    html = render(uptime_month(), "html")
+    assert ("<strong>7 of 11 monitored programmes</strong> met their availability target, <strong>3 missed</strong>, "
+            "1 had insufficient data to judge; 8 not monitored (listed apart)") in html
+    assert "Provincial hospital referral and bed availability system</strong> (coverage 67.74 %)" in html
+    assert html.count('<span class="tag status-insufficient">insufficient data</span>') == 1
+    assert html.index('id="summary"') < html.index('id="major"') < html.index('id="charts"') < html.index(
+        'id="not-monitored"') < html.index('id="incidents"')
+    markdown = render(uptime_month(), "md")
+    assert "**7 of 11 monitored programmes** met their availability target, **3 missed**" in markdown
+
+
+def test_major_incidents_come_first_with_cause_action_and_attribution():
+    html = render(uptime_month(), "html")
+    major = _section(html, "major", "charts")
+    assert major.count('<article class="incident"') == 4
+    assert "#41 · e-CRVS" in major and "Electronic Civil Registration and Vital Statistics" in major
+    assert "The national ID service&#39;s verification API was down" in major
+    assert "Registrations queued offline and replayed at 10:25" in major
+    assert "external: National ID service" in major
+    assert "dependency 1 h (National ID service, external, root); set by an operator" in major
+    assert "134 % of the month's budget" in major
+    assert "#39 · GFIS" in major and "the ministry&#39;s application" in major
+    # The rest of the incidents only in the appendix.
+    appendix = html[html.index('id="incidents"'):]
+    assert "#40 e-Tax" in appendix and "#40" not in major
+    assert "dependency: GFIS" not in major
+
+
+def test_totals_are_real_time_not_summed_across_programmes():
+    document = uptime_month()
+    html = render(document, "html")
+    assert "<p class=\"value\">3 windows</p><p class=\"note\">9 h · 8 programmes affected</p>" in html
+    summed = sum(p["maintenance_seconds"] for p in document["programmes"])
+    assert summed == 28 * 3600  # what the old headline printed as "28 h"
+    assert "28 h" not in html
+    assert "1 day 4 h" in html  # LESMIS' 28 h 20 min in days
+    # A document from before the windows named their programmes: counted from the programmes' figures.
+    old = render(as_before_the_second_wave(document), "html")
+    assert "9 h · 8 programmes affected" in old
+
+
+def test_no_data_prints_a_dash_never_0_min():
+    document = uptime_document()
+    html = render(document, "html")
+    newapp = html[html.index(">New application<"):]
+    newapp = newapp[:newapp.index("</tr>")]
+    assert "0 min" not in newapp
+    markdown = render(document, "md")
+    assert "| New application (`newapp`)" in markdown  # listed apart, not among the figures
+    assert not re.search(r"New application[^\n]*\| 0 min \|", markdown)
+
+
+def test_chart_names_are_short_and_never_cut_inside_a_word():
+    assert charts.clip_words("Lao Social Security Organisation member services and contributions") == (
+        "Lao Social Security Organisation…")
+    assert charts.clip_words("Provincial hospital referral and bed availability system") == (
+        "Provincial hospital referral and…")
+    assert charts.clip_words("Supercalifragilisticexpialidociousbutlongerthanthirtysix name") == (
+        "Supercalifragilisticexpialidociousbutlongerthanthirtysix…")
+    assert charts.clip_words("DHIS2") == "DHIS2"
+    html = render(uptime_month(), "html")
+    charts_html = _section(html, "charts", "programmes")
+    names = re.findall(r'<span class="row-name" title="([^"]*)">([^<]*)</span>', charts_html)
+    assert ("Electronic Civil Registration and Vital Statistics (e-CRVS)", "e-CRVS") in names
+    for _title, shown in names:
+        if shown.endswith("…"):
+            word = shown[:-1].split()[-1]
+            assert re.search(rf"\b{re.escape(word)}\b", _title), shown
+
+
+def test_programmes_are_ordered_missed_first_and_the_order_is_stated():
+    document = uptime_month()
+    html = render(document, "html")
+    table = _section(html, "programmes", "detail")
+    order = re.findall(r'<td class="key">([^<]*)<span class="sub">([a-z0-9-]+) ', table)
+    slugs = [slug for _name, slug in order]
+    assert slugs[:4] == ["lesmis", "e-crvs", "gfis", "hospital-referral"]  # missed by budget used, then insufficient
+    assert "missed first, then insufficient data, then met; within each, by error budget used, highest first" in table
+    by_budget = render(document, "html", sort="budget")
+    assert "by error budget used, highest first</caption>" in by_budget
+    by_name = render(document, "md", sort="name")
+    table_lines = [line for line in by_name.splitlines() if line.startswith("| ") and "(`" in line]
+    names = [line.split(" (")[0][2:] for line in table_lines[:11]]
+    assert names == sorted(names, key=str.casefold)
+    with pytest.raises(UserError, match="unknown sort"):
+        render(document, "html", sort="colour")
+
+
+def test_a_report_frozen_before_the_second_wave_still_renders():
+    old = as_before_the_second_wave(uptime_month())
+    for fmt in FORMATS:
+        assert render(old, fmt).strip()
+    html = render(old, "html")
+    assert 'id="major"' not in html  # it had no incident records to show
+    assert "3 missed" in html and "7 of 11 monitored programmes" in html
+
+
+def test_the_palette_survives_deuteranopia_and_has_3_to_1_contrast():
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    def contrast(a: str, b: str) -> float:
+        high, low = sorted((luminance(a), luminance(b)), reverse=True)
+        return (high + 0.05) / (low + 0.05)
+
+    def deuteranopia(colour: str) -> tuple[float, float, float]:
+        """Machado, Oliveira and Fernandes (2009), severity 1, in linear RGB."""
+        rgb = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        rgb = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+        m = ((0.367322, 0.860646, -0.227968), (0.280085, 0.672501, 0.047413), (-0.011820, 0.042940, 0.968881))
+        return tuple(sum(m[i][j] * rgb[j] for j in range(3)) for i in range(3))
+
+    fills = {"up": charts.UP, "minor": charts.DOWN_MINOR, "moderate": charts.DOWN, "severe": charts.DOWN_SEVERE,
+             "maintenance": charts.MAINTENANCE, "unknown": charts.UNKNOWN}
+    for name, colour in fills.items():
+        assert contrast(colour, "#ffffff") >= 3.0, name  # WCAG 1.4.11, against the white page and cell gaps
+    seen = {name: deuteranopia(colour) for name, colour in fills.items()}
+    # Good and bad stay apart on the blue-yellow axis deuteranopia keeps (the old green and red did not).
+    for bad in ("minor", "moderate", "severe"):
+        blue_minus_red_up = seen["up"][2] - seen["up"][0]
+        blue_minus_red_bad = seen[bad][2] - seen[bad][0]
+        assert blue_minus_red_up > 0.1 > blue_minus_red_bad, bad
+    old_green, old_red = deuteranopia("#1a9850"), deuteranopia("#d73027")
+    assert abs((old_green[2] - old_green[0]) - (old_red[2] - old_red[0])) < 0.1  # the olive the issue saw
+    # The downtime grades differ in lightness, so they read as an order without hue.
+    assert luminance(charts.DOWN_MINOR) > luminance(charts.DOWN) * 1.4 > luminance(charts.DOWN_SEVERE) * 1.4
+
+
+def test_print_has_page_numbers_and_a_running_title():
+    html = render(uptime_month(), "html")
+    page = html[html.index("@page{"):html.index("@media print")]
+    assert 'counter(page) " of " counter(pages)' in page
+    assert '@top-left{content:"Uptime report 2026-10 · National Data Centre of the Lao PDR"' in page
+    assert ".table-wrap.keep{break-inside:avoid}" in html
+    # A name that could end the CSS string is escaped.
+    document = uptime_month()
+    document["data_centre_name"] = 'Centre "A" </style><script>'
+    hostile = render(document, "html")
+    top = hostile[hostile.index("@top-left"):hostile.index("@bottom-right")]
+    assert "</style>" not in top and '"A"' not in top and "\\00003c/style\\00003e" in top
+
+
+def test_capacity_says_what_it_does_not_know():
+    html = render(capacity_month(), "html")
+    assert "not within 3 years" in html and "2152" not in html.replace("2152-07-24", "")
+    assert "24 Jul 2152" not in html
+    assert "unknown — not enough history" in html
+    first = html[html.index("First run-out"):]
+    first = first[:first.index("</div>")]
+    assert "1 Nov 2026" in first and "2 resources without enough history" in first
+    assert "n/a (shared storage)" in html and "hosts unknown" not in html.split('id="notes"')[1]
+    without_history = capacity_month()
+    for site in without_history["sites"]:
+        for cluster in site["clusters"]:
+            for resource in cluster["resources"]:
+                resource["forecast"] = {"status": "not enough history", "points": 3}
+    alone = render(without_history, "html")
+    first = alone[alone.index("First run-out"):]
+    kpi = first[:first.index("</div>")]
+    assert kpi.count("unknown") == 1 and "none" not in kpi
+    markdown = render(without_history, "md")
+    assert "| First run-out | unknown — not enough history |" in markdown
+
+
+def test_usable_capacity_is_shown_in_whole_units():
+    document = capacity_month()
+    resource = document["sites"][0]["clusters"][0]["resources"][0]
+    resource.update(usable=390.4, free=90.4)  # as a document from before usable was whole
+    html = render(document, "html")
+    assert "300 of 390 usable" in html and "390.4" not in html
+    assert render(document, "md").count("| 390 |") >= 2
+
+
+def test_the_cli_sorts_the_uptime_report_as_asked(loaded_cli, tmp_path):
+    """The sample inventory has no probe data: the report still takes --sort, and refuses a bad one."""
+    for order in ("status", "budget", "name"):
+        out = tmp_path / f"{order}.md"
+        loaded_cli("report", "uptime", "--period", "2026-10", "--sort", order, "--out", out)
+        assert out.read_text(encoding="utf-8").startswith("# Uptime report: 2026-10")
+    result = loaded_cli("report", "uptime", "--period", "2026-10", "--sort", "colour", "--out", tmp_path / "x.md",
+                        expect=2)
+    assert "--sort" in result.stderr and not (tmp_path / "x.md").exists()

@@ -283,13 +283,13 @@ def test_capacity_forecast_from_snapshot_history_and_cost(sample):
         document = capacity_document(conn, tz=VIENTIANE, now=now, data_centre_name="X", buffer_percent=10)
     clusters = {c["name"]: c for site in document["sites"] for c in site["clusters"]}
     vcpu = next(r for r in clusters["vte-gen1"]["resources"] if r["resource"] == "vcpu")
-    # capacity (160 - 16) x 4 = 576; N+1 27 x 4 = 108; buffer 57.6; usable 410.4.
-    assert (vcpu["capacity"], vcpu["n_plus_one_reserve"], vcpu["usable"]) == (576, 108, pytest.approx(410.4))
+    # capacity (160 - 16) x 4 = 576; N+1 27 x 4 = 108; buffer 57.6; usable 410.4, in whole vCPU 410.
+    assert (vcpu["capacity"], vcpu["n_plus_one_reserve"], vcpu["usable"]) == (576, 108, 410)
     # The fitted line is 2/day and reads 300 at noon today; at 05:00 UTC (7 h before) 300 - 2 x 7/24.
     fitted_now = 300 - 2 * 7 / 24
     assert vcpu["forecast"]["status"] == "ok"
     assert vcpu["forecast"]["slope_per_day"] == pytest.approx(2.0, abs=1e-3)
-    assert vcpu["forecast"]["days_left"] == pytest.approx((410.4 - fitted_now) / 2, abs=1e-2)
+    assert vcpu["forecast"]["days_left"] == pytest.approx((410 - fitted_now) / 2, abs=1e-2)
     ram = next(r for r in clusters["vte-gen1"]["resources"] if r["resource"] == "ram_gib")
     assert ram["forecast"]["status"] == "not enough history"
     # Cost from the catalogue plans: moh holds dhis2-hmis (pg-ha-large, 60,000,000), the hospital

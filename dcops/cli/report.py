@@ -38,6 +38,19 @@ TemplateOption = Annotated[Optional[Path], typer.Option("--template", help="An e
                                                         "package).", dir_okay=False)]
 
 
+class Sort(str, Enum):
+    """How an uptime report orders its programmes."""
+
+    status = "status"
+    budget = "budget"
+    name = "name"
+
+
+SortOption = Annotated[Sort, typer.Option(
+    "--sort", help="Order of the programmes: status (missed, insufficient data, met; each by error budget used, "
+    "highest first), budget (error budget used, highest first) or name.")]
+
+
 ReportIdArgument = id_argument("The frozen report's number (see `dcops report history`).")
 
 
@@ -56,12 +69,12 @@ def _writing(out: Optional[Path], fmt: Optional[Format], make_parents: bool):
         raise
 
 
-def _deliver(document: dict, fmt: str, target, template: Optional[Path]) -> None:
+def _deliver(document: dict, fmt: str, target, template: Optional[Path], sort: str = "status") -> None:
     """Render, then write all at once: a failed render leaves no half-written file."""
     from dcops.files import StdoutWrite
     from dcops.reports.render import render
 
-    body = render(document, fmt, template=template)
+    body = render(document, fmt, template=template, sort=sort)
     target.commit(body)
     if not isinstance(target, StdoutWrite):
         typer.echo(f"wrote {target.path} ({len(body.encode()):,} bytes, {fmt})", err=True)
@@ -81,6 +94,7 @@ def uptime_command(
     template: TemplateOption = None,
     freeze: Annotated[bool, typer.Option("--freeze", help="Store this report as issued (figures and the digest "
                                          "of its inputs), to re-issue it later byte for byte.")] = False,
+    sort: SortOption = Sort.status,
     actor: ActorOption = None,
 ) -> None:
     """Availability per programme against its tier's SLA, rolled up per ministry and overall.
@@ -90,6 +104,8 @@ def uptime_command(
     MTTR, MTBF and error budget used.
 
     Example: dcops report uptime --period 2026-10 --out uptime-2026-10.html
+
+    Example: dcops report uptime --period 2026-10 --sort budget --format md
     """
     from dcops.db import utcnow
     from dcops.reports.documents import freeze as freeze_document
@@ -107,11 +123,11 @@ def uptime_command(
             from dcops.reports.render import render
 
             # A bad template fails before anything is stored (the frozen report renders with its stamp).
-            render(document, fmt_name, template=template)
+            render(document, fmt_name, template=template, sort=sort.value)
             document = freeze_document(database, document, actor=actor)
             typer.echo(f"frozen as report {document['frozen']['id']} (inputs {document['inputs_digest'][:19]}…); "
                        f"re-issue with: dcops report reissue {document['frozen']['id']}", err=True)
-        _deliver(document, fmt_name, target, template)
+        _deliver(document, fmt_name, target, template, sort.value)
 
 
 @app.command("capacity")
@@ -154,9 +170,10 @@ def reissue_command(
     out: OutOption = None,
     mkdir: MkdirOption = False,
     template: TemplateOption = None,
+    sort: SortOption = Sort.status,
 ) -> None:
     """Render a frozen report again from its stored figures: byte for byte what was issued
-    (with the same format and template).
+    (with the same format, template and --sort).
 
     Example: dcops report reissue 3 --out uptime-2026-10.html
     """
@@ -165,7 +182,7 @@ def reissue_command(
     with _writing(out, fmt, mkdir) as (fmt_name, target):
         with open_database().transaction() as conn:
             document = frozen_document(conn, report_id)
-        _deliver(document, fmt_name, target, template)
+        _deliver(document, fmt_name, target, template, sort.value)
 
 
 @app.command("history")

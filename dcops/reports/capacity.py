@@ -30,6 +30,10 @@ FORECAST_EXHAUSTED = "exhausted"
 FORECAST_OK = "ok"
 
 SECONDS_PER_DAY = 86_400.0
+# A run-out further than this is not forecast (a straight line read decades ahead is no forecast):
+# the report says "not within 3 years", and the cluster's first run-out leaves it out.
+HORIZON_YEARS = 3
+HORIZON_DAYS = HORIZON_YEARS * 365.25
 
 
 def _plain(value):
@@ -86,7 +90,7 @@ class ResourceFigures:
     n_plus_one_known: bool
     n_plus_one_reserve: float  # largest_host * allocation_ratio; 0.0 when the hosts are unknown
     buffer: float  # capacity * buffer_percent / 100
-    usable: float  # max(0, capacity - n_plus_one_reserve - buffer)
+    usable: float  # max(0, capacity - n_plus_one_reserve - buffer), rounded down to a whole unit
     free: float  # usable - allocated; negative when over the safe line
     used_percent: float | None  # 100 * allocated / usable; None when usable is 0
     after_pipeline_percent: float | None  # 100 * (allocated + pipeline_submitted) / usable
@@ -102,7 +106,9 @@ def resource_figures(r: ResourceInput, *, buffer_percent: float) -> ResourceFigu
     # Losing the largest host must not strand allocations, so its share is never handed out.
     n_plus_one_reserve = r.largest_host * r.allocation_ratio if n_plus_one_known else 0.0
     buffer = cap * buffer_percent / 100
-    usable = max(0.0, cap - n_plus_one_reserve - buffer)
+    # Whole units, rounded down: 0.4 of a vCPU or of a GiB cannot be handed out. (The epsilon
+    # keeps float noise, 349.99999..., from costing a whole unit.)
+    usable = float(max(0, math.floor(cap - n_plus_one_reserve - buffer + 1e-9)))
     return ResourceFigures(
         cluster=r.cluster,
         site=r.site,
@@ -272,8 +278,13 @@ def cluster_summary(
     *,
     red_days: float = RED_DAYS,
     amber_days: float = AMBER_DAYS,
+    horizon_days: float = HORIZON_DAYS,
 ) -> ClusterSummary:
-    """Summarise one cluster; a resource without a forecast is judged on its used_percent alone."""
+    """Summarise one cluster; a resource without a forecast is judged on its used_percent alone.
+
+    The first to run out is the resource with the fewest days left within horizon_days (3
+    years): a run-out further ahead is no date to plan by.
+    """
     if not figures_by_resource:
         raise ValueError("a cluster summary needs at least one resource")
     ordered = sorted(figures_by_resource.values(), key=lambda f: _resource_rank(f.resource))
@@ -285,7 +296,8 @@ def cluster_summary(
         resource_statuses[figures.resource] = status(
             fc.days_left, figures.used_percent, red_days=red_days, amber_days=amber_days
         )
-        if fc.days_left is not None and (first is None or fc.days_left < first[0]):
+        within = fc.days_left is not None and fc.days_left <= horizon_days and fc.runs_out_on is not None
+        if within and (first is None or fc.days_left < first[0]):
             first = (fc.days_left, figures.resource, fc)
     return ClusterSummary(
         cluster=ordered[0].cluster,

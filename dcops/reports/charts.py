@@ -13,19 +13,29 @@ from dcops.reports.render import (
     describe_forecast,
     format_availability,
     format_duration,
+    format_share,
+    format_whole,
     format_number,
     format_percent,
     format_target,
 )
 
-# Colour-blind-safe (ColorBrewer RdYlBu / RdYlGn ends), and never colour alone: down and
-# maintenance are also patterned, and every bar carries a text label.
-UP = "#1a9850"
-DOWN = "#d73027"
-MAINTENANCE = "#4575b4"
-UNKNOWN = "#bdbdbd"
+# Colour-blind-safe: good is blue, bad is orange to dark brown (they differ on the blue-yellow
+# axis, which deuteranopia and protanopia keep, and in lightness; green against red turns into
+# one olive). Every fill has at least 3:1 contrast against the white page (WCAG 1.4.11), and no
+# state rests on hue alone: downtime is cross-hatched (denser when longer), maintenance striped,
+# and every bar and strip carries its figure in words.
+UP = "#2c7fb8"
+DOWN = "#c2410c"  # a missed target; a day with 15 to 60 minutes of downtime
+DOWN_MINOR = "#c07f00"  # a day with under 15 minutes of downtime
+DOWN_SEVERE = "#6b2300"  # a day with over an hour of downtime
+MAINTENANCE = "#5e4fa2"
+UNKNOWN = "#8a949e"
+INSUFFICIENT = "#8a949e"
 STATUS_FILL = {"green": "#1a9850", "amber": "#f4a13a", "red": "#d73027"}
 STATUS_TEXT = {"green": "#11703a", "amber": "#8a4b00", "red": "#b2182b"}
+MET_TEXT = "#1f5f8b"
+MISSED_TEXT = "#a3360a"
 INK = "#1f2933"
 MUTED = "#52606d"
 GRID = "#dde2e7"
@@ -33,11 +43,16 @@ TRACK = "#eef1f4"
 # White outline drawn under right-aligned labels: on a narrow screen they stay legible over a long name.
 HALO = 'paint-order="stroke" stroke="#ffffff" stroke-width="4" stroke-linejoin="round"'
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Noto Sans', 'Noto Sans Lao', Arial, sans-serif"
+# A day's downtime is minor under this, severe over the next (seconds).
+MINOR_DOWN_SECONDS = 15 * 60
+SEVERE_DOWN_SECONDS = 60 * 60
+SEVERITY_LABELS = {"minor": "under 15 min", "moderate": "15 to 60 min", "severe": "over 1 h"}
 
 # Left ends the availability axis may start at; the widest one keeping every target in the right half wins.
 AXIS_STARTS = (99.5, 99.0, 98.0, 97.0, 95.0, 90.0, 80.0, 50.0, 0.0)
-NAME_CHARS = 30  # longer names are cut in the chart (the full name is in the row's tooltip)
+NAME_CHARS = 36  # longer names are shortened at a word, with "…" (the full name is in the row's title)
 SPARK_POINTS = 90  # history points drawn per sparkline at most
+DAYS_LISTED = 8  # days of downtime written out under a strip; the rest are counted
 
 
 def _e(text: Any) -> str:
@@ -50,8 +65,29 @@ def _x(fraction: float) -> str:
     return f"{fraction * 100:.3f}".rstrip("0").rstrip(".") + "%"
 
 
-def _clip(text: str, limit: int = NAME_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+def clip_words(text: str, limit: int = NAME_CHARS) -> str:
+    """A name shortened to at most `limit` characters at a word boundary, with "…"; never cut
+    inside a word (a first word longer than the limit is kept whole)."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    if cut <= 0:
+        cut = text.find(" ")
+        return text if cut < 0 else text[:cut] + "…"
+    return text[:cut].rstrip(" ,;:-–·") + "…"
+
+
+def chart_name(p: dict) -> str:
+    """The name a chart labels a programme with: its short name (e-CRVS), else its name, at a word."""
+    return clip_words(p.get("short_name") or p.get("name") or p.get("slug") or "")
+
+
+def full_name(p: dict) -> str:
+    """A programme's name, with its short name in brackets when it has one: "Civil registration (e-CRVS)"."""
+    name = p.get("name") or p.get("slug") or ""
+    short = p.get("short_name")
+    return f"{name} ({short})" if short and short != name else name
 
 
 def _open(chart_id: str, height: int, title: str, desc: str, css_class: str) -> str:
@@ -76,8 +112,13 @@ def _hatch(pattern_id: str, background: str | None, stroke: str, *, cross: bool 
 
 
 def _state_patterns(prefix: str) -> str:
-    return _hatch(f"{prefix}-down", DOWN, "#ffffff", cross=True, size=7, width=1.1, opacity=0.7) + _hatch(
-        f"{prefix}-maint", MAINTENANCE, "#ffffff", size=6, width=1.4, opacity=0.6
+    """The hatches of downtime (cross-hatched, denser when longer) and maintenance (striped)."""
+    return (
+        _hatch(f"{prefix}-down", DOWN, "#ffffff", cross=True, size=7, width=1.1, opacity=0.7)
+        + _hatch(f"{prefix}-minor", DOWN_MINOR, "#ffffff", size=8, width=1.2, opacity=0.6)
+        + _hatch(f"{prefix}-moderate", DOWN, "#ffffff", cross=True, size=7, width=1.1, opacity=0.7)
+        + _hatch(f"{prefix}-severe", DOWN_SEVERE, "#ffffff", cross=True, size=5, width=1.0, opacity=0.75)
+        + _hatch(f"{prefix}-maint", MAINTENANCE, "#ffffff", size=6, width=1.4, opacity=0.6)
     )
 
 
@@ -113,64 +154,86 @@ def _tick_label(value: float) -> str:
     return text + " %" if value >= 100 else text
 
 
+def _row(name: str, title: str, value: str, value_class: str, graphic: str, after: str = "") -> str:
+    """One programme's row of a chart: its name and its figure on a line (the figure goes to a line
+    of its own when both do not fit), the graphic under them, then any notes."""
+    return (
+        f'<div class="row"><p class="row-head"><span class="row-name" title="{_e(title)}">{_e(name)}</span> '
+        f'<span class="row-value {value_class}">{_e(value)}</span></p>{graphic}{after}</div>'
+    )
+
+
+def _bar_svg(css_class: str, height: int, label: str, inner: str) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class}" width="100%" height="{height}" role="img" '
+        f'aria-label="{_e(label)}"><title>{_e(label)}</title>{inner}</svg>'
+    )
+
+
 def availability_chart(programmes: Iterable[dict], *, axis_min_percent: float | None = None,
                        title: str = "Availability against SLA target", id_prefix: str = "avail") -> str:
-    """Horizontal bars: each programme's availability on a zoomed axis, its SLA target as a black tick.
+    """One row per programme, in the order given: its availability as a bar on a zoomed axis, its SLA
+    target as a black tick, the figure and verdict in words above the bar.
 
-    Values below the axis start are drawn as a left arrow and labelled "below N %"; a
-    programme without data gets "no data". Missed targets are red and cross-hatched.
+    A value below the axis start fills the whole bar in the miss colour with a broken-axis mark
+    and says "off the scale"; insufficient data is grey and says so; no data is an empty track.
     """
+    from dcops.reports.render import programme_status
+
     rows = list(programmes)
     start = axis_min_percent if axis_min_percent is not None else axis_start(p.get("target_percent") for p in rows)
     span = 100.0 - start
-    top, row_height = 22, 38
-    height = top + row_height * len(rows) + 4
-    met = sum(1 for p in rows if p.get("met") is True)
+    statuses = [programme_status(p) for p in rows]
+    met = statuses.count("met")
+    judged = sum(1 for s in statuses if s in ("met", "missed"))
     desc = (
         f"One bar per programme on an axis from {_tick_label(start)} % to 100 %; a black tick marks the "
-        f"programme's SLA target. {met} of {len(rows)} programmes met their target."
+        f"programme's SLA target. {met} of {judged} programmes judged met their target."
     )
-    out = [_open(id_prefix, height, title, desc, "chart-availability"), f"<defs>{_state_patterns(id_prefix)}</defs>"]
     ticks = _ticks(start)
-    grid = []
+    axis = [_open(id_prefix, 16, title, desc, "chart-axis"), f"<defs>{_state_patterns(id_prefix)}</defs>"]
     for i, tick in enumerate(ticks):
-        x = _x((tick - start) / span)
         anchor = "start" if i == 0 else "end" if i == len(ticks) - 1 else "middle"
-        grid.append(f'<line x1="{x}" x2="{x}" y1="{top - 4}" y2="{height - 2}" stroke="{GRID}"/>')
-        grid.append(f'<text x="{x}" y="12" text-anchor="{anchor}" fill="{MUTED}" font-size="11">{_tick_label(tick)}</text>')
-    out.append("".join(grid))
-    for index, p in enumerate(rows):
-        y = top + index * row_height
-        name = p.get("name") or p.get("slug") or ""
+        axis.append(f'<text x="{_x((tick - start) / span)}" y="12" text-anchor="{anchor}" fill="{MUTED}" '
+                    f'font-size="11">{_tick_label(tick)}</text>')
+    axis.append("</svg>")
+    grid = "".join(f'<line x1="{_x((t - start) / span)}" x2="{_x((t - start) / span)}" y1="0" y2="18" '
+                   f'stroke="{GRID}"/>' for t in ticks[1:-1])
+    out = [f'<div class="chart-rows chart-availability">', "".join(axis)]
+    for p, state in zip(rows, statuses):
         availability = p.get("availability")
         target = p.get("target_percent")
-        state = p.get("met")
         value_text = format_availability(availability)
-        tooltip = f"{name} ({p.get('ministry_name') or p.get('ministry') or ''}): {value_text} against a target of {format_target(target)}"
-        tooltip += {True: ", met", False: ", missed"}.get(state, ", no verdict")
-        row = [f'<text x="0" y="{y + 13}" font-weight="600">{_e(_clip(name))}</text>']
-        bar_y = y + 19
-        row.append(f'<rect x="0" y="{bar_y}" width="100%" height="14" fill="{TRACK}"/>')
+        tooltip = (f"{full_name(p)} ({p.get('ministry_name') or p.get('ministry') or ''}): {value_text} against a "
+                   f"target of {format_target(target)}, {state}")
+        inner = [f'<rect x="0" y="2" width="100%" height="14" fill="{TRACK}"/>', grid]
         if availability is None:
-            label = "no data"
+            label, value_class = "no data", "none"
         else:
             percent = availability * 100
-            fill = UP if state is True else f"url(#{id_prefix}-down)" if state is False else UNKNOWN
+            fill = {"met": UP, "missed": f"url(#{id_prefix}-down)"}.get(state, INSUFFICIENT)
             label = value_text
-            if percent < start:  # clamped: an arrow at the axis start, and the tooltip says so in words
-                row.append(f'<polygon points="0,{bar_y + 7} 9,{bar_y} 9,{bar_y + 14}" fill="{DOWN}"/>')
+            value_class = {"met": "met", "missed": "missed"}.get(state, "none")
+            if percent < start:
+                # Off the scale: a full bar in the state's colour, broken near its left end, and
+                # the words say it, so that it reads as far below and never as an empty "no data".
+                inner.append(f'<rect x="0" y="2" width="100%" height="14" fill="{fill}"/>')
+                inner.append('<path d="M9,0 L15,18 M15,0 L21,18" stroke="#ffffff" stroke-width="3"/>')
+                inner.append(f'<path d="M9,0 L15,18 M15,0 L21,18" stroke="{INK}" stroke-width="1"/>')
                 tooltip += f" (below the axis start, {_tick_label(start)} %)"
+                label += " · off the scale"
             else:
-                row.append(f'<rect x="0" y="{bar_y}" width="{_x((percent - start) / span)}" height="14" fill="{fill}"/>')
-            if state is False:
+                inner.append(f'<rect x="0" y="2" width="{_x((percent - start) / span)}" height="14" fill="{fill}"/>')
+            if state == "missed":
                 label += " · missed"
+            elif state == "insufficient data":
+                label += f" · insufficient data (coverage {format_share(p.get('coverage'), 1)})"
         if target is not None and target >= start:
             tx = _x((target - start) / span)
-            row.append(f'<line x1="{tx}" x2="{tx}" y1="{bar_y - 3}" y2="{bar_y + 17}" stroke="{INK}" stroke-width="2.5"/>')
-        colour = STATUS_TEXT["red"] if state is False else INK
-        row.append(f'<text x="100%" y="{y + 13}" text-anchor="end" fill="{colour}" font-weight="600" {HALO}>{_e(label)}</text>')
-        out.append(f"<g><title>{_e(tooltip)}</title>{''.join(row)}</g>")
-    out.append("</svg>")
+            inner.append(f'<line x1="{tx}" x2="{tx}" y1="0" y2="18" stroke="{INK}" stroke-width="2.5"/>')
+        out.append(_row(chart_name(p), full_name(p), label, value_class,
+                        _bar_svg("bar", 18, tooltip, "".join(inner))))
+    out.append("</div>")
     return "".join(out)
 
 
@@ -189,6 +252,17 @@ def day_state(day: dict) -> str:
     return "up"
 
 
+def day_severity(day: dict) -> str:
+    """day_state with downtime graded: "minor" under 15 min, "moderate" 15 to 60 min, "severe" over an hour."""
+    state = day_state(day)
+    if state != "down":
+        return state
+    down = day.get("down") or 0
+    if down < MINOR_DOWN_SECONDS:
+        return "minor"
+    return "moderate" if down <= SEVERE_DOWN_SECONDS else "severe"
+
+
 def _minutes(seconds: float) -> str:
     return f"{int(seconds / 60 + 0.5):,} min"
 
@@ -204,10 +278,10 @@ def day_tooltip(day: dict) -> str:
 
 
 def _runs(placed: list[tuple[int, dict]]) -> list[list[tuple[int, dict]]]:
-    """Consecutive (column, day) pairs in the same state, grouped."""
+    """Consecutive (column, day) pairs drawn alike, grouped."""
     runs: list[list[tuple[int, dict]]] = []
     for i, day in placed:
-        if runs and runs[-1][-1][0] == i - 1 and day_state(runs[-1][-1][1]) == day_state(day):
+        if runs and runs[-1][-1][0] == i - 1 and day_severity(runs[-1][-1][1]) == day_severity(day):
             runs[-1].append((i, day))
         else:
             runs.append([(i, day)])
@@ -230,12 +304,51 @@ def _day_range(first: str | None, last: str | None, programmes: list[dict]) -> l
     return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
+def _short_day(day: str) -> str:
+    """"2026-10-04" -> "4 Oct"."""
+    try:
+        parsed = date.fromisoformat(day)
+    except (TypeError, ValueError):
+        return str(day)
+    return f"{parsed.day} {MONTHS[parsed.month - 1]}"
+
+
+def down_days_text(days: Iterable[dict], limit: int = DAYS_LISTED) -> str:
+    """The days with downtime in words, for paper and phones: "4 Oct 60 min · 20 Oct 30 min"; past
+    `limit` days, the longest `limit` in date order and "+ N more days"; "" without downtime."""
+    down = [d for d in days if (d.get("down") or 0) > 0]
+    if not down:
+        return ""
+    shown = down
+    if len(down) > limit:
+        longest = sorted(down, key=lambda d: (-(d.get("down") or 0), d.get("day") or ""))[:limit]
+        shown = sorted(longest, key=lambda d: d.get("day") or "")
+    text = " · ".join(f"{_short_day(d.get('day'))} {format_duration(d.get('down'))}" for d in shown)
+    if len(down) > len(shown):
+        rest = len(down) - len(shown)
+        text += f" · + {rest} more day{'' if rest == 1 else 's'}"
+    return text
+
+
+def strip_summary(p: dict) -> str:
+    """A programme's period in a few words: "down 1 h 30 min · maint. 2 h", "no downtime", "no data"."""
+    if p.get("availability") is None and not p.get("downtime_seconds"):
+        return "no data"
+    totals = [
+        f"{label} {format_duration(p.get(key))}"
+        for key, label in (("downtime_seconds", "down"), ("maintenance_seconds", "maint."), ("unknown_seconds", "unknown"))
+        if p.get(key)
+    ]
+    return " · ".join(totals) or "no downtime"
+
+
 def day_strips(programmes: Iterable[dict], *, first_day: str | None = None, last_day: str | None = None,
                title: str = "Day by day", id_prefix: str = "days") -> str:
     """One strip per programme, one cell per local day from first_day to last_day (or the days present).
 
-    Cells: up green, down red cross-hatched, maintenance blue striped, unknown grey; each
-    cell's tooltip gives the day and its minutes in each state.
+    Cells: up blue; downtime cross-hatched orange to dark brown by its length (under 15 min,
+    15 to 60 min, over an hour); maintenance purple striped; unknown grey. Each cell's tooltip
+    gives the day and its minutes; the days with downtime are also written under the strip.
     """
     rows = list(programmes)
     days = _day_range(first_day, last_day, rows)
@@ -244,16 +357,16 @@ def day_strips(programmes: Iterable[dict], *, first_day: str | None = None, last
     xs = [_x(i * width) for i in range(len(days))]
     cell_width = _x(width)
     # Up cells, the most, inherit the group's fill: a month of 200 programmes is 6,200 cells.
-    fills = {"up": "", "down": f' fill="url(#{id_prefix}-down)"', "maintenance": f' fill="url(#{id_prefix}-maint)"',
+    fills = {"up": "", "minor": f' fill="url(#{id_prefix}-minor)"', "moderate": f' fill="url(#{id_prefix}-moderate)"',
+             "severe": f' fill="url(#{id_prefix}-severe)"', "maintenance": f' fill="url(#{id_prefix}-maint)"',
              "unknown": f' fill="{UNKNOWN}"'}
-    top, row_height = 20, 40
-    height = top + row_height * len(rows) + 2
     span = f"{days[0]} to {days[-1]}" if days else "no days"
     desc = (
-        f"One strip per programme, one cell per day from {span}: green up, red cross-hatched any downtime, "
-        "blue striped maintenance, grey unknown (no monitoring data)."
+        f"One strip per programme, one cell per day from {span}: blue up; downtime cross-hatched, orange under "
+        "15 minutes, red-brown 15 to 60 minutes, dark brown over an hour; purple striped maintenance; grey "
+        "unknown (no monitoring data). The days with downtime are listed under each strip."
     )
-    out = [_open(id_prefix, height, title, desc, "chart-days"), f"<defs>{_state_patterns(id_prefix)}</defs>"]
+    axis = [_open(id_prefix, 16, title, desc, "chart-axis"), f"<defs>{_state_patterns(id_prefix)}</defs>"]
     weekly = len(days) <= 62
     for i, day in enumerate(days):
         number, month = int(day[8:10]), MONTHS[int(day[5:7]) - 1]
@@ -264,47 +377,53 @@ def day_strips(programmes: Iterable[dict], *, first_day: str | None = None, last
         else:
             continue
         x, anchor = (xs[i], "start") if i == 0 else (_x((i + 0.5) * width), "middle")
-        out.append(f'<text x="{x}" y="12" text-anchor="{anchor}" fill="{MUTED}" font-size="11">{label}</text>')
-    for index, p in enumerate(rows):
-        y = top + index * row_height
-        name = p.get("name") or p.get("slug") or ""
-        totals = [
-            f"{label} {format_duration(p.get(key))}"
-            for key, label in (("downtime_seconds", "down"), ("maintenance_seconds", "maint."), ("unknown_seconds", "unknown"))
-            if p.get(key)
-        ]
-        out.append(f'<text x="0" y="{y + 13}" font-weight="600">{_e(_clip(name))}</text>')
-        out.append(f'<text x="100%" y="{y + 13}" text-anchor="end" fill="{MUTED}" {HALO}>{_e(" · ".join(totals) or "no downtime")}</text>')
-        out.append(f'<g transform="translate(0 {y + 18})" fill="{UP}" stroke="#ffffff" stroke-width="1">')
+        axis.append(f'<text x="{x}" y="12" text-anchor="{anchor}" fill="{MUTED}" font-size="11">{label}</text>')
+    axis.append("</svg>")
+    out = ['<div class="chart-rows chart-days">', "".join(axis)]
+    for p in rows:
+        summary = strip_summary(p)
         placed = sorted((column[d["day"]], d) for d in p.get("days") or [] if d.get("day") in column)
         cells = []
         if weekly:
             for i, day in placed:
                 cells.append(
-                    f'<rect x="{xs[i]}" width="{cell_width}" height="18"{fills[day_state(day)]}>'
+                    f'<rect x="{xs[i]}" width="{cell_width}" height="18"{fills[day_severity(day)]}>'
                     f"<title>{_e(day_tooltip(day))}</title></rect>"
                 )
         else:
             # Past two months a cell per day is too fine to see and too heavy to send (a year of
-            # 200 programmes is 73,000 cells): consecutive days in the same state share one bar.
+            # 200 programmes is 73,000 cells): consecutive days drawn alike share one bar.
             for run in _runs(placed):
                 first_i, first_day = run[0]
-                last_i, last_day = run[-1]
+                last_i, _last_day = run[-1]
                 cells.append(
                     f'<rect x="{xs[first_i]}" width="{_x(width * (last_i - first_i + 1))}" height="18"'
-                    f'{fills[day_state(first_day)]}><title>{_e(run_tooltip([d for _i, d in run]))}</title></rect>'
+                    f'{fills[day_severity(first_day)]}><title>{_e(run_tooltip([d for _i, d in run]))}</title></rect>'
                 )
-        out.append("".join(cells))
-        out.append("</g>")
-    out.append("</svg>")
+        strip = (
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="strip" width="100%" height="18" role="img" '
+            f'aria-label="{_e(full_name(p))}: {_e(summary)}"><g fill="{UP}" stroke="#ffffff" stroke-width="1">'
+            f'{"".join(cells)}</g></svg>'
+        )
+        listed = down_days_text([d for _i, d in placed])
+        after = f'<p class="row-days"><span class="muted">Downtime:</span> {_e(listed)}</p>' if listed else ""
+        value_class = "missed" if programme_status_of(p) == "missed" else "muted"
+        out.append(_row(chart_name(p), full_name(p), summary, value_class, strip, after))
+    out.append("</div>")
     return "".join(out)
+
+
+def programme_status_of(p: dict) -> str:
+    from dcops.reports.render import programme_status
+
+    return programme_status(p)
 
 
 # --- (c) capacity per cluster and resource ---------------------------------------------------------
 
 
 def _resource_line(r: dict) -> str:
-    usable = format_number(r.get("usable"))
+    usable = format_whole(r.get("usable"))
     used = format_percent(r.get("used_percent"))
     return f"{format_number(r.get('allocated'))} of {usable} usable ({used})"
 
@@ -447,27 +566,32 @@ def legend(kind: str) -> str:
     if kind == "availability":
         items = [
             (_swatch(f'<rect width="22" height="14" fill="{UP}"/>'), "Met SLA target"),
-            (_swatch(f'<rect width="22" height="14" fill="url(#{p}-down)"/>', _state_patterns(p)), "Missed SLA target"),
+            (_swatch(f'<rect width="22" height="14" fill="url(#{p}-down)"/>'), "Missed SLA target"),
+            (_swatch(f'<rect width="22" height="14" fill="{INSUFFICIENT}"/>'), "Insufficient data"),
             (_swatch(f'<rect width="22" height="14" fill="{TRACK}"/><line x1="11" x2="11" y1="0" y2="14" stroke="{INK}" stroke-width="2.5"/>'), "SLA target"),
+            (_swatch(f'<rect width="22" height="14" fill="url(#{p}-down)"/><path d="M6,0 L11,14 M11,0 L16,14" stroke="#ffffff" stroke-width="3"/><path d="M6,0 L11,14 M11,0 L16,14" stroke="{INK}" stroke-width="1"/>'), "Off the scale (below the axis)"),
         ]
     elif kind == "days":
         items = [
             (_swatch(f'<rect width="22" height="14" fill="{UP}"/>'), "Up (no downtime)"),
-            (_swatch(f'<rect width="22" height="14" fill="url(#{p}-down)"/>', _state_patterns(p)), "Some downtime"),
-            (_swatch(f'<rect width="22" height="14" fill="url(#{p}-maint)"/>', _state_patterns(p)), "Maintenance"),
+            (_swatch(f'<rect width="22" height="14" fill="url(#{p}-minor)"/>'), "Down under 15 min"),
+            (_swatch(f'<rect width="22" height="14" fill="url(#{p}-moderate)"/>'), "Down 15 to 60 min"),
+            (_swatch(f'<rect width="22" height="14" fill="url(#{p}-severe)"/>'), "Down over 1 h"),
+            (_swatch(f'<rect width="22" height="14" fill="url(#{p}-maint)"/>'), "Maintenance"),
             (_swatch(f'<rect width="22" height="14" fill="{UNKNOWN}"/>'), "Mostly unknown (no data)"),
         ]
     elif kind == "capacity":
-        defs = _capacity_patterns(p)
         items = [
             (_swatch(f'<rect width="22" height="14" fill="{STATUS_FILL["green"]}"/>'), "Allocated (coloured by status)"),
-            (_swatch(f'<rect width="22" height="14" fill="{STATUS_FILL["green"]}"/><rect width="22" height="14" fill="url(#{p}-approved)"/>', defs), "Approved, not yet provisioned"),
+            (_swatch(f'<rect width="22" height="14" fill="{STATUS_FILL["green"]}"/><rect width="22" height="14" fill="url(#{p}-approved)"/>'), "Approved, not yet provisioned"),
             (_swatch(f'<rect x="1" y="1" width="20" height="12" fill="none" stroke="{INK}" stroke-dasharray="3 2"/>'), "Submitted requests"),
             (_swatch(f'<rect width="22" height="14" fill="{TRACK}"/>'), "Free, usable"),
             (_swatch(f'<line x1="11" x2="11" y1="0" y2="14" stroke="{INK}" stroke-width="2"/>'), "Usable limit"),
-            (_swatch(f'<rect width="22" height="14" fill="url(#{p}-buffer)"/>', defs), "Buffer"),
-            (_swatch(f'<rect width="22" height="14" fill="url(#{p}-n1)"/>', defs), "N+1 reserve (largest host)"),
+            (_swatch(f'<rect width="22" height="14" fill="url(#{p}-buffer)"/>'), "Buffer"),
+            (_swatch(f'<rect width="22" height="14" fill="url(#{p}-n1)"/>'), "N+1 reserve (largest host)"),
         ]
     else:
         raise ValueError(f"no legend for {kind!r}")
-    return '<ul class="legend">' + "".join(f"<li>{swatch}<span>{_e(text)}</span></li>" for swatch, text in items) + "</ul>"
+    patterns = _capacity_patterns(p) if kind == "capacity" else _state_patterns(p)
+    # The patterns once, in a drawing of no size: every swatch refers to them (ids stay unique).
+    return f'<svg xmlns="http://www.w3.org/2000/svg" width="0" height="0" class="defs" aria-hidden="true"><defs>{patterns}</defs></svg>' + '<ul class="legend">' + "".join(f"<li>{swatch}<span>{_e(text)}</span></li>" for swatch, text in items) + "</ul>"

@@ -13,14 +13,18 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dcops import display
 from dcops.errors import UserError
+from dcops.reports.capacity import HORIZON_DAYS, HORIZON_YEARS
 from dcops.resources import templates_dir
 
 FORMATS = ("md", "html", "csv", "json")
 KINDS = ("uptime", "capacity")
 TEMPLATE_FORMATS = ("md", "html")
 
-NA = "n/a"
+NO_DATA = display.NO_DATA  # no data is a dash, never "0 min" or "n/a"
+NA = NO_DATA  # the name templates and older callers used
+MINUTES_PER_DAY = 24 * 60
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 RESOURCE_LABELS = {"vcpu": "vCPU", "ram_gib": "RAM (GiB)", "storage_gib": "Storage (GiB)"}
 STATUS_LABELS = {"red": "Red", "amber": "Amber", "green": "Green"}
@@ -30,8 +34,9 @@ STATUS_ORDER = ("red", "amber", "green")
 INCIDENT_LIST_LIMIT = 100
 
 UPTIME_COLUMNS = (
-    "ministry", "ministry_name", "programme", "programme_name", "tier", "tier_name", "target_percent",
-    "availability", "met", "period_seconds", "up_seconds", "downtime_seconds", "maintenance_seconds",
+    "ministry", "ministry_name", "programme", "programme_name", "short_name", "tier", "tier_name", "target_percent",
+    "availability", "met", "status", "availability_attributable", "sla_basis", "period_seconds", "up_seconds",
+    "downtime_seconds", "downtime_own_seconds", "downtime_dependency_seconds", "maintenance_seconds",
     "late_maintenance_seconds", "unknown_seconds", "coverage", "incident_count", "longest_incident_seconds",
     "mttr_seconds", "mtbf_seconds", "error_budget_used_percent", "partial", "monitored",
 )
@@ -63,17 +68,23 @@ def default_templates_dir() -> Path:
 
 
 def format_duration(seconds: float | None) -> str:
-    """Seconds for people, to the minute: 4800 -> "1 h 20 min"; 2700 -> "45 min"; 0 -> "0 min"; None -> "n/a".
+    """Seconds for people, to the minute: 4800 -> "1 h 20 min"; 2700 -> "45 min"; 0 -> "0 min"; None -> "—".
 
-    A duration above zero but under half a minute is "under 1 min", never "0 min".
+    A duration above zero but under half a minute is "under 1 min", never "0 min". From a day
+    on, in days and hours (to the hour): 100800 -> "1 day 4 h"; 1209600 -> "14 days".
     """
     if seconds is None:
-        return NA
+        return NO_DATA
     if seconds <= 0:
         return "0 min"
     minutes = int(seconds / 60 + 0.5)
     if minutes == 0:
         return "under 1 min"
+    if minutes >= MINUTES_PER_DAY:
+        hours = int(minutes / 60 + 0.5)
+        days, hours = divmod(hours, 24)
+        text = "1 day" if days == 1 else f"{days:,} days"
+        return f"{text} {hours} h" if hours else text
     hours, minutes = divmod(minutes, 60)
     if hours == 0:
         return f"{minutes} min"
@@ -84,35 +95,26 @@ def format_duration(seconds: float | None) -> str:
 
 def format_share(ratio: float | None, digits: int = 2) -> str:
     """A 0-1 ratio as a percent, rounded DOWN: 0.99996 -> "99.99 %", so that only 1.0 shows 100 %."""
-    if ratio is None:
-        return NA
-    scale = 10 ** (digits + 2)
-    # The epsilon absorbs float noise (0.99876 * 1e5 = 99875.99999...).
-    value = math.floor(ratio * scale + 1e-6) / 10**digits
-    return f"{value:.{digits}f} %"
+    return display.share(ratio, digits)
 
 
 def format_availability(ratio: float | None) -> str:
-    """Availability (0-1) as a percent with 3 decimals, rounded down: 0.99876 -> "99.876 %"; None -> "n/a"."""
-    return format_share(ratio, 3)
+    """Availability (0-1) as a percent with 3 decimals, rounded down: 0.99876 -> "99.876 %"; None -> "—"."""
+    return display.share(ratio, 3)
 
 
 def format_percent(value: float | None, digits: int = 1) -> str:
-    """A 0-100 percent: 51.234 -> "51.2 %"; None -> "n/a"."""
-    if value is None:
-        return NA
-    return f"{value:,.{digits}f} %"
+    """A 0-100 percent: 51.234 -> "51.2 %"; None -> "—"."""
+    return display.percent(value, digits)
 
 
 def format_target(value: float | None) -> str:
     """An SLA target percent as written: 99.9 -> "99.9 %", 99.95 -> "99.95 %"."""
-    if value is None:
-        return NA
-    return f"{float(value):.6g} %"
+    return display.percent(value)
 
 
 def format_number(value: Any) -> str:
-    """1500000 -> "1,500,000"; 390.4 -> "390.4"; 576.0 -> "576"; True -> "yes"; None -> "n/a"."""
+    """1500000 -> "1,500,000"; 390.4 -> "390.4"; 576.0 -> "576"; True -> "yes"; None -> "—"."""
     if value is None:
         return NA
     if isinstance(value, bool):
@@ -126,15 +128,15 @@ def format_number(value: Any) -> str:
     return str(value)
 
 
-def format_money(amount: float | None, currency: str = "LAK") -> str:
-    """45000000 -> "LAK 45,000,000"; None -> "n/a"."""
-    if amount is None:
-        return NA
-    return f"{currency} {round(amount):,}"
+def format_money(amount: float | None, currency: str = display.CURRENCY) -> str:
+    """45000000 -> "45,000,000 LAK" (the house style, dcops.display.lak); None -> "—"."""
+    if currency == display.CURRENCY:
+        return display.lak(amount)
+    return NO_DATA if amount is None else f"{round(amount):,} {currency}"
 
 
 def format_days(days: float | None) -> str:
-    """380.8 -> "381 days"; 1 -> "1 day"; None -> "n/a"."""
+    """380.8 -> "381 days"; 1 -> "1 day"; None -> "—"."""
     if days is None:
         return NA
     whole = int(days + 0.5) if days >= 0 else -int(-days + 0.5)
@@ -142,7 +144,7 @@ def format_days(days: float | None) -> str:
 
 
 def format_date(day: str | None) -> str:
-    """"2026-10-01" -> "1 Oct 2026" (English month names whatever the locale); None -> "n/a"."""
+    """"2026-10-01" -> "1 Oct 2026" (English month names whatever the locale); None -> "—"."""
     if day is None:
         return NA
     try:
@@ -158,7 +160,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def format_time(moment: str | None, tz: str, with_zone: bool = False) -> str:
-    """An ISO 8601 UTC time in the time zone `tz`: "2026-10-01T03:00:00Z" -> "2026-10-01 10:00"; None -> "n/a"."""
+    """An ISO 8601 UTC time in the time zone `tz`: "2026-10-01T03:00:00Z" -> "2026-10-01 10:00"; None -> "—"."""
     if moment is None:
         return NA
     try:
@@ -196,28 +198,60 @@ def format_resource(resource: str | None) -> str:
 
 
 def format_status(status: str | None) -> str:
-    """red -> "Red"; None -> "n/a"."""
+    """red -> "Red"; None -> "—"."""
     if status is None:
         return NA
     return STATUS_LABELS.get(status, str(status))
 
 
 def describe_forecast(forecast: dict | None) -> str:
-    """One line on a resource's run-out forecast: "runs out 14 Dec 2027 (in 381 days)", "not enough history"..."""
+    """One line on a resource's run-out forecast: "runs out 14 Dec 2027 (in 381 days)", "not within 3 years",
+    "unknown — not enough history"..."""
     if not forecast:
         return "no forecast"
     state = forecast.get("status")
     if state == "ok":
-        if forecast.get("runs_out_on") is None:
-            return "runs out beyond any date shown"
-        return f"runs out {format_date(forecast['runs_out_on'])} (in {format_days(forecast.get('days_left'))})"
+        days_left = forecast.get("days_left")
+        # A straight line read decades ahead is no forecast: past the horizon, no date is claimed.
+        if forecast.get("runs_out_on") is None or (days_left is not None and days_left > HORIZON_DAYS):
+            return f"not within {HORIZON_YEARS} years"
+        return f"runs out {format_date(forecast['runs_out_on'])} (in {format_days(days_left)})"
     if state == "exhausted":
         return "exhausted: at or over the usable capacity now"
     if state == "not growing":
         return "not growing: no run-out date"
     if state == "not enough history":
-        return "not enough history to forecast"
+        return f"unknown {NO_DATA} not enough history"
     return str(state)
+
+
+def format_whole(value: float | None) -> str:
+    """An amount of a resource in whole units, rounded down (0.4 vCPU cannot be handed out): 390.4 -> "390"."""
+    if value is None:
+        return NO_DATA
+    return f"{math.floor(value + 1e-9):,}"
+
+
+def describe_n_plus_one(resource: dict) -> str:
+    """The N+1 reserve of a resource: its amount, "n/a (shared storage)" for storage without host
+    sizes (it is not on the hosts), or "hosts unknown"."""
+    if resource.get("n_plus_one_known", True):
+        return format_number(resource.get("n_plus_one_reserve"))
+    if resource.get("resource") == "storage_gib":
+        return "n/a (shared storage)"
+    return "hosts unknown"
+
+
+def css_string(text: Any) -> str:
+    """Text as a quoted CSS string (for a print page's running title): anything but letters, digits,
+    spaces and plain punctuation as a CSS escape, so that no quote, backslash or "</style>" gets out."""
+    out = []
+    for char in str(text):
+        if char.isalnum() and char.isascii() or char in " .,:;()-_/#+·":
+            out.append(char)
+        else:
+            out.append(f"\\{ord(char):06x}")
+    return '"' + "".join(out) + '"'
 
 
 def escape_markdown(text: str) -> str:
@@ -235,10 +269,108 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
         return None
 
 
-def _uptime_view(document: dict) -> dict:
+STATUSES = ("missed", "insufficient data", "met")
+SORTS = ("status", "budget", "name")
+SORT_CAPTIONS = {
+    "status": "missed first, then insufficient data, then met; within each, by error budget used, highest first",
+    "budget": "by error budget used, highest first",
+    "name": "by name",
+}
+ATTRIBUTED_TO = {"data-centre": "the data centre", "ministry-application": "the ministry's application"}
+
+
+def programme_status(p: dict) -> str:
+    """"met", "missed" or "insufficient data": the document's `status`, or, in a document from
+    before it had one, the verdict `met` (no verdict is insufficient data)."""
+    status = p.get("status")
+    if status in STATUSES:
+        return status
+    return {True: "met", False: "missed"}.get(p.get("met"), "insufficient data")
+
+
+def sort_programmes(programmes: list[dict], sort: str = "status") -> list[dict]:
+    """Programmes in a report's order: "status" (missed, insufficient data, met; each by error budget
+    used, highest first), "budget" (error budget used, highest first) or "name"."""
+    if sort not in SORTS:
+        raise UserError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
+
+    def budget(p: dict) -> float:
+        used = p.get("error_budget_used_percent")
+        return -1.0 if used is None else float(used)
+
+    def name(p: dict) -> str:
+        return (p.get("name") or p.get("slug") or "").casefold()
+
+    if sort == "name":
+        return sorted(programmes, key=lambda p: (name(p), p.get("slug") or ""))
+    if sort == "budget":
+        return sorted(programmes, key=lambda p: (-budget(p), name(p)))
+    return sorted(programmes, key=lambda p: (STATUSES.index(programme_status(p)), -budget(p), name(p)))
+
+
+def _union_seconds(intervals: list[tuple[str | None, str | None]]) -> float:
+    """Real time covered by intervals of ISO times, overlaps counted once."""
+    parsed = []
+    for start, end in intervals:
+        try:
+            parsed.append((datetime.fromisoformat(start), datetime.fromisoformat(end)))
+        except (TypeError, ValueError):
+            continue
+    total, reach = 0.0, None
+    for start, end in sorted(parsed):
+        if reach is None or start > reach:
+            total += (end - start).total_seconds()
+            reach = end
+        elif end > reach:
+            total += (end - reach).total_seconds()
+            reach = end
+    return total
+
+
+def describe_attributed_to(value: str | None, names: dict[str, str] | None = None) -> str:
+    """An operator's attribution in words: "dependency:gfis" -> "dependency: GFIS"; None -> "—"."""
+    if not value:
+        return NO_DATA
+    if value in ATTRIBUTED_TO:
+        return ATTRIBUTED_TO[value]
+    kind, _, name = str(value).partition(":")
+    if kind == "external" and name:
+        return f"external: {name}"
+    if kind == "dependency" and name:
+        return f"dependency: {(names or {}).get(name, name)}"
+    return str(value)
+
+
+def describe_attribution(incident: dict, names: dict[str, str] | None = None) -> str:
+    """Where an incident's downtime came from: "own 30 min · dependency 60 min (National ID service,
+    external)"; "" when the document has no attribution."""
+    attribution = incident.get("attribution")
+    if not attribution:
+        return ""
+    parts = []
+    own = attribution.get("own_seconds")
+    dependency = attribution.get("dependency_seconds")
+    if own:
+        parts.append(f"own {format_duration(own)}")
+    if dependency:
+        deps = []
+        for d in attribution.get("dependencies") or []:
+            label = (names or {}).get(d.get("name"), d.get("name")) if d.get("kind") == "hosted" else d.get("name")
+            deps.append(f"{label}, {d.get('kind') or 'dependency'}{', root' if d.get('root') else ''}")
+        parts.append(f"dependency {format_duration(dependency)}" + (f" ({'; '.join(deps)})" if deps else ""))
+    text = " · ".join(parts) or "no downtime"
+    if attribution.get("source") == "operator":
+        text += "; set by an operator"
+    return text
+
+
+def _uptime_view(document: dict, sort: str = "status") -> dict:
     """Lists and counts the uptime templates show, derived from the document (no new figures)."""
-    programmes = document.get("programmes") or []
-    names = {p["slug"]: p.get("name") or p["slug"] for p in programmes}
+    listed = document.get("programmes") or []
+    # Documents from before not-monitored programmes were listed apart had them here, without figures.
+    programmes = [p for p in listed if not (p.get("availability") is None and p.get("status") is None)]
+    old_no_data = [p for p in listed if p.get("availability") is None and p.get("status") is None]
+    names = {p["slug"]: p.get("short_name") or p.get("name") or p["slug"] for p in listed}
     late_windows: dict[Any, dict] = {}
     for programme in programmes:
         for window in programme.get("late_windows") or []:
@@ -249,6 +381,8 @@ def _uptime_view(document: dict) -> dict:
             entry["programmes"].append(programme.get("name") or programme["slug"])
     late_ids = {window.get("id") for window in late_windows.values() if window.get("id") is not None}
     maintenance = []
+    affected: set[str] = set()
+    affected_known = True
     for window in document.get("maintenance") or []:
         if window.get("programme"):
             target = names.get(window["programme"], window["programme"])
@@ -256,17 +390,25 @@ def _uptime_view(document: dict) -> dict:
             target = f"cluster {window['cluster']}"
         else:
             target = "all programmes"
+        if window.get("programmes") is not None:
+            affected.update(window["programmes"])
+        else:
+            affected_known = False
         maintenance.append(
             {
                 **window,
                 "target": target,
                 "seconds": _seconds_between(window.get("start"), window.get("end")),
                 "late": window.get("id") in late_ids,
+                "affected": [names.get(slug, slug) for slug in window.get("programmes") or []],
             }
         )
+    if not affected_known:  # a document from before windows named their programmes
+        affected = {p["slug"] for p in programmes if p.get("maintenance_seconds")}
     incidents = sorted(
         (
-            {**incident, "programme": programme["slug"], "programme_name": names[programme["slug"]]}
+            {**incident, "programme": programme["slug"], "programme_name": programme.get("name") or programme["slug"],
+             "short_name": programme.get("short_name")}
             for programme in programmes
             for incident in programme.get("incidents") or []
         ),
@@ -277,23 +419,52 @@ def _uptime_view(document: dict) -> dict:
         longest = sorted(incidents, key=lambda row: (-(row.get("seconds") or 0), row.get("start") or ""))
         kept = {id(row) for row in longest[:INCIDENT_LIST_LIMIT]}
         incidents = [row for row in incidents if id(row) in kept]
+    if "major_incidents" in document:
+        major = list(document.get("major_incidents") or [])
+    else:
+        major = [row for row in incidents if row.get("major")]
     rollup = document.get("data_centre") or {}
-    counted = (rollup.get("programmes_met") or 0) + (rollup.get("programmes_missed") or 0)
+    statuses = [programme_status(p) for p in programmes]
+    not_monitored = list(document.get("not_monitored") or []) + [
+        {**p, "reason": "no results"} for p in old_no_data]
+    counts = {
+        "monitored": rollup.get("programmes_monitored", len(programmes)),
+        "met": rollup.get("programmes_met", statuses.count("met")),
+        "missed": rollup.get("programmes_missed", statuses.count("missed")),
+        "insufficient": rollup.get("programmes_insufficient_data", statuses.count("insufficient data")),
+        "not_monitored": rollup.get("programmes_not_monitored", len(not_monitored)),
+    }
+    with_downtime = [p for p in programmes if p.get("downtime_seconds")]
+    most_down = max(with_downtime, key=lambda p: p.get("downtime_seconds") or 0, default=None)
     period = document.get("period") or {}
     tz = period.get("timezone") or "UTC"
+    settings = document.get("settings") or {}
+    ordered = sort_programmes(programmes, sort)
     return {
-        "missed": [p for p in programmes if p.get("met") is False],
-        "no_data": [p for p in programmes if p.get("availability") is None],
-        # Programmes without any up or down time are listed apart (documents before that list had
-        # them among the programmes, with no figures).
-        "not_monitored": list(document.get("not_monitored") or []),
-        "no_data_count": max(0, (rollup.get("programmes") or 0) - counted) + len(document.get("not_monitored") or []),
+        "programmes": ordered,
+        "sort": sort,
+        "sort_caption": SORT_CAPTIONS[sort],
+        "missed": [p for p in ordered if programme_status(p) == "missed"],
+        "insufficient": [p for p in ordered if programme_status(p) == "insufficient data"],
+        "not_monitored": not_monitored,
+        "counts": counts,
+        "no_data_count": counts["not_monitored"],
+        "with_downtime": len(with_downtime),
+        "most_down": most_down,
         "incidents": incidents,
         "incidents_total": incidents_total,
+        "major_incidents": major,
+        "has_major_key": "major_incidents" in document,
         "maintenance": maintenance,
+        "maintenance_seconds": _union_seconds([(w.get("start"), w.get("end")) for w in maintenance]),
+        "maintenance_affected": len(affected),
         "late_windows": list(late_windows.values()),
         "late_count": len(late_windows),
         "has_unknown": bool(rollup.get("unknown_seconds")),
+        "has_attribution": any("availability_attributable" in p for p in programmes),
+        "min_coverage_percent": settings.get("min_coverage_percent"),
+        "major_budget_percent": settings.get("major_incident_budget_percent"),
+        "names": names,
         "tz_offset": utc_offset(tz, period.get("start")),
         "filters": {key: value for key, value in (document.get("filters") or {}).items() if value is not None},
         "partial_programmes": [p for p in programmes if p.get("partial")],
@@ -307,18 +478,31 @@ def _capacity_view(document: dict) -> dict:
     counts = {status: 0 for status in STATUS_ORDER}
     earliest = None
     unknown_n_plus_one = []
+    no_history = []
     for site in document.get("sites") or []:
         for cluster in site.get("clusters") or []:
             clusters.append({"site": site, "cluster": cluster})
             if cluster.get("status") in counts:
                 counts[cluster["status"]] += 1
-            if cluster.get("earliest_run_out") and (earliest is None or cluster["earliest_run_out"] < earliest[0]):
-                earliest = (cluster["earliest_run_out"], cluster["name"])
+            for resource in cluster.get("resources") or []:
+                # The first run-out the forecasts stand behind: within the horizon (a document from
+                # before the horizon may name a cluster's run-out a century away).
+                forecast = resource.get("forecast") or {}
+                day, days_left = forecast.get("runs_out_on"), forecast.get("days_left")
+                if forecast.get("status") not in ("ok", "exhausted") or day is None:
+                    continue
+                if days_left is not None and days_left > HORIZON_DAYS:
+                    continue
+                if earliest is None or day < earliest[0]:
+                    earliest = (day, cluster["name"])
             for resource in cluster.get("resources") or []:
                 if resource.get("status") in ("red", "amber"):
                     attention.append({"site": site, "cluster": cluster, "resource": resource})
-                if not resource.get("n_plus_one_known", True):
+                # Storage without host sizes is shared storage, not hosts left unrecorded.
+                if not resource.get("n_plus_one_known", True) and resource.get("resource") != "storage_gib":
                     unknown_n_plus_one.append({"cluster": cluster, "resource": resource})
+                if (resource.get("forecast") or {}).get("status") == "not enough history":
+                    no_history.append({"cluster": cluster, "resource": resource})
     attention.sort(
         key=lambda row: (
             STATUS_ORDER.index(row["resource"]["status"]),
@@ -337,6 +521,8 @@ def _capacity_view(document: dict) -> dict:
         "attention": attention,
         "earliest": {"day": earliest[0], "cluster": earliest[1]} if earliest else None,
         "unknown_n_plus_one": unknown_n_plus_one,
+        "no_history": no_history,
+        "horizon_years": HORIZON_YEARS,
         "ministry_names": ministry_names,
         "unpriced": [(m, slug) for m in cost.get("ministries") or [] for slug in m.get("unpriced") or []],
         "approved_count": len(pipeline.get("approved") or []),
@@ -379,20 +565,23 @@ def _csv(header: tuple[str, ...], rows: list[tuple]) -> str:
 def _uptime_rows(document: dict) -> list[tuple]:
     rows = []
     for p in document.get("programmes") or []:
+        monitored = not (p.get("availability") is None and p.get("status") is None)
         rows.append(
             (
-                p.get("ministry"), p.get("ministry_name"), p.get("slug"), p.get("name"), p.get("tier"),
-                p.get("tier_name"), p.get("target_percent"), p.get("availability"), p.get("met"),
-                p.get("period_seconds"), p.get("up_seconds"), p.get("downtime_seconds"), p.get("maintenance_seconds"),
+                p.get("ministry"), p.get("ministry_name"), p.get("slug"), p.get("name"), p.get("short_name"),
+                p.get("tier"), p.get("tier_name"), p.get("target_percent"), p.get("availability"), p.get("met"),
+                programme_status(p) if monitored else "not monitored", p.get("availability_attributable"),
+                p.get("sla_basis"), p.get("period_seconds"), p.get("up_seconds"), p.get("downtime_seconds"),
+                p.get("downtime_own_seconds"), p.get("downtime_dependency_seconds"), p.get("maintenance_seconds"),
                 p.get("late_maintenance_seconds"), p.get("unknown_seconds"), p.get("coverage"), p.get("incident_count"),
                 p.get("longest_incident_seconds"), p.get("mttr_seconds"), p.get("mtbf_seconds"),
-                p.get("error_budget_used_percent"), p.get("partial"), True,
+                p.get("error_budget_used_percent"), p.get("partial"), monitored,
             )
         )
     for p in document.get("not_monitored") or []:
-        rows.append((p.get("ministry"), p.get("ministry_name"), p.get("slug"), p.get("name"), p.get("tier"),
-                     p.get("tier_name"), p.get("target_percent"), None, None, p.get("period_seconds"),
-                     *([None] * 11), False))
+        rows.append((p.get("ministry"), p.get("ministry_name"), p.get("slug"), p.get("name"), p.get("short_name"),
+                     p.get("tier"), p.get("tier_name"), p.get("target_percent"), None, None, "not monitored", None,
+                     None, p.get("period_seconds"), *([None] * 14), False))
     return rows
 
 
@@ -490,7 +679,13 @@ def _environment(fmt: str, search_path: tuple[str, ...]):
         resource=format_resource,
         status=format_status,
         forecast=describe_forecast,
+        attributed_to=describe_attributed_to,
+        attribution=describe_attribution,
+        programme_status=programme_status,
+        n_plus_one=describe_n_plus_one,
+        whole=format_whole,
     )
+    env.filters["css_string"] = lambda value: Markup(css_string(value))
 
     def safe(function):
         def wrapper(*args, **kwargs):
@@ -506,6 +701,8 @@ def _environment(fmt: str, search_path: tuple[str, ...]):
         sparkline=safe(charts.sparkline),
         legend=safe(charts.legend),
         status_mark=safe(charts.status_mark),
+        chart_name=charts.chart_name,
+        full_name=charts.full_name,
     )
     return env
 
@@ -520,7 +717,7 @@ def _template_location(tb) -> tuple[str, int] | None:
     return found
 
 
-def _render_template(document: dict, kind: str, fmt: str, template: Path | None) -> str:
+def _render_template(document: dict, kind: str, fmt: str, template: Path | None, sort: str = "status") -> str:
     import jinja2
 
     defaults = default_templates_dir()
@@ -544,7 +741,7 @@ def _render_template(document: dict, kind: str, fmt: str, template: Path | None)
         _zone(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise UserError(f"unknown time zone {tz!r} in the report document") from None
-    view = _uptime_view(document) if kind == "uptime" else _capacity_view(document)
+    view = _uptime_view(document, sort) if kind == "uptime" else _capacity_view(document)
 
     env = _environment(fmt, search_path)
     try:
@@ -590,13 +787,17 @@ def format_for(fmt: str | None, path: Path | str | None) -> str:
                     f"or end the name in {', '.join(sorted(EXTENSION_FORMATS))}")
 
 
-def render(document: dict, fmt: str, *, template: Path | None = None) -> str:
+def render(document: dict, fmt: str, *, template: Path | None = None, sort: str = "status") -> str:
     """A report document as text: "md" and "html" from Jinja2 templates, "csv" or "json".
 
     html and md use templates/reports/{kind}.{fmt}.j2, or `template` (an operator's edited
-    copy; it may extend or import the default templates by name). The output depends on the
-    document alone: the same document gives byte-identical text.
+    copy; it may extend or import the default templates by name). `sort` orders an uptime
+    report's programmes: "status" (missed, insufficient data, met, each by error budget used),
+    "budget" or "name". The output depends on the document (and those choices) alone: the same
+    document gives byte-identical text.
     """
+    if sort not in SORTS:
+        raise UserError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
     if fmt not in FORMATS:
         raise UserError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
     kind = document.get("kind")
@@ -608,4 +809,4 @@ def render(document: dict, fmt: str, *, template: Path | None = None) -> str:
         return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     if fmt == "csv":
         return render_csv(document)
-    return _render_template(document, kind, fmt, template)
+    return _render_template(document, kind, fmt, template, sort)
