@@ -184,10 +184,11 @@ def updates_of(conn: Connection, numbers: Iterable[int]) -> dict[int, list[dict]
 
 
 def list_incidents(database: Database, *, start: datetime, end: datetime, actor: "Actor | str | None" = None,
-                   programme: str | None = None, status: str | None = None, now: datetime | None = None
-                   ) -> list[dict]:
+                   programme: str | None = None, status: str | None = None, now: datetime | None = None,
+                   tz=None, major_incident_budget_percent: float = 50.0) -> list[dict]:
     """The incidents overlapping [start, end) (and every one still open), newest first; the
-    history is brought up to date first (a repair, if a writer stopped half-way)."""
+    history is brought up to date first (a repair, if a writer stopped half-way). Given the data
+    centre's zone `tz`, each carries its figures from the uptime report of the month it began."""
     reader = as_actor(actor)
     now = now or utcnow()
     if status is not None and status not in INCIDENT_TRANSITIONS:
@@ -206,11 +207,45 @@ def list_incidents(database: Database, *, start: datetime, end: datetime, actor:
         if status is not None and status != "merged":
             query = query.where(T_INCIDENT.c.status == status)
         rows = conn.execute(query.order_by(T_INCIDENT.c.started_at.desc(), T_INCIDENT.c.id.desc())).all()
-    return [as_dict(row, now=now) for row in rows]
+        found = [as_dict(row, now=now) for row in rows]
+        if tz is not None:
+            _with_report_figures(conn, found, tz=tz, now=now, major_incident_budget_percent=major_incident_budget_percent)
+    return found
 
 
-def show(database: Database, number: int, *, actor: "Actor | str | None" = None, now: datetime | None = None) -> dict:
-    """One incident with its timed updates."""
+def _with_report_figures(conn: Connection, found: list[dict], *, tz, now: datetime,
+                         major_incident_budget_percent: float) -> None:
+    """Each incident's figures as the uptime report of the month it began gives them: the downtime
+    that counts (outside announced maintenance), its attribution, whether it is major."""
+    from dcops.reports.documents import resolve_period, uptime_document
+
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for incident in found:
+        began = datetime.fromisoformat(incident["start"].replace("Z", "+00:00")).astimezone(tz)
+        groups.setdefault((f"{began:%Y-%m}", incident["programme"]), []).append(incident)
+    for (month, slug), members in groups.items():
+        period = resolve_period(month, None, None, tz)
+        document = uptime_document(conn, period, tz=tz, now=now, data_centre_name="", programme=slug,
+                                   major_incident_budget_percent=major_incident_budget_percent)
+        computed: dict[int, list[dict]] = {}
+        for programme in document["programmes"]:
+            for piece in programme["incidents"]:
+                if piece["number"] is not None:
+                    computed.setdefault(piece["number"], []).append(piece)
+        for incident in members:
+            pieces = computed.get(incident["number"], [])
+            incident["counted_seconds"] = sum(p["seconds"] for p in pieces)
+            incident["own_seconds"] = sum(p["attribution"]["own_seconds"] for p in pieces)
+            incident["dependency_seconds"] = sum(p["attribution"]["dependency_seconds"] for p in pieces)
+            incident["dependencies"] = [d for p in pieces for d in p["attribution"]["dependencies"]]
+            incident["major"] = any(p["major"] for p in pieces)
+            budget = [p["error_budget_used_percent"] for p in pieces if p["error_budget_used_percent"] is not None]
+            incident["error_budget_used_percent"] = round(sum(budget), 4) if budget else None
+
+
+def show(database: Database, number: int, *, actor: "Actor | str | None" = None, now: datetime | None = None,
+         tz=None, major_incident_budget_percent: float = 50.0) -> dict:
+    """One incident with its timed updates (and, given `tz`, its figures, as list_incidents gives them)."""
     reader = as_actor(actor)
     now = now or utcnow()
     with database.transaction(immediate=True) as conn:
@@ -218,6 +253,9 @@ def show(database: Database, number: int, *, actor: "Actor | str | None" = None,
         row = _incident(conn, reader, number, "incident.read")
         found = as_dict(row, now=now)
         found["updates"] = updates_of(conn, [number])[number]
+        if tz is not None:
+            _with_report_figures(conn, [found], tz=tz, now=now,
+                                 major_incident_budget_percent=major_incident_budget_percent)
     return found
 
 
