@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from dcops.access import Actor, as_actor, authorize
@@ -96,7 +96,7 @@ def _overlapping(start: datetime | None, end: datetime | None):
         conditions.append(T_OUTAGE.c.started_at < end)
     if start is not None:
         conditions.append(or_(T_OUTAGE.c.ended_at.is_(None), T_OUTAGE.c.ended_at > start))
-    return and_(*conditions)
+    return and_(true(), *conditions)
 
 
 def _down_at(now: datetime):
@@ -124,7 +124,7 @@ def list_components(conn: Connection, *, actor: "Actor | str | None" = None, now
 def show_component(conn: Connection, slug: str, *, actor: "Actor | str | None" = None,
                    now: datetime | None = None, recent: int = RECENT_OUTAGES) -> dict:
     """One component with the programmes that depend on it ({slug, name, ministry, status}, by slug)
-    and its `recent` latest outages (newest first, cancelled ones too, marked)."""
+    and its `recent` latest outages (Outage records, newest first, cancelled ones too)."""
     authorize(as_actor(actor), "external.read")
     now = now or utcnow()
     row = conn.execute(select(T_COMPONENT).where(T_COMPONENT.c.slug == slug)).first()
@@ -142,7 +142,7 @@ def show_component(conn: Connection, slug: str, *, actor: "Actor | str | None" =
             "contact": row.contact,
             "dependants": [{"slug": d[0], "name": d[1], "ministry": d[2], "status": d[3]} for d in dependants],
             "outage_now": under_way[0] if under_way else None,
-            "outages": [o.as_dict() for o in outages]}
+            "outages": outages}
 
 
 def list_outages(conn: Connection, *, component: str | None = None, start: datetime | None = None,
@@ -201,7 +201,7 @@ def record_outage(database: Database, component: str, *, started_at: datetime, e
             other = clash[0]
             until = _shown(other.ended_at, tz) if other.ended_at else "still down"
             raise Conflict(f"{component} already has outage {other.id} from {_shown(other.started_at, tz)} to {until}, "
-                           "which overlaps this one: end, cancel or change that one first")
+                           "which overlaps this one (cancel it first if it was recorded in error)")
         outage_id = conn.execute(insert(T_OUTAGE).values(
             component_id=component_id, started_at=started_at, ended_at=ended_at, note=note, recorded_at=now,
             recorded_by=operator.name).returning(T_OUTAGE.c.id)).scalar_one()
@@ -227,7 +227,7 @@ def end_outage(database: Database, outage_id: int, *, at: datetime | None = None
         if at <= before.started_at:
             raise UserError(f"--at ({_shown(at, tz)}) must be after the outage began ({_shown(before.started_at, tz)})")
         conn.execute(update(T_OUTAGE).where(T_OUTAGE.c.id == outage_id).values(ended_at=at))
-        after = _one(conn, outage_id)
+        after = _outages(conn, T_OUTAGE.c.id == outage_id)[0]
         record(conn, Event(operator.name, "external.outage.ended", "external_outage", str(outage_id),
                            before.as_dict(), after.as_dict()))
     return after
@@ -242,7 +242,7 @@ def cancel_outage(database: Database, outage_id: int, *, actor: "Actor | str | N
     with database.transaction(immediate=True) as conn:
         before = _one(conn, outage_id)
         conn.execute(update(T_OUTAGE).where(T_OUTAGE.c.id == outage_id).values(cancelled_at=now))
-        after = _one(conn, outage_id)
+        after = _outages(conn, T_OUTAGE.c.id == outage_id)[0]
         record(conn, Event(operator.name, "external.outage.cancelled", "external_outage", str(outage_id),
                            before.as_dict(), after.as_dict()))
     return after
