@@ -71,7 +71,10 @@ def components(conn: Connection) -> dict[str, dict]:
     return {r.slug: {"name": r.name, "run_by": r.run_by, "description": r.description} for r in rows}
 
 
-def outages_between(conn: Connection, start: datetime, end: datetime) -> dict[str, list[tuple[datetime, datetime | None]]]:
+Span = tuple[datetime, datetime | None]  # an outage: (started_at, ended_at or None while still down)
+
+
+def outages_between(conn: Connection, start: datetime, end: datetime) -> dict[str, list[Span]]:
     """Per component slug, its uncancelled outages overlapping [start, end), sorted by start.
 
     Each is (started_at, ended_at) in aware UTC, as recorded (not clipped to the period);
@@ -83,7 +86,7 @@ def outages_between(conn: Connection, start: datetime, end: datetime) -> dict[st
         .where(T_OUTAGE.c.cancelled_at.is_(None), _overlapping(start, end))
         .order_by(T_COMPONENT.c.slug, T_OUTAGE.c.started_at, T_OUTAGE.c.id)
     )
-    found: dict[str, list[tuple[datetime, datetime | None]]] = {}
+    found: dict[str, list[Span]] = {}
     for row in conn.execute(query):
         found.setdefault(row.slug, []).append((row.started_at, row.ended_at))
     return found

@@ -641,7 +641,8 @@ def _apply_programmes(conn, plan: Plan, desired: Desired, current: Current, ids:
             conn.execute(delete(T_HOST).where(T_HOST.c.id == ids[("host", name)]))
     for name, row in host_updates:
         conn.execute(update(T_HOST).where(T_HOST.c.id == ids[("host", name)]).values(**row))
-    for table, rows in ((T_DEPENDENCY, dependency_rows), (T_COMPONENT_DEPENDENCY, component_rows), (T_ENDPOINT, endpoint_rows),
+    for table, rows in ((T_DEPENDENCY, dependency_rows), (T_COMPONENT_DEPENDENCY, component_rows),
+                        (T_ENDPOINT, endpoint_rows),
                         (T_ALLOCATION, allocation_rows), (T_HOST, host_inserts)):
         if rows:
             conn.execute(insert(table), rows)
