@@ -7,18 +7,24 @@ import logging
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from dcops.db import Database
 from dcops.health.history import Thresholds
 from dcops.settings import DEFAULT_TIMEZONE
 
+if TYPE_CHECKING:
+    from dcops.settings import Settings
+
 log = logging.getLogger(__name__)
 # How often the service looks whether today's capacity snapshot is still to be taken.
 SNAPSHOT_CHECK_SECONDS = 600.0
 # How often the service sends what the outbox holds (a full batch is followed at once by the next).
 OUTBOX_SECONDS = 10.0
+# How often the service publishes the status page, when DCOPS_STATUS_DIR is set.
+STATUS_SECONDS = 60.0
 
 
 @contextmanager
@@ -54,9 +60,13 @@ def run_service(
     tz: ZoneInfo = ZoneInfo(DEFAULT_TIMEZONE),
     on_ready: Callable[[object], None] = lambda server: None,
     outbox_sender=None,
+    status_dir: Path | None = None,
+    settings: "Settings | None" = None,
 ) -> int:
     """Probe every check when due, serve /metrics and /healthz, take the day's capacity
-    snapshot and, given `outbox_sender`, send the outbox every OUTBOX_SECONDS, until `stop` is set.
+    snapshot, given `outbox_sender` send the outbox every OUTBOX_SECONDS and, given `status_dir`
+    (and the `settings` it is published with), publish the status page every STATUS_SECONDS,
+    until `stop` is set.
 
     Returns how many probe results were recorded. The HTTP server runs in its own
     threads, the snapshots in one more, the outbox in another; the prober in this thread's
@@ -76,6 +86,13 @@ def run_service(
         outbox = threading.Thread(target=send_outbox, args=(database, stop, outbox_sender), name="dcops-outbox",
                                   daemon=True)
         outbox.start()
+    publisher = None
+    if status_dir is not None:
+        if settings is None:
+            raise ValueError("run_service: status_dir needs the settings to publish with")
+        publisher = threading.Thread(target=publish_status, args=(database, stop, Path(status_dir), settings),
+                                     name="dcops-status", daemon=True)
+        publisher.start()
     try:
         on_ready(server)
         asyncio.run(scheduler.run(stop))
@@ -85,6 +102,8 @@ def run_service(
         snapshots.join(timeout=10)
         if outbox is not None:
             outbox.join(timeout=10)  # it stops after the message it is sending
+        if publisher is not None:
+            publisher.join(timeout=30)  # it stops after the publish it is writing
     return scheduler.recorded
 
 
@@ -123,3 +142,22 @@ def send_outbox(database: Database, stop: threading.Event, sender, interval_s: f
             log.warning("outbox not sent: %s", error)
         if claimed < batch:
             stop.wait(interval_s)
+
+
+def publish_status(database: Database, stop: threading.Event, directory: Path, settings: "Settings",
+                   interval_s: float = STATUS_SECONDS) -> None:
+    """Publish the status page every `interval_s` seconds until `stop` is set: the public site into
+    DIRECTORY/public, the ministries' into DIRECTORY/ministries (dcops.status.publish_both). A
+    publish that fails is logged in one line and tried again at the next round; it never stops
+    the prober."""
+    from dcops.errors import DcopsError
+    from dcops.status import publish_both
+
+    while not stop.is_set():
+        try:
+            publish_both(database, directory, settings=settings, actor="dcops")
+        except (DcopsError, OSError) as error:  # a locked database, a full disk: the next round tries again
+            log.warning("status page not published: %s", error)
+        except Exception as error:  # noqa: BLE001 - a bug in one publish must not end the thread for good
+            log.warning("status page not published: %s: %s", type(error).__name__, error)
+        stop.wait(interval_s)

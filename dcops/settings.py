@@ -105,12 +105,14 @@ class Settings:
     service_desk: str = ""
     min_coverage_percent: float = DEFAULT_MIN_COVERAGE_PERCENT
     major_incident_budget_percent: float = DEFAULT_MAJOR_INCIDENT_BUDGET_PERCENT
+    # Where `dcops serve` publishes the status page every minute (public/ and ministries/ in it); None: it does not.
+    status_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> "Settings":
         """Read DCOPS_HOME, DCOPS_DATABASE_URL, DCOPS_TIMEZONE, DCOPS_BUSY_TIMEOUT_MS, DCOPS_PLAYBOOKS_DIR,
         DCOPS_DATA_CENTRE_NAME, DCOPS_PORTAL_ORIGIN, DCOPS_SERVICE_DESK, DCOPS_REPORT_MIN_COVERAGE_PERCENT,
-        DCOPS_MAJOR_INCIDENT_BUDGET_PERCENT and the DCOPS_SMTP_* and DCOPS_OIDC_* settings (see
+        DCOPS_MAJOR_INCIDENT_BUDGET_PERCENT, DCOPS_STATUS_DIR and the DCOPS_SMTP_* and DCOPS_OIDC_* settings (see
         `_smtp_from_env`, `_oidc_from_env`)."""
         env = os.environ if environ is None else environ
         home = Path(env.get("DCOPS_HOME") or default_home(env)).expanduser()
@@ -140,12 +142,26 @@ class Settings:
                    min_coverage_percent=_percent_setting(env, "DCOPS_REPORT_MIN_COVERAGE_PERCENT",
                                                          DEFAULT_MIN_COVERAGE_PERCENT),
                    major_incident_budget_percent=_percent_setting(env, "DCOPS_MAJOR_INCIDENT_BUDGET_PERCENT",
-                                                                  DEFAULT_MAJOR_INCIDENT_BUDGET_PERCENT))
+                                                                  DEFAULT_MAJOR_INCIDENT_BUDGET_PERCENT),
+                   status_dir=_status_dir(env))
 
     @property
     def tz(self) -> ZoneInfo:
         """The data centre's time zone, in which reports cut their periods."""
         return ZoneInfo(self.timezone)
+
+
+def _status_dir(env) -> Path | None:
+    """DCOPS_STATUS_DIR: a folder path (made when first published), not a file; unset: None."""
+    raw = (env.get("DCOPS_STATUS_DIR") or "").strip()
+    if not raw:
+        return None
+    if not raw.isprintable() or len(raw) > 1024:
+        raise ConfigError("DCOPS_STATUS_DIR must be a folder path on one line")
+    path = Path(raw).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"DCOPS_STATUS_DIR: {path} exists and is not a folder")
+    return path
 
 
 def _percent_setting(env, name: str, default: float) -> float:

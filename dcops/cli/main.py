@@ -20,6 +20,7 @@ from dcops.cli import (audit, capacity, catalogue, cluster, db, inventory, maint
                        probe, programme, provision, report, request)
 from dcops.cli import incident, outbox
 from dcops.cli import external
+from dcops.cli import status
 from dcops.cli.demo import demo_command
 from dcops.cli.serve import serve_command
 from dcops.errors import DcopsError, ValidationError
@@ -103,6 +104,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(portal.app, name="portal")
+app.add_typer(status.app, name="status")
 app.add_typer(incident.app, name="incident")
 app.add_typer(external.app, name="external")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dcops.cli.common import open_database, settings
+from dcops.cli.common import open_database, printable, settings
 from dcops.cli.metrics import (BasicAuthPasswordFileOption, BasicAuthUserOption, CacheSecondsOption, HostOption,
                                PortOption, TlsCertOption, TlsKeyOption, basic_auth_from)
 from dcops.cli.probe import CaFileOption, ConcurrencyOption, FailuresOption, SuccessesOption, thresholds_from
@@ -23,12 +23,13 @@ def serve_command(
     basic_auth_user: BasicAuthUserOption = None,
     basic_auth_password_file: BasicAuthPasswordFileOption = None,
 ) -> None:
-    """Run dcops as a service: probe every endpoint on schedule, serve /metrics and /healthz, and send
-    the notifications the outbox holds.
+    """Run dcops as a service: probe every endpoint on schedule, serve /metrics and /healthz, send
+    the notifications the outbox holds and publish the status page.
 
     E-mail goes out through DCOPS_SMTP_HOST every 10 seconds; without it notifications are
-    queued, not sent (the start-up line says which). Stops cleanly on SIGTERM or Ctrl-C,
-    writing what it has probed.
+    queued, not sent (the start-up line says which). With DCOPS_STATUS_DIR set, the status page
+    is published every minute: the public one into DIR/public, the ministries' into
+    DIR/ministries. Stops cleanly on SIGTERM or Ctrl-C, writing what it has probed.
 
     Example: dcops serve --port 9410 --concurrency 200
     """
@@ -45,6 +46,7 @@ def serve_command(
 
         sender = SmtpSender.from_settings(config)
     mail = f"e-mail via {sender.where}" if sender else "notifications queued, not sent (DCOPS_SMTP_HOST unset)"
+    pages = f"; status page every minute into {config.status_dir}" if config.status_dir else ""
     database = open_database()
     options = {"host": host, "port": port, "cache_seconds": cache_seconds, "tls_cert": tls_cert, "tls_key": tls_key,
                "basic_auth": basic_auth, "allow_remote": True}
@@ -52,8 +54,9 @@ def serve_command(
         recorded = run_service(
             database, stop, server_options=options, concurrency=concurrency,
             thresholds=thresholds, ca_file=str(ca_file) if ca_file else None,
-            tz=config.tz, outbox_sender=sender,
-            on_ready=lambda server: typer.echo(f"probing; serving {server.url}; {mail} (Ctrl-C to stop)", err=True),
+            tz=config.tz, outbox_sender=sender, status_dir=config.status_dir, settings=config,
+            on_ready=lambda server: typer.echo(printable(f"probing; serving {server.url}; {mail}{pages} "
+                                                         "(Ctrl-C to stop)"), err=True),
         )
     typer.echo(f"stopped; {recorded} probe results recorded", err=True)
     database.dispose()
