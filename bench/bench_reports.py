@@ -231,6 +231,43 @@ def add_maintenance(database, *, now: datetime, days: int, tz: ZoneInfo, seed: i
     return kinds
 
 
+def add_dependencies(database, *, now: datetime, days: int, seed: int) -> dict[str, int]:
+    """What attribution works through: each programme but the first ten needs one or two earlier ones
+    (so chains form), a third need an external component (3 of them, each down about twice a month
+    for 20 min to 3 h), and the incident records the history calls for (incidents.sync)."""
+    import sqlalchemy as sa
+
+    from dcops import incidents
+    from dcops.models import (ProgrammeDependency, external_component_table, external_outage_table,
+                              programme_external_dependency_table)
+
+    rng = random.Random(seed)
+    with database.transaction(immediate=True) as conn:
+        ids = [r[0] for r in conn.execute(sa.text("SELECT id FROM programme ORDER BY id"))]
+        needs = set()
+        for k, programme_id in enumerate(ids[10:], start=10):
+            for other in rng.sample(ids[max(0, k - 40):k], rng.choice((1, 1, 2))):
+                needs.add((programme_id, other))
+        conn.execute(sa.insert(ProgrammeDependency.__table__),
+                     [{"programme_id": a, "depends_on_id": b} for a, b in sorted(needs)])
+        components = [conn.execute(sa.insert(external_component_table).values(
+            slug=slug, name=slug, run_by=run_by).returning(external_component_table.c.id)).scalar_one()
+            for slug, run_by in (("national-id", "third-party"), ("bank-switch", "third-party"),
+                                 ("grid-power", "data-centre"))]
+        externals = [{"programme_id": p, "component_id": rng.choice(components)} for p in ids if rng.random() < 0.33]
+        conn.execute(sa.insert(programme_external_dependency_table), externals)
+        outages = []
+        for component in components:
+            for _ in range(2 * days // 30):
+                start = now - timedelta(days=rng.uniform(0, days))
+                outages.append({"component_id": component, "started_at": start,
+                                "ended_at": start + timedelta(minutes=rng.uniform(20, 180)), "note": "",
+                                "recorded_at": start, "recorded_by": "bench"})
+        conn.execute(sa.insert(external_outage_table), outages)
+        written = incidents.sync(conn, now=now)
+    return {"programmes": len(needs), "externals": len(externals), "outages": len(outages), "incidents": written}
+
+
 def time_uptime(database, period, *, tz, now, runs: int, formats: bool) -> tuple[list[dict], dict, dict[str, str]]:
     """Runs of {inputs, document, html, total}; the last document; its renders (html, and md/json/csv)."""
     from dcops.reports.documents import uptime_document
@@ -298,6 +335,11 @@ def uptime_part(root: Path, quick: bool, results: list, problems: list[str]) -> 
     kinds = add_maintenance(database, now=now, days=365, tz=tz, seed=11)
     print(f"  plus {kinds['total']:,} maintenance windows in {fmt(time.perf_counter() - t0)}: "
           + ", ".join(f"{n:,} {k}" for k, n in sorted(kinds.items()) if k != "total"))
+    t0 = time.perf_counter()
+    declared = add_dependencies(database, now=now, days=365, seed=13)
+    print(f"  plus {declared['programmes']:,} dependencies between programmes (chains up to 4 long), "
+          f"{declared['externals']:,} on 3 external components with {declared['outages']:,} outages, and "
+          f"{declared['incidents']:,} incident records, in {fmt(time.perf_counter() - t0)}")
 
     from dcops.reports.documents import resolve_period
 
@@ -357,7 +399,7 @@ def uptime_part(root: Path, quick: bool, results: list, problems: list[str]) -> 
     env.update(DCOPS_TIMEZONE=TZ_NAME, DCOPS_DATA_CENTRE_NAME=DATA_CENTRE)
     print(f"  c. `python3 -m dcops report uptime --period {month.label} --format html -o FILE`, a new process each, "
           f"median of {cli_runs} after a warm-up:")
-    walls = describe_cli(*cli(["report", "uptime", "--period", month.label, "--format", "html", "-o", str(out)],
+    walls = describe_cli(*cli(["report", "uptime", "--period", month.label, "--format", "html", "--out", str(out)],
                               env, cli_runs))
     cli_html = out.stat().st_size
     print(f"    wrote {mb(cli_html)} ({cli_html:,} bytes; the library's {month_html:,})")
@@ -595,7 +637,7 @@ def capacity_part(root: Path, quick: bool, results: list, problems: list[str]) -
     env.update(DCOPS_TIMEZONE=TZ_NAME, DCOPS_DATA_CENTRE_NAME=DATA_CENTRE)
     print(f"  `python3 -m dcops report capacity --trend-days 365 --format html -o FILE`, a new process each, "
           f"median of {cli_runs} after a warm-up:")
-    walls = describe_cli(*cli(["report", "capacity", "--trend-days", "365", "--format", "html", "-o", str(out)],
+    walls = describe_cli(*cli(["report", "capacity", "--trend-days", "365", "--format", "html", "--out", str(out)],
                               env, cli_runs))
     cli_html = out.stat().st_size
     print(f"    wrote {mb(cli_html)} ({cli_html:,} bytes; the library's {html_size:,})")

@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from dcops.access import Actor, Owned, as_actor, authorize, visible
-from dcops.audit import Event, record
+from dcops.audit import Event, append, record
 from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import Conflict, NotFound, UserError
 from dcops.lifecycle import INCIDENT_TRANSITIONS, move_incident
@@ -84,46 +84,48 @@ def sync(conn: Connection, *, programme_ids: Iterable[int] | None = None, since:
                             .order_by(T_INCIDENT.c.started_at)):
         records.setdefault(row.programme_id, []).append(row)
     written = 0
+    opened: list[dict] = []
+    events: list[Event] = []
     for programme_id, own in stretches.items():
         for start, end, reason in own:
             overlapping = [r for r in records.get(programme_id, [])
                            if (end is None or r.started_at <= end) and (r.ended_at is None or r.ended_at >= start)]
             if not overlapping:
-                written += _open(conn, programme_id, start, end, reason, now)
+                opened.append(dict(programme_id=programme_id, started_at=start, ended_at=end, status="new",
+                                   reason=reason[:MAX_FIELD], created_at=now, updated_at=now))
                 continue
             # Measured time is never overwritten, so a stretch only grows: the earliest record stays.
             kept, *joined = sorted(overlapping, key=lambda r: (r.started_at, r.id))
             for other in joined:
                 conn.execute(update(T_INCIDENT).where(T_INCIDENT.c.id == other.id).values(
                     merged_into=kept.id, status="merged", updated_at=now))
-                record(conn, Event(SYSTEM_ACTOR, "incident.merged", "incident", str(other.id), None,
-                                   {"merged_into": kept.id}))
+                events.append(Event(SYSTEM_ACTOR, "incident.merged", "incident", str(other.id), None,
+                                    {"merged_into": kept.id}))
                 written += 1
             new_start = min(kept.started_at, start)
             if (new_start, end) != (kept.started_at, kept.ended_at):
                 conn.execute(update(T_INCIDENT).where(T_INCIDENT.c.id == kept.id).values(
                     started_at=new_start, ended_at=end, updated_at=now))
                 written += 1
+    if opened:
+        # Two writers seeing the same new stretch (two dcops serve processes on one PostgreSQL) make
+        # one record: a row that is there already is skipped, and only those written are audited.
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        statement = dialect_insert(T_INCIDENT).on_conflict_do_nothing(
+            index_elements=["programme_id", "started_at"]).returning(
+            T_INCIDENT.c.id, T_INCIDENT.c.programme_id, T_INCIDENT.c.started_at, T_INCIDENT.c.reason,
+            sort_by_parameter_order=True)
+        for row in conn.execute(statement, opened):
+            events.append(Event(SYSTEM_ACTOR, "incident.opened", "incident", str(row.id), None,
+                                {"programme_id": row.programme_id, "started_at": iso_utc(row.started_at),
+                                 "reason": row.reason}))
+            written += 1
+    if events:
+        append(conn, sorted(events, key=lambda e: int(e.object_key)))
     return written
-
-
-def _open(conn: Connection, programme_id: int, start: datetime, end: datetime | None, reason: str,
-          now: datetime) -> int:
-    values = dict(programme_id=programme_id, started_at=start, ended_at=end, status="new", reason=reason[:MAX_FIELD],
-                  created_at=now, updated_at=now)
-    # Two writers seeing the same new stretch (two dcops serve processes on one PostgreSQL) make one record.
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = dialect_insert(T_INCIDENT).values(**values).on_conflict_do_nothing(
-        index_elements=["programme_id", "started_at"]).returning(T_INCIDENT.c.id)
-    number = conn.execute(statement).scalar()
-    if number is None:
-        return 0
-    record(conn, Event(SYSTEM_ACTOR, "incident.opened", "incident", str(number), None,
-                       {"programme_id": programme_id, "started_at": iso_utc(start), "reason": reason[:MAX_FIELD]}))
-    return 1
 
 
 # --- reading ----------------------------------------------------------------------------------

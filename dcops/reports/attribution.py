@@ -157,9 +157,15 @@ def cause_timelines(down: dict[str, list[tuple[datetime, datetime]]], depends_on
                 for cause in timeline(dependency):
                     labelled.append((cause.start, cause.end,
                                      (dependency, HOSTED, cause.root, cause.root_kind, cause.root_start)))
+        own_down = merged.get(name, [])
+        if not labelled:  # nothing it needs was down: all its own (most programmes, most of the time)
+            causes = [Cause(lo, hi, None, None, name, "own", lo, lo) for lo, hi in own_down]
+            in_progress.discard(name)
+            done[name] = causes
+            return causes
         segments = _resolve(labelled)
         causes = []
-        for lo, hi in merged.get(name, []):
+        for lo, hi in own_down:
             for piece_lo, piece_hi, label in _intersect([(lo, hi)], segments):
                 if label is None:
                     causes.append(Cause(piece_lo, piece_hi, None, None, name, "own", lo, lo))
@@ -189,6 +195,8 @@ def split(programme: str, start: datetime, end: datetime, causes: list[Cause], *
     # The programme's own outage is named by when its stretch of down time began (which may be
     # before this incident, cut by the period or by maintenance), as its dependants name it.
     own_outage = (programme, next((c.down_start for c in causes if c.start < hi and c.end > lo), lo))
+    if operator is None and all(c.via is None for c in causes):  # the common case: all its own
+        return Split((hi - lo) / 1_000_000, 0.0, 0.0, 0.0, 0.0, (), frozenset({own_outage}), "computed")
     if operator is not None:
         kind, name, root = operator
         seconds = (hi - lo) / 1_000_000

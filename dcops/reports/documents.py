@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 import json
 import math
 from dataclasses import dataclass
@@ -148,7 +149,7 @@ def uptime_document(conn: Connection, period: Period, *, tz: ZoneInfo, now: date
                              major_incident_budget_percent=major_incident_budget_percent)
         figures.append((result, judged))
         by_ministry.setdefault(history.ministry, []).append((history, result, judged))
-        entry = {**described, **result.as_dict(), **judged["figures"]}
+        entry = {**described, **result.as_dict(incidents=False), **judged["figures"]}
         programmes.append(entry)
         major_incidents += [{**incident, "programme": history.slug, "programme_name": history.name,
                              "short_name": history.short_name, "ministry": history.ministry}
@@ -213,13 +214,17 @@ def _operator_attribution(value: str | None, components: dict[str, dict]) -> tup
     return None
 
 
-def _record_for(records: list, incident) -> object | None:
-    """The incident record a computed incident lies in (records overlap their stretches)."""
-    for row in records:
-        if row.started_at <= incident.start and (row.ended_at is None or row.ended_at >= incident.end):
-            return row
-    for row in records:
-        if row.started_at < incident.end and (row.ended_at is None or row.ended_at > incident.start):
+def _record_for(records: list, starts: list, incident) -> object | None:
+    """The incident record a computed incident lies in: records are disjoint, sorted by start
+    (`starts`), and hold their stretches, so it is the last to begin at or before it, if it
+    reaches it; else the first to overlap it (a record the history has not caught up with)."""
+    k = bisect_right(starts, incident.start) - 1
+    if k >= 0 and (records[k].ended_at is None or records[k].ended_at >= incident.end):
+        return records[k]
+    for row in records[max(k, 0):]:
+        if row.started_at >= incident.end:
+            break
+        if row.ended_at is None or row.ended_at > incident.start:
             return row
     return None
 
@@ -230,11 +235,19 @@ def _attributed(history, result, causes, *, third_party, components, min_coverag
     what the roll-ups add up, and what the digest covers."""
     budget = result.error_budget_seconds
     incidents, own, dependency, excluded, roots, digest = [], 0.0, 0.0, 0.0, set(), []
+    record_starts = [row.started_at for row in history.incidents]
+    # Causes are disjoint and in time order: each incident is set against the few it overlaps.
+    cause_ends = [cause.end for cause in causes]
     for incident, plain in zip(result.incidents, (i.as_dict() for i in result.incidents)):
-        row = _record_for(history.incidents, incident)
+        row = _record_for(history.incidents, record_starts, incident)
         operator = _operator_attribution(row.attributed_to if row is not None else None, components)
-        split = attribution.split(history.slug, incident.start, incident.end, causes, third_party=third_party,
-                                  operator=operator)
+        lo, hi = attribution.us(incident.start), attribution.us(incident.end)
+        first = bisect_right(cause_ends, lo)
+        last = first
+        while last < len(causes) and causes[last].start < hi:
+            last += 1
+        split = attribution.split(history.slug, incident.start, incident.end, causes[first:last],
+                                  third_party=third_party, operator=operator)
         own += split.own_seconds
         dependency += split.dependency_seconds
         left_out = split.external_root_seconds if history.excludes_external else 0.0

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from functools import lru_cache
+from typing import NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -40,7 +41,21 @@ class ProgrammeHistory:
     short_name: str | None = None
     excludes_external: bool = False  # its SLA leaves third-party dependency time out (its own word, or its tier's)
     depends_on: tuple[str, ...] = ()  # slugs of the programmes and external components it needs
-    incidents: list = field(default_factory=list)  # its incident records overlapping the period
+    incidents: list[IncidentRecord] = field(default_factory=list)  # its records overlapping the period
+
+
+class IncidentRecord(NamedTuple):
+    """An incident record as the report reads it (dcops.incidents keeps them)."""
+
+    id: int
+    started_at: datetime
+    ended_at: datetime | None
+    status: str
+    title: str
+    cause: str
+    action: str
+    attributed_to: str | None
+    postmortem_url: str | None
 
 
 @dataclass
@@ -158,10 +173,15 @@ def uptime_inputs(conn: Connection, *, start: datetime, end: datetime, now: date
             history.windows.append(window)
         if applies:
             windows.append(ListedWindow(window, r[3], r[4], r[8], tuple(sorted(h.slug for h in applies))))
-    from dcops.incidents import records_between
-
-    for programme_id, records in records_between(conn, start, end, programme_ids=programmes).items():
-        programmes[programme_id].incidents = records
+    # The incident records, by start, each programme's: what names and annotates its incidents.
+    for r in conn.execute(text(
+            "SELECT id, programme_id, started_at, ended_at, status, title, cause, action, attributed_to, "
+            "postmortem_url FROM incident WHERE merged_into IS NULL AND started_at < :end "
+            f"AND (ended_at IS NULL OR ended_at > :start) {scoped}ORDER BY programme_id, started_at"), bind):
+        history = programmes.get(r[1])
+        if history is not None:
+            history.incidents.append(IncidentRecord(r[0], read_utc(conn, r[2]), read_utc(conn, r[3]), r[4],
+                                                    r[5] or "", r[6] or "", r[7] or "", r[8], r[9]))
     return list(programmes.values()), windows
 
 

@@ -144,8 +144,10 @@ class ProgrammeUptime:
         counted = self.period_seconds - self.maintenance_seconds - self.unknown_seconds
         return _allowed_seconds(self.target_percent, counted)
 
-    def as_dict(self) -> dict:
-        """JSON-ready plain data: ISO 8601 UTC times ending in Z, seconds to 3 decimals, ratios to 6."""
+    def as_dict(self, *, incidents: bool = True) -> dict:
+        """JSON-ready plain data: ISO 8601 UTC times ending in Z, seconds to 3 decimals, ratios to 6.
+
+        `incidents` False leaves them out, for a caller that writes them itself."""
         return {
             "period_seconds": _round_seconds(self.period_seconds),
             "maintenance_seconds": _round_seconds(self.maintenance_seconds),
@@ -157,7 +159,7 @@ class ProgrammeUptime:
             "coverage": _round_ratio(self.coverage),
             "target_percent": self.target_percent,
             "met": self.met,
-            "incidents": [incident.as_dict() for incident in self.incidents],
+            **({"incidents": [incident.as_dict() for incident in self.incidents]} if incidents else {}),
             "incident_count": self.incident_count,
             "longest_incident_seconds": _round_seconds(self.longest_incident_seconds),
             "mttr_seconds": _round_seconds(self.mttr_seconds),
