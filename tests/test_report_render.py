@@ -639,14 +639,14 @@ def test_major_incidents_come_first_with_cause_action_and_attribution():
     assert "#39 · GFIS" in major and "the ministry&#39;s application" in major
     # The rest of the incidents only in the appendix.
     appendix = html[html.index('id="incidents"'):]
-    assert "#40 e-Tax" in appendix and "#40" not in major
+    assert "#40 Tax and revenue e-filing portal (e-Tax)" in appendix and "#40" not in major
     assert "dependency: GFIS" not in major
 
 
 def test_totals_are_real_time_not_summed_across_programmes():
     document = uptime_month()
     html = render(document, "html")
-    assert "<p class=\"value\">3 windows</p><p class=\"note\">9 h · 8 programmes affected</p>" in html
+    assert "<p class=\"value\">3\u00a0windows</p><p class=\"note\">9 h · 8 programmes affected</p>" in html
     summed = sum(p["maintenance_seconds"] for p in document["programmes"])
     assert summed == 28 * 3600  # what the old headline printed as "28 h"
     assert "28 h" not in html
@@ -799,3 +799,16 @@ def test_the_cli_sorts_the_uptime_report_as_asked(loaded_cli, tmp_path):
     result = loaded_cli("report", "uptime", "--period", "2026-10", "--sort", "colour", "--out", tmp_path / "x.md",
                         expect=2)
     assert "--sort" in result.stderr and not (tmp_path / "x.md").exists()
+
+
+def test_a_programme_approved_on_two_clusters_is_one_programme_in_the_pipeline():
+    document = capacity_month()
+    document["pipeline"]["approved"] = [
+        {"id": None, "programme": "lao-mobile-wallet", "ministry": "bol", "plan": "pg-ha", "cluster": "vte-db1"},
+        {"id": None, "programme": "lao-mobile-wallet", "ministry": "bol", "plan": "pg-ha", "cluster": "vte-gen1"},
+    ]
+    html = render(document, "html")
+    assert "Approved, not yet provisioned (1)</h3>" in html and "1 approved · 1 submitted" in html
+    listed = html[html.index("Approved, not yet provisioned"):html.index("Submitted, awaiting")]
+    assert listed.count(">lao-mobile-wallet<") == 2 and ">vte-db1<" in listed and ">vte-gen1<" in listed
+    assert ">#None<" not in listed and ">inventory<" in listed

@@ -328,9 +328,9 @@ def _union_seconds(intervals: list[tuple[str | None, str | None]]) -> float:
 
 
 def describe_attributed_to(value: str | None, names: dict[str, str] | None = None) -> str:
-    """An operator's attribution in words: "dependency:gfis" -> "dependency: GFIS"; None -> "—"."""
+    """An operator's attribution in words: "dependency:gfis" -> "dependency: GFIS"; None -> "not yet recorded"."""
     if not value:
-        return NO_DATA
+        return "not yet recorded"
     if value in ATTRIBUTED_TO:
         return ATTRIBUTED_TO[value]
     kind, _, name = str(value).partition(":")
@@ -420,7 +420,12 @@ def _uptime_view(document: dict, sort: str = "status") -> dict:
         kept = {id(row) for row in longest[:INCIDENT_LIST_LIMIT]}
         incidents = [row for row in incidents if id(row) in kept]
     if "major_incidents" in document:
-        major = list(document.get("major_incidents") or [])
+        by_slug = {p["slug"]: p for p in listed}
+        major = [
+            {**row, "ministry_name": row.get("ministry_name")
+             or (by_slug.get(row.get("programme")) or {}).get("ministry_name") or row.get("ministry")}
+            for row in document.get("major_incidents") or []
+        ]
     else:
         major = [row for row in incidents if row.get("major")]
     rollup = document.get("data_centre") or {}
@@ -525,7 +530,8 @@ def _capacity_view(document: dict) -> dict:
         "horizon_years": HORIZON_YEARS,
         "ministry_names": ministry_names,
         "unpriced": [(m, slug) for m in cost.get("ministries") or [] for slug in m.get("unpriced") or []],
-        "approved_count": len(pipeline.get("approved") or []),
+        # Programmes, not rows: a programme held on two clusters may be listed once per cluster.
+        "approved_count": len({q.get("programme") for q in pipeline.get("approved") or []}),
         "submitted_count": len(pipeline.get("submitted") or []),
         "filters": {key: value for key, value in (document.get("filters") or {}).items() if value is not None},
         "tz_offset": utc_offset(document.get("timezone") or "UTC", document.get("generated_at")),
@@ -686,6 +692,8 @@ def _environment(fmt: str, search_path: tuple[str, ...]):
         whole=format_whole,
     )
     env.filters["css_string"] = lambda value: Markup(css_string(value))
+    # A figure that must not break across lines (a headline's "99.179 %", "3 windows").
+    env.filters["nbsp"] = lambda value: str(value).replace(" ", "\u00a0")
 
     def safe(function):
         def wrapper(*args, **kwargs):
