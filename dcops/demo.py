@@ -795,7 +795,8 @@ def _step_snapshot(steps: _Steps, database: "Database", settings: "Settings", di
         day, count = take_capacity_snapshot(database, tz=settings.tz)
         with database.transaction() as conn:
             data = site_data(conn)
-        written = publish(data, directory / "catalogue-site", generated_at=utcnow())
+        written = publish(data, directory / "catalogue-site", generated_at=utcnow(),
+                          service_desk=settings.service_desk, data_centre_name=settings.data_centre_name)
         result.site = directory / "catalogue-site" / "index.html"
         note.text = f"snapshot of {day}: {count} cluster resources; site: {len(written)} files"
 

@@ -12,7 +12,6 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
-from dcops.catalogue.public import public_site_data
 from dcops.catalogue.queries import site_data
 from dcops.catalogue.site import (_scalar, allowed_downtime_seconds, catalogue_warnings, contact_parts,
                                   format_allowance, osb_catalog, plan_unit_problems, publish, request_rules,
@@ -352,7 +351,7 @@ def test_publish_the_sample_inventory_from_a_database(loaded_cli, tmp_path):
     database = open_database(loaded_cli.settings)
     try:
         with database.transaction() as conn:
-            data = public_site_data(conn)
+            data = site_data(conn)
     finally:
         database.dispose()
     assert len(data["offerings"]) >= 6

@@ -65,11 +65,17 @@ def show_offering(conn: Connection, offering_id: str, *, actor: Actor | str | No
 
 
 def site_data(conn: Connection) -> dict:
-    """Everything the published catalogue site shows: tiers, offerings, ministries and their programmes."""
+    """Everything the published catalogue site shows: tiers (with whether each leaves third parties'
+    outages out of its SLA), offerings, the data centre's sites, ministries and their programmes."""
     tiers = [
-        {"tier": r[0], "name": r[1], "sla_target_percent": r[2]}
-        for r in conn.execute(text("SELECT tier, name, sla_target_percent FROM sla_tier ORDER BY tier"))
+        {"tier": r[0], "name": r[1], "sla_target_percent": r[2], "excludes_external": bool(r[3])}
+        for r in conn.execute(text("SELECT tier, name, sla_target_percent, excludes_external FROM sla_tier "
+                                   "ORDER BY tier"))
     ]
+    # The sites as the public site explains their codes; primary sites first.
+    sites = [{"code": r[0], "name": r[1], "role": r[2], "location": r[3] or ""}
+             for r in conn.execute(text("SELECT code, name, role, location FROM site "
+                                        "ORDER BY CASE role WHEN 'primary' THEN 0 ELSE 1 END, code"))]
     ministries: dict[str, dict] = {}
     for r in conn.execute(text("SELECT code, name, contact FROM ministry ORDER BY code")):
         ministries[r[0]] = {"code": r[0], "name": r[1], "contact": r[2], "programmes": []}
@@ -85,4 +91,5 @@ def site_data(conn: Connection) -> dict:
         ministries[r[0]]["programmes"].append(
             {"slug": r[1], "name": r[2], "tier": r[3], "status": r[4], "environment": r[5]}
         )
-    return {"tiers": tiers, "offerings": list_offerings(conn), "ministries": list(ministries.values())}
+    return {"tiers": tiers, "offerings": list_offerings(conn), "sites": sites,
+            "ministries": list(ministries.values())}

@@ -106,12 +106,12 @@ def publish_command(
 
     Example: dcops catalogue publish /var/www/catalogue
     """
-    from dcops.catalogue.public import public_site_data
+    from dcops.catalogue.queries import site_data
     from dcops.catalogue.site import catalogue_warnings, publish
     from dcops.db import utcnow
 
     with open_database().transaction() as conn:
-        data = public_site_data(conn)
+        data = site_data(conn)
     config = settings()
     written = publish(data, out_dir, generated_at=utcnow(), service_desk=config.service_desk,
                       data_centre_name=config.data_centre_name)

@@ -26,7 +26,6 @@ LANGUAGES = {"en": "English", "lo": "ລາວ"}
 DEFAULT_LANGUAGE = "en"
 LOCALES = {"en": "en_GB", "lo": "lo_LA"}
 DOMAIN = "messages"
-KIP = "₭"  # the Lao kip's sign, in both languages (en_GB's CLDR data has none for LAK, and writes "LAK")
 
 
 def language_of(value: str | None) -> str:
