@@ -833,7 +833,9 @@ def _step_reports(steps: _Steps, database: "Database", settings: "Settings", dir
         centre = uptime["data_centre"]
         note.text = (f"{len(result.reports)} files in {out}; the data centre: "
                      f"{_plural(centre['incident_count'], 'incident')}, {centre['downtime_seconds']:.0f} s down, "
-                     f"{centre['programmes_met']} of {centre['programmes']} programmes met their SLA")
+                     f"{centre['programmes_met']} of {centre['programmes_monitored']} monitored programmes met "
+                     f"their SLA, {centre['programmes_missed']} missed, {centre['programmes_insufficient_data']} "
+                     f"had too little data; {centre['programmes_not_monitored']} not monitored")
 
 
 def _plural(count: int, noun: str) -> str:

@@ -244,3 +244,22 @@ def test_the_incident_commands(loaded_cli, database):
     assert bad.stderr.startswith("dcops: error: --attributed-to") and "Traceback" not in bad.stderr
     assert loaded_cli("incident", "show", "7", expect=2).stderr.startswith("dcops: error: no incident 7")
     assert "Example: dcops incident update" in loaded_cli("incident", "update", "--help").stdout
+
+
+@pytest.mark.parametrize(("down_minutes", "status"), [(60, "insufficient data"), (24 * 60, "missed")])
+def test_too_little_data_is_insufficient_unless_the_downtime_seen_misses_anyway(db, down_minutes, status):
+    # Measured two days of November (coverage 6.7 %, under the 90 % minimum).
+    start = at("2026-11-10T00:00")
+    spans(db, [("e-gov-portal", "down", start.isoformat()[:16], (start + down_minutes * MINUTE).isoformat()[:16],
+                "web: 502"),
+               ("e-gov-portal", "up", (start + down_minutes * MINUTE).isoformat()[:16], "2026-11-12T00:00", "")])
+    with db.transaction() as conn:
+        document = uptime_document(conn, resolve_period("2026-11", None, None, VIENTIANE), tz=VIENTIANE,
+                                   now=at("2026-12-01T00:00"), data_centre_name="NDC")
+    (portal,) = [p for p in document["programmes"] if p["slug"] == "e-gov-portal"]
+    assert portal["coverage"] < 0.9 and portal["met"] is False  # the known time alone misses either way
+    # The whole month's budget at its target: only a day of downtime is more than it.
+    budget = (1 - portal["target_percent"] / 100) * 30 * 86400
+    assert (down_minutes * 60 > budget) is (status == "missed")
+    assert portal["status"] == status
+    assert document["data_centre"]["programmes_insufficient_data"] == (status == "insufficient data")

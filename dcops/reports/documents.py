@@ -278,7 +278,14 @@ def _attributed(history, result, causes, *, third_party, components, min_coverag
         met = None if basis is None else basis * 100 >= result.target_percent - uptime_maths.EPSILON
         error_budget_used = 100 * (result.downtime_seconds - excluded) / budget if budget > 0 else None
     coverage_short = result.coverage is not None and result.coverage * 100 < min_coverage_percent - 1e-9
-    status = "missed" if met is False else ("insufficient data" if coverage_short else "met")
+    status = "missed" if met is False else "met"
+    if coverage_short:
+        # Too little of the period was measured to judge it, unless the downtime seen would miss
+        # even were every unmeasured minute up: more than the whole period's budget (T - M).
+        whole_budget = uptime_maths._allowed_seconds(result.target_percent,
+                                                     result.period_seconds - result.maintenance_seconds)
+        counted_down = result.downtime_seconds - (excluded if history.excludes_external else 0.0)
+        status = "missed" if counted_down > whole_budget + 1e-9 else "insufficient data"
     figures = {
         "met": met,
         "status": status,

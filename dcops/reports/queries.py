@@ -324,11 +324,12 @@ def capacity_inputs(conn: Connection, *, site: str | None, history_since: date) 
         for r in conn.execute(text(
             # Every programme approved but not yet provisioned, whether a request or the inventory
             # approved it (the bars count both): `id` is its request's, or null.
-            "SELECT MAX(r.id), p.slug, m.code, p.plan_id, MIN(c.name) FROM programme p "
+            # One row per cluster that holds part of it, as each of those clusters' bars draws its tail.
+            "SELECT MAX(r.id), p.slug, m.code, p.plan_id, c.name FROM programme p "
             "JOIN ministry m ON m.id = p.ministry_id LEFT JOIN hosting_request r ON r.programme_id = p.id "
             "LEFT JOIN allocation a ON a.programme_id = p.id LEFT JOIN cluster c ON c.id = a.cluster_id "
-            "WHERE p.status IN ('approved', 'provisioning') GROUP BY p.id, p.slug, m.code, p.plan_id "
-            "ORDER BY p.slug"))
+            "WHERE p.status IN ('approved', 'provisioning') GROUP BY p.id, p.slug, m.code, p.plan_id, c.name "
+            "ORDER BY p.slug, c.name"))
         if site is None or site_of.get(r[4]) == site
     ]
 
