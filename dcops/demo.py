@@ -804,7 +804,7 @@ def _step_snapshot(steps: _Steps, database: "Database", settings: "Settings", di
 def _step_reports(steps: _Steps, database: "Database", settings: "Settings", directory: Path,
                   result: DemoResult) -> None:
     from dcops.db import utcnow
-    from dcops.reports.documents import capacity_document, resolve_period, uptime_document
+    from dcops.reports.documents import capacity_document, judging, resolve_period, uptime_document
     from dcops.reports.render import render
 
     with steps.step(7, "writing the uptime and capacity reports (HTML and Markdown)") as note:
@@ -813,7 +813,8 @@ def _step_reports(steps: _Steps, database: "Database", settings: "Settings", dir
         first, last = result.started_at.astimezone(settings.tz).date(), now.astimezone(settings.tz).date()
         period = resolve_period(None, first.isoformat(), last.isoformat(), settings.tz)
         with database.transaction() as conn:
-            uptime = uptime_document(conn, period, tz=settings.tz, now=now, data_centre_name=settings.data_centre_name)
+            uptime = uptime_document(conn, period, tz=settings.tz, now=now, data_centre_name=settings.data_centre_name,
+                                     **judging(settings))
             capacity = capacity_document(conn, tz=settings.tz, now=now, data_centre_name=settings.data_centre_name)
         out = directory / "reports"
         out.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ MAINTENANCE_HORIZON = timedelta(days=60)
 
 
 def ministry_overview(database: Database, actor: Actor, ministry: str, *, tz: ZoneInfo, data_centre_name: str,
-                      now: datetime | None = None) -> dict:
+                      now: datetime | None = None, judging: dict | None = None) -> dict:
     """A ministry's home: each programme's state now beside this month's availability and target,
     its open requests, and the maintenance announced ahead. NotFound unless the actor may read it."""
     from dcops.reports.documents import resolve_period, uptime_document
@@ -39,7 +39,8 @@ def ministry_overview(database: Database, actor: Actor, ministry: str, *, tz: Zo
         authorize(actor, "ministry.read", Owned("ministry", ministry, ministry))
         month = now.astimezone(tz).strftime("%Y-%m")
         period = resolve_period(month, None, None, tz)
-        report = uptime_document(conn, period, tz=tz, now=now, data_centre_name=data_centre_name, ministry=ministry)
+        report = uptime_document(conn, period, tz=tz, now=now, data_centre_name=data_centre_name, ministry=ministry,
+                                 **(judging or {}))
         requests = [r for r in list_requests(conn, ministry=ministry, actor=actor) if r["state"] in OPEN_STATES]
         windows = _windows_ahead(conn, ministry, now)
     states = {s["programme"]: s for s in programme_states(database, now=now, ministries=[ministry])}
@@ -93,7 +94,7 @@ def _windows_ahead(conn, ministry: str, now: datetime) -> list[dict]:
 
 
 def programme_overview(database: Database, actor: Actor, slug: str, *, tz: ZoneInfo, data_centre_name: str,
-                       now: datetime | None = None) -> dict:
+                       now: datetime | None = None, judging: dict | None = None) -> dict:
     """One programme as its ministry sees it: governance facts, each check's state now, the capacity
     it holds, this month's availability and incidents, and its maintenance windows (last 30 days and
     ahead). NotFound, as for a missing programme, unless the actor may read it."""
@@ -108,7 +109,8 @@ def programme_overview(database: Database, actor: Actor, slug: str, *, tz: ZoneI
         programme_id = conn.execute(select(T_PROGRAMME.c.id).where(T_PROGRAMME.c.slug == slug)).scalar_one()
         states = {check.name: check for check in checks_now(conn, [programme_id]).get(programme_id, [])}
         period = resolve_period(now.astimezone(tz).strftime("%Y-%m"), None, None, tz)
-        report = uptime_document(conn, period, tz=tz, now=now, data_centre_name=data_centre_name, programme=slug)
+        report = uptime_document(conn, period, tz=tz, now=now, data_centre_name=data_centre_name, programme=slug,
+                                 **(judging or {}))
         windows = list_windows(conn, programme=slug, since=now - timedelta(days=30))
     checks = []
     for endpoint in record["endpoints"]:

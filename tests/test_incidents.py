@@ -263,3 +263,13 @@ def test_too_little_data_is_insufficient_unless_the_downtime_seen_misses_anyway(
     assert (down_minutes * 60 > budget) is (status == "missed")
     assert portal["status"] == status
     assert document["data_centre"]["programmes_insufficient_data"] == (status == "insufficient data")
+
+
+def test_the_judging_settings_reach_the_report(loaded_cli, monkeypatch):
+    monkeypatch.setenv("DCOPS_REPORT_MIN_COVERAGE_PERCENT", "75")
+    monkeypatch.setenv("DCOPS_MAJOR_INCIDENT_BUDGET_PERCENT", "20")
+    document = json.loads(loaded_cli("report", "uptime", "--period", "2026-11", "--format", "json").stdout)
+    assert document["settings"] == {"min_coverage_percent": 75.0, "major_incident_budget_percent": 20.0}
+    monkeypatch.setenv("DCOPS_MAJOR_INCIDENT_BUDGET_PERCENT", "120")
+    bad = loaded_cli("report", "uptime", "--period", "2026-11", "--format", "json", expect=2)
+    assert "DCOPS_MAJOR_INCIDENT_BUDGET_PERCENT must be a percentage" in bad.stderr

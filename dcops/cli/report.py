@@ -109,7 +109,7 @@ def uptime_command(
     """
     from dcops.db import utcnow
     from dcops.reports.documents import freeze as freeze_document
-    from dcops.reports.documents import resolve_period, uptime_document
+    from dcops.reports.documents import judging, resolve_period, uptime_document
 
     config = settings()
     chosen = resolve_period(period, date_from, date_to, config.tz, now=utcnow())
@@ -118,7 +118,7 @@ def uptime_command(
         with database.transaction() as conn:
             document = uptime_document(conn, chosen, tz=config.tz, now=utcnow(),
                                        data_centre_name=config.data_centre_name, ministry=ministry,
-                                       programme=programme)
+                                       programme=programme, **judging(config))
         if freeze:
             from dcops.reports.render import render
 

@@ -75,11 +75,12 @@ def reports(request: Request, ministry: str, actor: Actor = Depends(api_actor)) 
 def report(request: Request, ministry: str, period: str, actor: Actor = Depends(api_actor)) -> dict[str, Any]:
     from dcops.db import utcnow
     from dcops.reports.ministry import uptime_report
+    from dcops.reports.documents import judging
 
     settings = request.app.state.settings
     with _database(request).transaction() as conn:
         return uptime_report(conn, actor, ministry, month_in_path(period), tz=settings.tz, now=utcnow(),
-                             data_centre_name=settings.data_centre_name)
+                             data_centre_name=settings.data_centre_name, judging=judging(settings))
 
 
 @router.get("/statements/{ministry}/{period}", summary="A ministry's statement of a month, in LAK")

@@ -121,6 +121,7 @@ def ministry_section(request: Request, actor: Actor, code: str):
     first, on every request, cached or not."""
     from dcops.access import Owned, authorize
     from dcops.overview import ministry_overview
+    from dcops.reports.documents import judging
 
     authorize(actor, "ministry.read", Owned("ministry", code, code))
     settings = _settings(request)
@@ -128,7 +129,7 @@ def ministry_section(request: Request, actor: Actor, code: str):
 
     def compute():
         overview = ministry_overview(_database(request), actor, code, tz=settings.tz,
-                                     data_centre_name=settings.data_centre_name)
+                                     data_centre_name=settings.data_centre_name, judging=judging(settings))
         return web.render_fragment(request, "_ministry.html", view=overview)
 
     return request.app.state.home_sections.get((code, language), compute)
@@ -290,11 +291,12 @@ def programme_list(request: Request):
 @router.get("/programmes/{slug}", response_class=HTMLResponse)
 def programme_page(request: Request, slug: str):
     from dcops.overview import programme_overview
+    from dcops.reports.documents import judging
 
     actor = _signed_in(request)
     settings = _settings(request)
     details = programme_overview(_database(request), actor, slug, tz=settings.tz,
-                                 data_centre_name=settings.data_centre_name)
+                                 data_centre_name=settings.data_centre_name, judging=judging(settings))
     return web.render(request, "programme.html", **details)
 
 
@@ -361,6 +363,7 @@ def report_file(request: Request, ministry: str, name: str):
     """A month's SLA report of a ministry, in any report format: /reports/moh/2026-11.html."""
     from dcops.db import utcnow
     from dcops.reports.ministry import uptime_report
+    from dcops.reports.documents import judging
     from dcops.reports.render import render
 
     actor = _signed_in(request)
@@ -370,7 +373,7 @@ def report_file(request: Request, ministry: str, name: str):
     settings = _settings(request)
     with _database(request).transaction() as conn:
         document = uptime_report(conn, actor, ministry, web.month_in_path(period), tz=settings.tz, now=utcnow(),
-                                 data_centre_name=settings.data_centre_name)
+                                 data_centre_name=settings.data_centre_name, judging=judging(settings))
     return _download(render(document, fmt), fmt, f"uptime-{ministry}-{period}.{fmt}")
 
 

@@ -200,6 +200,12 @@ def uptime_document(conn: Connection, period: Period, *, tz: ZoneInfo, now: date
     }
 
 
+def judging(settings) -> dict:
+    """The settings that judge an uptime report's programmes and incidents, as uptime_document takes them."""
+    return {"min_coverage_percent": settings.min_coverage_percent,
+            "major_incident_budget_percent": settings.major_incident_budget_percent}
+
+
 def _operator_attribution(value: str | None, components: dict[str, dict]) -> tuple[str, str, str] | None:
     """An incident record's `attributed_to` as attribution.split takes it."""
     if not value:

@@ -56,7 +56,7 @@ def report_list(conn: Connection, actor: Actor, ministry: str, *, tz: ZoneInfo, 
 
 
 def uptime_report(conn: Connection, actor: Actor, ministry: str, period: str, *, tz: ZoneInfo, now: datetime,
-                  data_centre_name: str) -> dict:
+                  data_centre_name: str, judging: dict | None = None) -> dict:
     """The ministry's SLA report of a month: as issued (its latest frozen copy), else computed now."""
     from dcops.reports.documents import resolve_period, uptime_document
 
@@ -68,7 +68,8 @@ def uptime_report(conn: Connection, actor: Actor, ministry: str, period: str, *,
     if frozen is not None:
         return json.loads(frozen)
     chosen = resolve_period(period, None, None, tz, now=now)
-    return uptime_document(conn, chosen, tz=tz, now=now, data_centre_name=data_centre_name, ministry=ministry)
+    return uptime_document(conn, chosen, tz=tz, now=now, data_centre_name=data_centre_name, ministry=ministry,
+                           **(judging or {}))
 
 
 def statement(conn: Connection, actor: Actor, ministry: str, period: str, *, tz: ZoneInfo, now: datetime,
