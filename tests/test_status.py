@@ -155,13 +155,14 @@ def test_a_day_s_minutes_round_up_so_that_downtime_never_reads_zero():
     assert status.cell_words(cell) == "No data (no data 12\u00a0h 54\u00a0min)"
 
 
-def test_the_bar_joins_plain_days_and_keeps_each_telling_day_apart():
+def test_the_bar_draws_one_mark_per_run_of_days_in_one_state_and_says_them_in_words():
     cells = [status.day_cell(s) for s in [share(), share(), share(up=86_400), share(up=86_400),
-                                          share(up=86_000, down=400), share(up=86_400)]]
-    runs = status.bar_runs(cells)
-    assert [(r["state"], r["x"], r["width"]) for r in runs] == [("none", 0, 2), ("up", 2, 2), ("down", 4, 1),
-                                                                 ("up", 5, 1)]
-    assert sum(r["width"] for r in runs) == len(cells)
+                                          share(up=86_000, down=400), share(up=86_300, down=100), share(up=86_400)]]
+    assert status.bar_runs(cells) == [(0, 2, "none"), (2, 2, "up"), (4, 2, "down"), (6, 1, "up")]
+    programme = {"days": cells, "days_down": 2, "days_maintenance": 0, "days_nodata": 0}
+    svg = str(status.bar_svg(programme, 7))
+    assert svg.count("<rect") == 4 and 'aria-label="7 days: 3 up, 2 with downtime, 2 not in service"' in svg
+    assert status.notable_days(programme) == ["1 Oct: Down (down 7\u00a0min)", "1 Oct: Down (down 2\u00a0min)"]
 
 
 def test_text_is_cleaned_of_control_and_direction_characters():
@@ -179,6 +180,52 @@ def test_icalendar_text_is_escaped_and_folded_at_75_octets_never_inside_a_charac
     assert all(len(p.encode("utf-8")) <= 75 for p in pieces) and len(pieces) > 2
     assert all(p.startswith(" ") for p in pieces[1:])
     assert "".join([pieces[0], *(p[1:] for p in pieces[1:])]) == line
+
+
+def test_the_day_sweep_gives_the_uptime_report_s_days():
+    """status.day_seconds (one linear pass) against reports.uptime.programme_uptime (the report's
+    sweep) over random histories: the same seconds in every bucket of every local day."""
+    from hypothesis import given, settings as hsettings, strategies as st
+
+    from dcops.reports.uptime import MaintenanceWindow, StateSpan, programme_uptime, range_bounds
+
+    hour = 3_600_000_000
+    start, end = range_bounds(date(2026, 10, 1), date(2026, 10, 5), TZ)
+    t0 = status._us(start)
+    edges = [status._us(range_bounds(date(2026, 10, d), date(2026, 10, d), TZ)[0]) for d in range(1, 6)]
+    edges.append(status._us(end))
+
+    @hsettings(max_examples=150, deadline=None)
+    @given(cuts=st.lists(st.integers(-10, 130), min_size=1, max_size=12, unique=True),
+           states=st.lists(st.sampled_from(["up", "down", "unknown"]), min_size=12, max_size=12),
+           holes=st.lists(st.booleans(), min_size=12, max_size=12),
+           windows=st.lists(st.tuples(st.integers(-5, 125), st.integers(1, 30)), max_size=4),
+           open_last=st.booleans(), now_hour=st.integers(1, 125), service_hour=st.integers(-5, 60))
+    def check(cuts, states, holes, windows, open_last, now_hour, service_hour):
+        cuts = sorted(cuts)
+        spans = []
+        for k, (lo, hi) in enumerate(zip(cuts, cuts[1:] + [None])):
+            if hi is None and not open_last:
+                break
+            if holes[k] and hi is not None:
+                continue
+            spans.append((t0 + lo * hour, None if hi is None else t0 + hi * hour, states[k], ""))
+        merged = status._merged([(t0 + a * hour, t0 + (a + b) * hour) for a, b in windows])
+        now = status._time(t0 + now_hour * hour)
+        service = t0 + service_hour * hour
+        t_now = status._us(now)
+        ours = status.day_seconds(spans, merged, edges, t_from=max(edges[0], service), t_to=min(edges[-1], t_now),
+                                  t_now=t_now)
+        theirs = programme_uptime(
+            [StateSpan(s, status._time(lo), None if hi is None else status._time(hi), r) for lo, hi, s, r in spans],
+            [MaintenanceWindow(0, status._time(lo), status._time(hi), status._time(lo)) for lo, hi in merged],
+            start=start, end=end, now=now, target_percent=99.0, tz=TZ, service_start=status._time(service))
+        down, unknown, up, maintenance = ours
+        for k, day in enumerate(theirs.days):
+            assert (down[k] / 1e6, unknown[k] / 1e6, up[k] / 1e6, maintenance[k] / 1e6) == \
+                (day.down, day.unknown, day.up, day.maintenance), (k, spans, merged)
+
+    check()
 
 
 def _luminance(colour: str) -> float:
