@@ -812,6 +812,7 @@ def _step_reports(steps: _Steps, database: "Database", settings: "Settings", dir
         # The local day(s) the demo ran on: a month would bury its minutes under weeks of "unknown".
         first, last = result.started_at.astimezone(settings.tz).date(), now.astimezone(settings.tz).date()
         period = resolve_period(None, first.isoformat(), last.isoformat(), settings.tz)
+        _annotate_outage(steps, database, result, period, now)
         with database.transaction() as conn:
             uptime = uptime_document(conn, period, tz=settings.tz, now=now, data_centre_name=settings.data_centre_name,
                                      **judging(settings))
@@ -837,6 +838,35 @@ def _step_reports(steps: _Steps, database: "Database", settings: "Settings", dir
                      f"{centre['programmes_met']} of {centre['programmes_monitored']} monitored programmes met "
                      f"their SLA, {centre['programmes_missed']} missed, {centre['programmes_insufficient_data']} "
                      f"had too little data; {centre['programmes_not_monitored']} not monitored")
+
+
+def _annotate_outage(steps: _Steps, database: "Database", result: DemoResult, period, now) -> None:
+    """The operator's side of the outage the demo staged: its incident, identified and resolved,
+    with what caused it and what was done, released for the public status page."""
+    from dcops.errors import UserError
+    from dcops.incidents import list_incidents, update_incident
+
+    if result.outage is None:
+        return
+    found = list_incidents(database, start=period.start, end=period.end, programme=result.outage, actor="demo",
+                           now=now)
+    if not found:
+        return
+    incident = found[-1]  # the first of the run (newest first)
+    number = incident["number"]
+    try:
+        update_incident(database, number, status="identified", note="the web front end answers 503",
+                        cause="the demo's stand-in was told to fail", attributed_to="ministry-application",
+                        actor="demo", now=now)
+        if not incident["ongoing"]:  # in a short run the outage may not have healed yet
+            update_incident(database, number, status="resolved", note="answering again",
+                            action="the stand-in answers again", actor="demo", now=now)
+    except UserError as error:
+        steps.detail(f"incident {number} not annotated: {error}")
+        return
+    steps.detail(f"incident {number} ({result.outage}): "
+                 + ("identified" if incident["ongoing"] else "identified, then resolved")
+                 + f", attributed to the ministry's application (see `dcops incident show {number}`)")
 
 
 def _plural(count: int, noun: str) -> str:

@@ -120,6 +120,9 @@ def test_demo_runs_the_whole_chain_and_leaves_nothing_running(tmp_path, settings
     assert result.states.get("up", 0) >= 50 and result.states.get("down", 0) <= 2, output
 
     # The requests became active programmes through one successful sandbox job.
+    # The staged outage is an incident, annotated as an operator would.
+    annotated = re.search(r"incident (\d+) \(([a-z0-9-]+)\): identified", output)
+    assert annotated and annotated[2] == result.outage, output
     assert result.job_status == "successful"
     assert sorted(result.programmes) == sorted(r.slug for r in DEMO_REQUESTS)
     config = demo_settings(directory)
