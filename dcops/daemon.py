@@ -151,11 +151,12 @@ def publish_status(database: Database, stop: threading.Event, directory: Path, s
     publish that fails is logged in one line and tried again at the next round; it never stops
     the prober."""
     from dcops.errors import DcopsError
-    from dcops.status import publish_both
+    from dcops.status import PastDays, publish_both
 
+    past = PastDays()  # the days before today, recomputed only when their history changes
     while not stop.is_set():
         try:
-            publish_both(database, directory, settings=settings, actor="dcops")
+            publish_both(database, directory, settings=settings, actor="dcops", past=past)
         except (DcopsError, OSError) as error:  # a locked database, a full disk: the next round tries again
             log.warning("status page not published: %s", error)
         except Exception as error:  # noqa: BLE001 - a bug in one publish must not end the thread for good

@@ -174,14 +174,28 @@ def _time(us: int) -> datetime:
 
 
 def _epoch_us(conn: Connection, column):
-    """A UTCDateTime column as whole Unix microseconds, worked out by the database (exactly: SQLite
-    from its stored text 'YYYY-MM-DD HH:MM:SS.ffffff', PostgreSQL from its numeric epoch), so that
-    tens of thousands of spans are not parsed one by one in Python."""
-    from sqlalchemy import BigInteger, Integer, cast, extract, func
+    """A UTCDateTime column read as whole Unix microseconds: on PostgreSQL worked out by the
+    database (its numeric epoch, exact); on SQLite the stored text itself ('YYYY-MM-DD
+    HH:MM:SS.ffffff'), which _Microseconds parses (SQLite's own strftime takes twice as long)."""
+    from sqlalchemy import BigInteger, String, cast, extract, type_coerce
 
     if conn.dialect.name == "sqlite":
-        return cast(func.strftime("%s", column), Integer) * 1_000_000 + cast(func.substr(column, 21, 6), Integer)
+        return type_coerce(column, String)
     return cast(extract("epoch", column) * 1_000_000, BigInteger)
+
+
+class _Microseconds(dict):
+    """Stored times to Unix microseconds, each text parsed once (a span's end is the next one's start)."""
+
+    def __missing__(self, text: str) -> int:
+        value = self[text] = (datetime.fromisoformat(text) - _EPOCH_NAIVE) // _MICRO
+        return value
+
+    def of(self, value) -> int | None:
+        """`value` (text, microseconds or None) as microseconds."""
+        if value is None or value.__class__ is int:
+            return value
+        return self[value]
 
 
 class _History:
@@ -241,10 +255,15 @@ def _read_histories(conn: Connection, *, start: datetime, end: datetime, now: da
         .where(i.c.endpoint_id.is_(None), i.c.started_at < end, or_(i.c.ended_at.is_(None), i.c.ended_at > start))
         .order_by(i.c.programme_id, i.c.started_at)).all()
     opened: dict[int, tuple] = {}
+    times = _Microseconds()
+    parse = times.of
+    text = conn.dialect.name == "sqlite"  # times as text: looked up (and parsed once) directly
     for programme_id, state, began, ended, reason in spans:
         history = programmes.get(programme_id)
         if history is None:
             continue
+        if text:
+            began, ended = times[began], (None if ended is None else times[ended])
         if ended is None:
             opened[programme_id] = (state, began, reason or "")
         else:
@@ -270,7 +289,7 @@ def _read_histories(conn: Connection, *, start: datetime, end: datetime, now: da
             select(w.c.programme_id, w.c.cluster_id, _epoch_us(conn, w.c.starts_at), _epoch_us(conn, w.c.ends_at))
             .where(w.c.cancelled_at.is_(None), w.c.starts_at < end, w.c.ends_at > start,
                    and_(w.c.recorded_at <= w.c.starts_at))):
-        window = (lo, hi)
+        window = (parse(lo), parse(hi))
         for target in ([programme_id] if programme_id is not None else on_cluster.get(cluster_id, ())):
             history = programmes.get(target)
             if history is not None:
@@ -302,9 +321,21 @@ def day_seconds(spans: list[tuple[int, int | None, str, str]], windows: list[tup
     totals = [[0] * days for _ in range(4)]
     if t_to <= t_from:
         return totals
-    pieces: list[tuple[int, int, int]] = []
-    cursor = t_from
-    previous_end = None
+
+    def add(bucket: list[int], lo: int, hi: int, sign: int = 1) -> None:
+        k = bisect_right(edges, lo) - 1
+        following = edges[k + 1]
+        while hi > following:  # across midnight: cut at each day's edge
+            bucket[k] += sign * (following - lo)
+            lo, k = following, k + 1
+            following = edges[k + 1]
+        bucket[k] += sign * (hi - lo)
+
+    starts: list[int] = []
+    pieces: list[tuple[int, int, list[int]]] = []
+    unknown = totals[_K_UNKNOWN]
+    buckets = {state: totals[kind] for state, kind in _KIND.items()}
+    cursor, previous_end = t_from, None
     for lo, hi, state, _reason in spans:
         hi = t_now if hi is None else hi
         if previous_end is not None and lo < previous_end:
@@ -313,46 +344,111 @@ def day_seconds(spans: list[tuple[int, int | None, str, str]], windows: list[tup
         lo, hi = max(lo, cursor), min(hi, t_to)
         if hi <= lo:
             continue
-        if lo > cursor:
-            pieces.append((cursor, lo, _K_UNKNOWN))
-        kind = _KIND.get(state)
-        if kind is None:
+        if lo > cursor:  # time no span covers
+            add(unknown, cursor, lo)
+            starts.append(cursor)
+            pieces.append((cursor, lo, unknown))
+        bucket = buckets.get(state)
+        if bucket is None:
             raise ValueError(f"invalid state {state!r}: expected up, down or unknown")
-        pieces.append((lo, hi, kind))
+        k = bisect_right(edges, lo) - 1
+        if hi <= edges[k + 1]:  # most pieces lie within one day
+            bucket[k] += hi - lo
+        else:
+            add(bucket, lo, hi)
+        starts.append(lo)
+        pieces.append((lo, hi, bucket))
         cursor = hi
     if cursor < t_to:
-        pieces.append((cursor, t_to, _K_UNKNOWN))
-    if windows:
-        cut, j, n = [], 0, len(windows)
-        for lo, hi, kind in pieces:
-            while lo < hi:
-                while j < n and windows[j][1] <= lo:
-                    j += 1
-                if j == n or windows[j][0] >= hi:
-                    cut.append((lo, hi, kind))
-                    break
-                if windows[j][0] > lo:
-                    cut.append((lo, windows[j][0], kind))
-                    lo = windows[j][0]
-                ended = min(hi, windows[j][1])
-                cut.append((lo, ended, _K_MAINTENANCE))
-                lo = ended
-        pieces = cut
-    for lo, hi, kind in pieces:
-        bucket = totals[kind]
-        k = bisect_right(edges, lo) - 1
-        following = edges[k + 1]
-        while hi > following:  # a piece across midnight: cut at each day's edge
-            bucket[k] += following - lo
-            lo, k = following, k + 1
-            following = edges[k + 1]
-        bucket[k] += hi - lo
+        add(unknown, cursor, t_to)
+        starts.append(cursor)
+        pieces.append((cursor, t_to, unknown))
+    # Announced maintenance takes its time from whatever state the programme was in.
+    maintenance = totals[_K_MAINTENANCE]
+    for lo, hi in windows:
+        lo, hi = max(lo, t_from), min(hi, t_to)
+        if hi <= lo:
+            continue
+        add(maintenance, lo, hi)
+        index = max(bisect_right(starts, lo) - 1, 0)
+        while index < len(pieces) and pieces[index][0] < hi:
+            piece_lo, piece_hi, bucket = pieces[index]
+            overlap_lo, overlap_hi = max(lo, piece_lo), min(hi, piece_hi)
+            if overlap_lo < overlap_hi:
+                add(bucket, overlap_lo, overlap_hi, -1)
+            index += 1
     return totals
 
 
+def _cells_of(totals: list[list[int]], days: list[str]) -> list[dict]:
+    """cell_of for each day of day_seconds' totals (inlined: 90 days of 1,000 programmes are 90,000 cells)."""
+    down, unknown, up, maintenance = totals
+    cells, ceil, share, minute = [], math.ceil, NO_DATA_DAY_SHARE, 60_000_000
+    for k, day in enumerate(days):
+        u, d, m, n = up[k], down[k], maintenance[k], unknown[k]
+        measured = u + d + m + n
+        state = ("none" if measured <= 0 else "down" if d > 0 else "nodata" if n >= share * measured
+                 else "maintenance" if m > 0 else "up")
+        cells.append({"day": day, "state": state, "down_minutes": ceil(d / minute - 1e-9) if d > 0 else 0,
+                      "maintenance_minutes": ceil(m / minute - 1e-9) if m > 0 else 0,
+                      "nodata_minutes": ceil(n / minute - 1e-9) if n > 0 else 0})
+    return cells
+
+
+class PastDays:
+    """The days before today of each programme's bar, remembered by what they were computed from.
+
+    Its key is the whole input of those days (the programme's spans and announced windows as cut
+    at today's local midnight, its start of service, the days' edges), so a remembered result is
+    used only for exactly the same history: a span imported into the past, a window announced,
+    a check fallen silent yesterday all make a new key. Only today is then computed afresh each
+    minute. `dcops serve` keeps one across its publishes; a one-off publish starts empty.
+    """
+
+    def __init__(self, size: int = 8192):
+        self.size = size
+        self._found: dict[tuple, tuple[list[dict], int, int]] = {}
+
+    def get(self, key: tuple, compute) -> tuple[list[dict], int, int] | None:
+        found = self._found.get(key)
+        if found is None:
+            found = compute()
+            if found is None:
+                return None
+            if len(self._found) >= self.size:
+                self._found.pop(next(iter(self._found)))  # the oldest
+            self._found[key] = found
+        return found
+
+
 def _cells(history: _History, edges: list[int], days: list[str], *, t_from: int, t_to: int, t_now: int,
-           tz: ZoneInfo, start: datetime, end: datetime, now: datetime) -> tuple[list[dict], float | None]:
-    """The programme's day cells (cell_of) and its availability over the days (0-1, None without data)."""
+           tz: ZoneInfo, start: datetime, end: datetime, now: datetime,
+           past: PastDays | None = None) -> tuple[list[dict], float | None]:
+    """The programme's day cells (cell_of) and its availability over the days (0-1, None without data).
+
+    Given `past`, the days before today come from it (computed once for the same history) and
+    only today is swept; without, all days are swept at once. The two give the same cells."""
+    if past is not None and len(edges) > 2:
+        midnight = edges[-2]
+        before = tuple((lo, min(t_now if hi is None else hi, midnight), state, "")
+                       for lo, hi, state, _reason in history.spans if lo < midnight)
+        key = (before, tuple(w for w in history.windows if w[0] < midnight), t_from, tuple(edges[:-1]))
+
+        def compute():
+            totals = day_seconds(list(before), history.windows, edges[:-1], t_from=t_from,
+                                 t_to=min(t_to, midnight), t_now=min(t_now, midnight))
+            if totals is None:
+                return None
+            return _cells_of(totals, days[:-1]), sum(totals[2]), sum(totals[0])
+
+        found = past.get(key, compute)
+        if found is not None:
+            cells, up, down = found
+            today = day_seconds([span for span in history.spans if span[1] is None or span[1] > midnight],
+                                history.windows, edges[-2:], t_from=max(t_from, midnight), t_to=t_to, t_now=t_now)
+            if today is not None:
+                up, down = up + today[2][0], down + today[0][0]
+                return [*cells, *_cells_of(today, days[-1:])], (up / (up + down) if up + down > 0 else None)
     totals = day_seconds(history.spans, history.windows, edges, t_from=t_from, t_to=t_to, t_now=t_now)
     if totals is None:  # overlapping spans (a history written by hand): the report's own sweep
         from dcops.reports.uptime import MaintenanceWindow, StateSpan, programme_uptime
@@ -364,22 +460,12 @@ def _cells(history: _History, edges: list[int], days: list[str], *, t_from: int,
             start=start, end=end, now=now, target_percent=history.target_percent, tz=tz,
             service_start=_time(history.service_from))
         return [day_cell(share) for share in figures.days], figures.availability
-    down, unknown, up, maintenance = totals
-    # cell_of, inlined: 90 days of 1,000 programmes are 90,000 cells a publish.
-    cells, ceil, share, minute = [], math.ceil, NO_DATA_DAY_SHARE, 60_000_000
-    for k, day in enumerate(days):
-        u, d, m, n = up[k], down[k], maintenance[k], unknown[k]
-        measured = u + d + m + n
-        state = ("none" if measured <= 0 else "down" if d > 0 else "nodata" if n >= share * measured
-                 else "maintenance" if m > 0 else "up")
-        cells.append({"day": day, "state": state, "down_minutes": ceil(d / minute - 1e-9) if d > 0 else 0,
-                      "maintenance_minutes": ceil(m / minute - 1e-9) if m > 0 else 0,
-                      "nodata_minutes": ceil(n / minute - 1e-9) if n > 0 else 0})
-    counted = sum(up) + sum(down)
-    return cells, (sum(up) / counted if counted > 0 else None)
+    counted = sum(totals[2]) + sum(totals[0])
+    return _cells_of(totals, days), (sum(totals[2]) / counted if counted > 0 else None)
 
 
-def status_view(conn: Connection, *, now: datetime, tz: ZoneInfo, audience: str, days: int = DEFAULT_DAYS) -> dict:
+def status_view(conn: Connection, *, now: datetime, tz: ZoneInfo, audience: str, days: int = DEFAULT_DAYS,
+                past: PastDays | None = None) -> dict:
     """The status page's data, as read at `now`, for `audience` ("public" or "ministries").
 
     Programmes in service grouped by ministry, each with its state now, one cell per local day
@@ -388,6 +474,7 @@ def status_view(conn: Connection, *, now: datetime, tz: ZoneInfo, audience: str,
     RECENT_DAYS days, each with its timed updates; announced maintenance under way and to come
     (and of the last RECENT_DAYS days, for the feeds). What the public sees: the module's docstring.
     All text is cleaned (clean_text); times are ISO 8601 UTC, with the local text beside them.
+    `past`: the days before today remembered from an earlier call (PastDays), for the same result sooner.
     """
     from dcops.incidents import UNPUBLISHED_CLASSIFICATIONS, as_dict, records_between, updates_of
     from dcops.reports.uptime import range_bounds
@@ -417,7 +504,8 @@ def status_view(conn: Connection, *, now: datetime, tz: ZoneInfo, audience: str,
     names: dict[int, str] = {}
     for programme_id, (history, classification) in shown.items():
         cells, availability = _cells(history, edges, day_names, t_from=max(edges[0], history.service_from),
-                                     t_to=min(_us(end), t_now), t_now=t_now, tz=tz, start=start, end=end, now=now)
+                                     t_to=min(_us(end), t_now), t_now=t_now, tz=tz, start=start, end=end, now=now,
+                                     past=past)
         state, since, reason = _state_now(history, now)
         counts[state] += 1
         label = clean_text(history.short_name or history.name)
@@ -508,6 +596,8 @@ def _incidents(conn: Connection, shown: dict, names: dict[int, str], *, now: dat
             "status": incident["status"],
             "status_word": INCIDENT_STATUS_WORDS.get(incident["status"], incident["status"]),
             "updates": said,
+            # An operator said something of it: told in full; the others are rows of a table.
+            "annotated": bool(said or incident["title"] or incident["cause"] or incident["action"]),
             "updated": max([incident["start"], *(u["at"] for u in said), *([incident["end"]] if ended else [])]),
         }
         if not public:
@@ -704,17 +794,16 @@ def ical_fold(line: str) -> str:
     """One content line folded at 75 octets (RFC 5545 3.1), never inside a UTF-8 character; CRLF ended."""
     if len(line) <= 75 and line.isascii():
         return line + "\r\n"
-    pieces, current, size = [], [], 0
-    for char in line:
-        width = len(char.encode("utf-8"))
-        limit = 75 if not pieces else 74  # a continuation line starts with a space
-        if size + width > limit:
-            pieces.append("".join(current))
-            current, size = [], 0
-        current.append(char)
-        size += width
-    pieces.append("".join(current))
-    return "\r\n ".join(pieces) + "\r\n"
+    data = line.encode("utf-8")
+    pieces, position, limit = [], 0, 75
+    while len(data) - position > limit:
+        cut = position + limit
+        while data[cut] & 0xC0 == 0x80:  # not inside a character: back to its first byte
+            cut -= 1
+        pieces.append(data[position:cut])
+        position, limit = cut, 74  # a continuation line starts with a space
+    pieces.append(data[position:])
+    return b"\r\n ".join(pieces).decode("utf-8") + "\r\n"
 
 
 def _ical_time(iso: str) -> str:
@@ -823,7 +912,8 @@ def write_site(files: dict[str, str], directory: Path) -> list[Path]:
 
 
 def views(database: "Database", *, audiences: Iterable[str], now: datetime | None = None,
-          settings: "Settings", actor: "Actor | str | None" = None, days: int = DEFAULT_DAYS) -> dict[str, dict]:
+          settings: "Settings", actor: "Actor | str | None" = None, days: int = DEFAULT_DAYS,
+          past: PastDays | None = None) -> dict[str, dict]:
     """The status views of `audiences`, read in one transaction after the incident records are
     brought up to date with the history (as the incident listing does)."""
     from dcops.access import as_actor, authorize
@@ -842,33 +932,35 @@ def views(database: "Database", *, audiences: Iterable[str], now: datetime | Non
         # left. (The incident listing repairs the whole history; the page needs only its days.)
         live = conn.execute(select(Programme.__table__.c.id).where(Programme.__table__.c.status != "retired"))
         sync(conn, programme_ids=live.scalars().all(), since=now - timedelta(days=RECENT_DAYS), now=now)
-        return {audience: status_view(conn, now=now, tz=settings.tz, audience=audience, days=days)
+        return {audience: status_view(conn, now=now, tz=settings.tz, audience=audience, days=days, past=past)
                 for audience in audiences}
 
 
 def publish(database: "Database", directory: Path, *, audience: str, now: datetime | None = None,
-            settings: "Settings", actor: "Actor | str | None" = None) -> list[Path]:
+            settings: "Settings", actor: "Actor | str | None" = None, past: PastDays | None = None) -> list[Path]:
     """Publish the status site of `audience` into `directory`: index.html, feed.atom, maintenance.ics,
-    style.css; return the files written. Needs status.publish (an operator)."""
-    return publish_view(database, directory, audience=audience, now=now, settings=settings, actor=actor)[0]
+    style.css; return the files written. Needs status.publish (an operator). `past`: see status_view."""
+    return publish_view(database, directory, audience=audience, now=now, settings=settings, actor=actor,
+                        past=past)[0]
 
 
 def publish_view(database: "Database", directory: Path, *, audience: str, now: datetime | None = None,
-                 settings: "Settings", actor: "Actor | str | None" = None) -> tuple[list[Path], dict]:
+                 settings: "Settings", actor: "Actor | str | None" = None,
+                 past: PastDays | None = None) -> tuple[list[Path], dict]:
     """As publish, and the view the files were rendered from."""
-    view = views(database, audiences=[audience], now=now, settings=settings, actor=actor)[audience]
+    view = views(database, audiences=[audience], now=now, settings=settings, actor=actor, past=past)[audience]
     files = render_files(view, data_centre_name=settings.data_centre_name, service_desk=settings.service_desk)
     return write_site(files, directory), view
 
 
 def publish_both(database: "Database", directory: Path, *, now: datetime | None = None, settings: "Settings",
-                 actor: "Actor | str | None" = None) -> list[Path]:
+                 actor: "Actor | str | None" = None, past: PastDays | None = None) -> list[Path]:
     """What `dcops serve` publishes every minute: the public site into DIRECTORY/public and the
     ministries' into DIRECTORY/ministries, from one reading of the database.
 
     Two sibling folders rather than the ministries' inside the public one: a web server pointed
     at the public folder can then never serve the ministries' page, whatever its configuration."""
-    found = views(database, audiences=AUDIENCES, now=now, settings=settings, actor=actor)
+    found = views(database, audiences=AUDIENCES, now=now, settings=settings, actor=actor, past=past)
     written = []
     for audience, view in found.items():
         files = render_files(view, data_centre_name=settings.data_centre_name, service_desk=settings.service_desk)

@@ -304,6 +304,36 @@ def test_unknown_is_no_data_never_up_and_each_programme_has_90_days(month):
     assert view["counts"]["up"] < view["programme_count"]
 
 
+def test_remembered_past_days_give_the_same_view_and_follow_a_change_to_the_past(month):
+    database, _numbers = month
+    past = status.PastDays()
+    with database.transaction() as conn:
+        fresh = status.status_view(conn, now=NOW, tz=TZ, audience="ministries")
+        first = status.status_view(conn, now=NOW, tz=TZ, audience="ministries", past=past)
+        again = status.status_view(conn, now=NOW + timedelta(minutes=1), tz=TZ, audience="ministries", past=past)
+    assert first["ministries"] == fresh["ministries"]
+    assert _programmes(again)["kpl-news"]["days"] == _programmes(fresh)["kpl-news"]["days"]
+    # An import writes an outage into the past: the remembered days of that programme are not used.
+    table = StateInterval.__table__
+    with database.transaction() as conn:
+        programme = conn.execute(sa.select(Programme.__table__.c.id).where(Programme.__table__.c.slug == "lesmis")
+                                 ).scalar_one()
+        conn.execute(sa.update(table).where(table.c.programme_id == programme, table.c.state == "up",
+                                            table.c.started_at == at("2026-07-01T00:00"))
+                     .values(ended_at=at("2026-09-01T00:00")))
+        conn.execute(sa.insert(table), [
+            {"programme_id": programme, "endpoint_id": None, "state": "down", "started_at": at("2026-09-01T00:00"),
+             "ended_at": at("2026-09-01T02:00"), "reason": "imported"},
+            {"programme_id": programme, "endpoint_id": None, "state": "up", "started_at": at("2026-09-01T02:00"),
+             "ended_at": at("2026-10-19T10:00"), "reason": ""}])
+    with database.transaction() as conn:
+        changed = status.status_view(conn, now=NOW, tz=TZ, audience="ministries", past=past)
+        truth = status.status_view(conn, now=NOW, tz=TZ, audience="ministries")
+    day = next(c for c in _programmes(changed)["lesmis"]["days"] if c["day"] == "2026-09-01")
+    assert day["state"] == "down" and day["down_minutes"] == 120
+    assert changed["ministries"] == truth["ministries"]
+
+
 # --- the published files ------------------------------------------------------------------------
 
 
