@@ -188,7 +188,7 @@ def updates_of(conn: Connection, numbers: Iterable[int]) -> dict[int, list[dict]
 def list_incidents(database: Database, *, start: datetime, end: datetime, actor: "Actor | str | None" = None,
                    programme: str | None = None, status: str | None = None, now: datetime | None = None,
                    tz=None, major_incident_budget_percent: float = 50.0) -> list[dict]:
-    """The incidents overlapping [start, end) (and every one still open), newest first; the
+    """The incidents overlapping [start, end) (and every one still going on), newest first; the
     history is brought up to date first (a repair, if a writer stopped half-way). Given the data
     centre's zone `tz`, each carries its figures from the uptime report of the month it began."""
     reader = as_actor(actor)
@@ -201,7 +201,8 @@ def list_incidents(database: Database, *, start: datetime, end: datetime, actor:
                  .where(T_INCIDENT.c.merged_into.is_(None) if status != "merged" else T_INCIDENT.c.status == "merged",
                         or_(and_(T_INCIDENT.c.started_at < end,
                                  or_(T_INCIDENT.c.ended_at.is_(None), T_INCIDENT.c.ended_at > start)),
-                            T_INCIDENT.c.status.not_in(("resolved", "merged"))),
+                            # and every one still going on, whenever it began
+                            T_INCIDENT.c.ended_at.is_(None)),
                         visible(reader, "incident.read", T_MINISTRY.c.code)))
         if programme is not None:
             _programme(conn, reader, programme)

@@ -273,3 +273,11 @@ def test_the_judging_settings_reach_the_report(loaded_cli, monkeypatch):
     monkeypatch.setenv("DCOPS_MAJOR_INCIDENT_BUDGET_PERCENT", "120")
     bad = loaded_cli("report", "uptime", "--period", "2026-11", "--format", "json", expect=2)
     assert "DCOPS_MAJOR_INCIDENT_BUDGET_PERCENT must be a percentage" in bad.stderr
+
+
+def test_a_listing_is_the_period_and_what_is_still_down_not_every_unannotated_incident(db):
+    spans(db, [("e-gov-portal", "down", "2026-09-02T00:00", "2026-09-02T01:00", "web: 502"),  # ended, never annotated
+               ("dhis2", "down", "2026-09-20T00:00", None, "web: refused")])  # still down
+    listed = incidents.list_incidents(db, start=at("2026-10-31T17:00"), end=at("2026-11-30T17:00"),
+                                      now=at("2026-11-15T00:00"))
+    assert [(i["programme"], i["ongoing"], i["status"]) for i in listed] == [("dhis2", True, "new")]

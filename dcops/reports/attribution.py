@@ -106,7 +106,7 @@ def _resolve(labelled: list[tuple[int, int, tuple]]) -> list[tuple[int, int, tup
 
 def _intersect(down: list[_Interval], segments: list[tuple[int, int, tuple]]):
     """Walk `down` (disjoint, sorted) against labelled `segments` (disjoint, sorted): yields
-    (lo, hi, label or None) covering `down` exactly."""
+    (lo, hi, label or None, the start of the down interval it is in) covering `down` exactly."""
     j = 0
     for lo, hi in down:
         at = lo
@@ -117,16 +117,16 @@ def _intersect(down: list[_Interval], segments: list[tuple[int, int, tuple]]):
             if k < len(segments) and segments[k][0] < hi:
                 s_lo, s_hi, label = segments[k]
                 if s_lo > at:
-                    yield at, s_lo, None
+                    yield at, s_lo, None, lo
                     at = s_lo
                 piece_end = min(s_hi, hi)
                 if piece_end > at:
-                    yield at, piece_end, label
+                    yield at, piece_end, label, lo
                     at = piece_end
                 if s_hi <= hi:
                     k += 1
             else:
-                yield at, hi, None
+                yield at, hi, None, lo
                 at = hi
 
 
@@ -165,15 +165,14 @@ def cause_timelines(down: dict[str, list[tuple[datetime, datetime]]], depends_on
             return causes
         segments = _resolve(labelled)
         causes = []
-        for lo, hi in own_down:
-            for piece_lo, piece_hi, label in _intersect([(lo, hi)], segments):
-                if label is None:
-                    causes.append(Cause(piece_lo, piece_hi, None, None, name, "own", lo, lo))
-                else:
-                    via, via_kind, root, root_kind, root_start = label
-                    # A hosted root's own fault is a hosted root for its dependants.
-                    causes.append(Cause(piece_lo, piece_hi, via, via_kind, root,
-                                        HOSTED if root_kind == "own" else root_kind, root_start, lo))
+        for piece_lo, piece_hi, label, lo in _intersect(own_down, segments):
+            if label is None:
+                causes.append(Cause(piece_lo, piece_hi, None, None, name, "own", lo, lo))
+            else:
+                via, via_kind, root, root_kind, root_start = label
+                # A hosted root's own fault is a hosted root for its dependants.
+                causes.append(Cause(piece_lo, piece_hi, via, via_kind, root,
+                                    HOSTED if root_kind == "own" else root_kind, root_start, lo))
         in_progress.discard(name)
         done[name] = causes
         return causes

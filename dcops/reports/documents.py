@@ -249,17 +249,31 @@ def _attributed(history, result, causes, *, third_party, components, min_coverag
         operator = _operator_attribution(row.attributed_to if row is not None else None, components)
         lo, hi = attribution.us(incident.start), attribution.us(incident.end)
         first = bisect_right(cause_ends, lo)
-        last = first
-        while last < len(causes) and causes[last].start < hi:
-            last += 1
-        split = attribution.split(history.slug, incident.start, incident.end, causes[first:last],
-                                  third_party=third_party, operator=operator)
-        own += split.own_seconds
-        dependency += split.dependency_seconds
-        left_out = split.external_root_seconds if history.excludes_external else 0.0
-        excluded += left_out
-        roots |= split.roots
-        counted = incident.seconds - left_out
+        if operator is None and not history.depends_on:
+            # Nothing it needs, no operator's word: all its own, the outage named as its dependants
+            # name it (by the start of its stretch of down time). Most incidents, at a fraction of a split.
+            roots.add((history.slug, causes[first].down_start if first < len(causes) else lo))
+            own += incident.seconds
+            counted = incident.seconds
+            described = {"own_seconds": plain["seconds"], "dependency_seconds": 0.0, "dependencies": [],
+                         "source": "computed"}
+            digest.append([None, incident.seconds, [], 0.0])
+        else:
+            last = first
+            while last < len(causes) and causes[last].start < hi:
+                last += 1
+            split = attribution.split(history.slug, incident.start, incident.end, causes[first:last],
+                                      third_party=third_party, operator=operator)
+            own += split.own_seconds
+            dependency += split.dependency_seconds
+            left_out = split.external_root_seconds if history.excludes_external else 0.0
+            excluded += left_out
+            roots |= split.roots
+            counted = incident.seconds - left_out
+            described = split.as_dict()
+            digest.append([row.attributed_to if row is not None else None, split.own_seconds,
+                           [[d["name"], d["kind"], d["root"], d["seconds"]] for d in split.dependencies],
+                           split.external_root_seconds])
         incidents.append({
             **plain,
             "number": row.id if row is not None else None,
@@ -271,11 +285,8 @@ def _attributed(history, result, causes, *, third_party, components, min_coverag
             "postmortem_url": row.postmortem_url if row is not None else None,
             "major": attribution.is_major(counted, budget, threshold_percent=major_incident_budget_percent),
             "error_budget_used_percent": uptime_maths._round_percent(100 * counted / budget) if budget > 0 else None,
-            "attribution": split.as_dict(),
+            "attribution": described,
         })
-        digest.append([row.attributed_to if row is not None else None, split.own_seconds,
-                       [[d["name"], d["kind"], d["root"], d["seconds"]] for d in split.dependencies],
-                       split.external_root_seconds])
     counted_seconds = result.up_seconds + result.downtime_seconds
     met = result.met
     error_budget_used = result.error_budget_used_percent
