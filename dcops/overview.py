@@ -126,3 +126,70 @@ def programme_overview(database: Database, actor: Actor, slug: str, *, tz: ZoneI
         "not_monitored": report["not_monitored"][0] if report["not_monitored"] else None,
         "maintenance": [window.as_dict() for window in windows],
     }
+
+
+def status_overview(database: Database, actor: Actor, *, tz: ZoneInfo, now: datetime | None = None) -> dict:
+    """The status page as `actor` may see it: the staff see the ministries' page whole; a ministry's
+    people see their own ministries' programmes as the ministries' page shows them (every incident,
+    with its cause and updates, and all announced maintenance) and every other ministry's as the
+    public page does (no confidential or secret programme, only released incidents).
+
+    The shape of status.status_view (audience "mixed" when merged), each ministry marked `own`
+    (the actor reads it whole), each programme with `bar` (its runs of days in one state, as
+    {"x", "width", "state"} in days) and `days_up`. Reads the incident records as they are kept
+    (the prober keeps them as it writes, `dcops serve` repairs them every minute); writes nothing."""
+    from dcops.status import AUDIENCES, bar_runs, status_view
+
+    now = now or utcnow()
+    scope = actor.ministries("programme.read")
+    with database.transaction() as conn:
+        views = {audience: status_view(conn, now=now, tz=tz, audience=audience)
+                 for audience in (AUDIENCES if scope is not None else ("ministries",))}
+    whole = views["ministries"]
+    if scope is None:
+        merged = {**whole, "ministries": [{**group, "own": True} for group in whole["ministries"]]}
+    else:
+        merged = _merged_status(views["public"], whole, scope)
+    for group in merged["ministries"]:
+        for programme in group["programmes"]:
+            programme["bar"] = [{"x": x, "width": width, "state": state}
+                                for x, width, state in bar_runs(programme["days"])]
+            programme["days_up"] = sum(1 for cell in programme["days"] if cell["state"] == "up")
+    return merged
+
+
+def _merged_status(public: dict, whole: dict, own: frozenset[str]) -> dict:
+    """The public view with the ministries in `own` replaced by their whole view (see status_overview)."""
+    groups = [{**group, "own": True} for group in whole["ministries"] if group["code"] in own]
+    groups += [{**group, "own": False} for group in public["ministries"] if group["code"] not in own]
+    groups.sort(key=lambda g: (g["name"].casefold(), g["code"]))
+    incidents = {}
+    for key in ("current", "recent"):
+        found = [i for i in whole["incidents"][key] if i["ministry"] in own]
+        found += [i for i in public["incidents"][key] if i["ministry"] not in own]
+        incidents[key] = sorted(found, key=lambda i: (i["start"], i["number"]), reverse=True)
+    # A window (of a cluster, say) names the programmes it touches by their labels: the actor's own
+    # from the whole view, the others' as the public view names them.
+    own_labels = {p["label"] for g in groups if g["own"] for p in g["programmes"]}
+    public_windows = {w["id"]: w for w in public["maintenance"]["all"]}
+    windows = []
+    for window in whole["maintenance"]["all"]:
+        shown = public_windows.get(window["id"], {}).get("programmes", [])
+        mine = [label for label in window["programmes"] if label in own_labels]
+        if mine:
+            windows.append({**window, "programmes": sorted(set(mine) | set(shown), key=str.casefold)})
+        elif shown:
+            windows.append(public_windows[window["id"]])
+    programmes = [p for g in groups for p in g["programmes"]]
+    counts = {state: sum(1 for p in programmes if p["state"] == state) for state in whole["counts"]}
+    return {
+        **whole,
+        "audience": "mixed",
+        "programme_count": len(programmes),
+        "counts": counts,
+        "ministries": groups,
+        "incidents": incidents,
+        "maintenance": {"in_progress": [w for w in windows if w["phase"] == "in progress"],
+                        "upcoming": [w for w in windows if w["phase"] == "upcoming"],
+                        "all": windows},
+    }

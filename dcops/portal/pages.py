@@ -300,6 +300,16 @@ def programme_page(request: Request, slug: str):
     return web.render(request, "programme.html", **details)
 
 
+@router.get("/status", response_class=HTMLResponse)
+def status_page(request: Request):
+    """The status page as the signed-in person may see it: their own ministries whole, the others as the public."""
+    from dcops.overview import status_overview
+
+    actor = _signed_in(request)
+    view = status_overview(_database(request), actor, tz=_settings(request).tz)
+    return web.render(request, "status.html", view=view)
+
+
 # --- the data centre's staff --------------------------------------------------------------------
 
 def staff_queue(request: Request):
