@@ -18,7 +18,7 @@ from dcops.portal.app import create_app
 
 import inventories
 import requests_fixtures
-from test_portal import ORIGIN, PASSWORD, client_for, post
+from test_portal import PASSWORD, client_for, post
 
 PEOPLE = {"vera": [Grant("viewer", "mtc")], "hana": [Grant("requester", "moh")], "olga": [Grant("operator")],
           "aude": [Grant("auditor")]}
