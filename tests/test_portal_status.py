@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import inventories
 import pytest
+import requests_fixtures
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from test_portal import PASSWORD, client_for, post
 
 from dcops import accounts, incidents
 from dcops.access import Actor, Grant
@@ -15,10 +18,6 @@ from dcops.inventory.service import load_directory
 from dcops.models import Programme, StateInterval
 from dcops.overview import status_overview
 from dcops.portal.app import create_app
-
-import inventories
-import requests_fixtures
-from test_portal import PASSWORD, client_for, post
 
 PEOPLE = {"vera": [Grant("viewer", "mtc")], "hana": [Grant("requester", "moh")], "olga": [Grant("operator")],
           "aude": [Grant("auditor")]}
