@@ -306,7 +306,11 @@ def status_page(request: Request):
     from dcops.overview import status_overview
 
     actor = _signed_in(request)
-    view = status_overview(_database(request), actor, tz=_settings(request).tz)
+    # What the view holds depends only on which ministries the person may read in full, so the
+    # people of one ministry (and all the staff) share one computation every few seconds.
+    scope = actor.ministries("programme.read")
+    view = request.app.state.home_sections.get(
+        ("status", scope), lambda: status_overview(_database(request), actor, tz=_settings(request).tz))
     return web.render(request, "status.html", view=view)
 
 
