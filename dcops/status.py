@@ -21,6 +21,7 @@ from bisect import bisect_right
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
+from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 from zoneinfo import ZoneInfo
@@ -336,29 +337,42 @@ def day_seconds(spans: list[tuple[int, int | None, str, str]], windows: list[tup
     unknown = totals[_K_UNKNOWN]
     buckets = {state: totals[kind] for state, kind in _KIND.items()}
     cursor, previous_end = t_from, None
+    # Spans are sorted and do not overlap: the day of each piece only moves forward (no bisection).
+    k = bisect_right(edges, t_from) - 1
+    following = edges[k + 1]
     for lo, hi, state, _reason in spans:
         hi = t_now if hi is None else hi
         if previous_end is not None and lo < previous_end:
             return None
         previous_end = hi
-        lo, hi = max(lo, cursor), min(hi, t_to)
+        if lo < cursor:
+            lo = cursor
+        if hi > t_to:
+            hi = t_to
         if hi <= lo:
             continue
-        if lo > cursor:  # time no span covers
-            add(unknown, cursor, lo)
-            starts.append(cursor)
-            pieces.append((cursor, lo, unknown))
         bucket = buckets.get(state)
         if bucket is None:
             raise ValueError(f"invalid state {state!r}: expected up, down or unknown")
-        k = bisect_right(edges, lo) - 1
-        if hi <= edges[k + 1]:  # most pieces lie within one day
-            bucket[k] += hi - lo
-        else:
-            add(bucket, lo, hi)
+        if lo > cursor:  # time no span covers
+            starts.append(cursor)
+            pieces.append((cursor, lo, unknown))
+            while lo > following:
+                unknown[k] += following - cursor
+                cursor, k = following, k + 1
+                following = edges[k + 1]
+            unknown[k] += lo - cursor
+        while lo >= following:  # the piece begins on a later day
+            k += 1
+            following = edges[k + 1]
         starts.append(lo)
         pieces.append((lo, hi, bucket))
         cursor = hi
+        while hi > following:  # across midnight: cut at each day's edge
+            bucket[k] += following - lo
+            lo, k = following, k + 1
+            following = edges[k + 1]
+        bucket[k] += hi - lo
     if cursor < t_to:
         add(unknown, cursor, t_to)
         starts.append(cursor)
@@ -386,6 +400,10 @@ def _cells_of(totals: list[list[int]], days: list[str]) -> list[dict]:
     cells, ceil, share, minute = [], math.ceil, NO_DATA_DAY_SHARE, 60_000_000
     for k, day in enumerate(days):
         u, d, m, n = up[k], down[k], maintenance[k], unknown[k]
+        if not (d or m or n):  # most days: all up, or not in service
+            cells.append({"day": day, "state": "up" if u > 0 else "none", "down_minutes": 0,
+                          "maintenance_minutes": 0, "nodata_minutes": 0})
+            continue
         measured = u + d + m + n
         state = ("none" if measured <= 0 else "down" if d > 0 else "nodata" if n >= share * measured
                  else "maintenance" if m > 0 else "up")
@@ -671,13 +689,12 @@ def _parse(text: str) -> datetime:
 def bar_runs(cells: list[dict]) -> list[tuple[int, int, str]]:
     """The bar's marks, (x, width, state): consecutive days of one state drawn as one mark (the
     days' words are written out beside the bar, not in the marks)."""
-    runs: list[list] = []
-    for index, cell in enumerate(cells):
-        if runs and runs[-1][2] == cell["state"]:
-            runs[-1][1] += 1
-        else:
-            runs.append([index, 1, cell["state"]])
-    return [tuple(run) for run in runs]
+    runs, x = [], 0
+    for state, group in groupby([cell["state"] for cell in cells]):
+        width = len(list(group))
+        runs.append((x, width, state))
+        x += width
+    return runs
 
 
 def bar_svg(programme: dict, days: int) -> "Markup":
@@ -721,13 +738,13 @@ def _day_text(day: str) -> str:
 def bar_summary(programme: dict) -> str:
     """The 90 days of a programme in one line of words, for screen readers and print."""
     cells = programme["days"]
-    known = [c for c in cells if c["state"] != "none"]
-    parts = [f"{sum(1 for c in known if c['state'] == 'up')} up"]
+    missing = [cell["state"] for cell in cells].count("none")
+    up = sum(1 for cell in cells if cell["state"] == "up")
+    parts = [f"{up} up"]
     for key, word in (("days_down", "with downtime"), ("days_maintenance", "with maintenance"),
                       ("days_nodata", "without data")):
         if programme[key]:
             parts.append(f"{programme[key]} {word}")
-    missing = len(cells) - len(known)
     if missing:
         parts.append(f"{missing} not in service")
     return f"{len(cells)} days: " + ", ".join(parts)
