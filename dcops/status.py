@@ -22,6 +22,7 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 from zoneinfo import ZoneInfo
@@ -250,25 +251,30 @@ def _read_histories(conn: Connection, *, start: datetime, end: datetime, now: da
         history = _History(row)
         history.service_from = min(starts)
         programmes[history.id] = history
-    spans = conn.execute(
+    result = conn.execute(
         select(i.c.programme_id, i.c.state, _epoch_us(conn, i.c.started_at), _epoch_us(conn, i.c.ended_at),
                i.c.reason)
         .where(i.c.endpoint_id.is_(None), i.c.started_at < end, or_(i.c.ended_at.is_(None), i.c.ended_at > start))
-        .order_by(i.c.programme_id, i.c.started_at)).all()
+        .order_by(i.c.programme_id, i.c.started_at))
+    # The driver's own rows: every column is an integer or text, nothing for SQLAlchemy to convert
+    # (its rows cost a fifth of the reading of 50,000 spans).
+    spans = result.cursor.fetchall()
+    result.close()
     opened: dict[int, tuple] = {}
     times = _Microseconds()
     parse = times.of
-    text = conn.dialect.name == "sqlite"  # times as text: looked up (and parsed once) directly
-    for programme_id, state, began, ended, reason in spans:
+    # Times as text (SQLite): each looked up, and parsed the first time it is seen.
+    at = times.__getitem__ if conn.dialect.name == "sqlite" else int
+    for programme_id, rows in groupby(spans, itemgetter(0)):
         history = programmes.get(programme_id)
         if history is None:
             continue
-        if text:
-            began, ended = times[began], (None if ended is None else times[ended])
-        if ended is None:
-            opened[programme_id] = (state, began, reason or "")
-        else:
-            history.spans.append((began, ended, state, reason or ""))
+        append = history.spans.append
+        for _programme_id, state, began, ended, reason in rows:
+            if ended is None:
+                opened[programme_id] = (state, at(began), reason or "")
+            else:
+                append((at(began), at(ended), state, reason or ""))
     checks = checks_now(conn, opened)
     for programme_id, (state, began, reason) in opened.items():
         history = programmes[programme_id]
