@@ -400,6 +400,13 @@ def day_seconds(spans: list[tuple[int, int | None, str, str]], windows: list[tup
     return totals
 
 
+@lru_cache(maxsize=4 * MAX_DAYS)
+def _plain_cell(day: str, state: str) -> dict:
+    """The cell of a day all up (or not in service at all): one dict shared by every programme's
+    bar (cells are read, never changed: remembered past days share theirs between views too)."""
+    return {"day": day, "state": state, "down_minutes": 0, "maintenance_minutes": 0, "nodata_minutes": 0}
+
+
 def _cells_of(totals: list[list[int]], days: list[str]) -> list[dict]:
     """cell_of for each day of day_seconds' totals (inlined: 90 days of 1,000 programmes are 90,000 cells)."""
     down, unknown, up, maintenance = totals
@@ -407,8 +414,7 @@ def _cells_of(totals: list[list[int]], days: list[str]) -> list[dict]:
     for k, day in enumerate(days):
         u, d, m, n = up[k], down[k], maintenance[k], unknown[k]
         if not (d or m or n):  # most days: all up, or not in service
-            cells.append({"day": day, "state": "up" if u > 0 else "none", "down_minutes": 0,
-                          "maintenance_minutes": 0, "nodata_minutes": 0})
+            cells.append(_plain_cell(day, "up" if u > 0 else "none"))
             continue
         measured = u + d + m + n
         state = ("none" if measured <= 0 else "down" if d > 0 else "nodata" if n >= share * measured
@@ -530,6 +536,7 @@ def status_view(conn: Connection, *, now: datetime, tz: ZoneInfo, audience: str,
         cells, availability = _cells(history, edges, day_names, t_from=max(edges[0], history.service_from),
                                      t_to=min(_us(end), t_now), t_now=t_now, tz=tz, start=start, end=end, now=now,
                                      past=past)
+        states = [cell["state"] for cell in cells]
         state, since, reason = _state_now(history, now)
         counts[state] += 1
         label = clean_text(history.short_name or history.name)
@@ -542,9 +549,9 @@ def status_view(conn: Connection, *, now: datetime, tz: ZoneInfo, audience: str,
             "availability_text": display.share(availability),
             "target_percent": history.target_percent,
             "days": cells,
-            "days_down": sum(1 for c in cells if c["state"] == "down"),
-            "days_nodata": sum(1 for c in cells if c["state"] == "nodata"),
-            "days_maintenance": sum(1 for c in cells if c["state"] == "maintenance"),
+            "days_down": states.count("down"),
+            "days_nodata": states.count("nodata"),
+            "days_maintenance": states.count("maintenance"),
         }
         if not public:
             entry.update(classification=classification, reason=clean_text(reason), tier=history.tier)
