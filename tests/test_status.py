@@ -471,3 +471,14 @@ def test_the_service_publishes_both_sites_within_seconds_and_stops_on_its_event(
         service.join(timeout=30)
     assert not service.is_alive() and done
     assert not [t for t in threading.enumerate() if t.name == "dcops-status"]
+
+
+def test_the_collector_is_paused_only_while_a_view_is_built():
+    import gc
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        with status._no_collection():
+            assert not gc.isenabled()
+            raise RuntimeError("a failed read")
+    assert gc.isenabled()
