@@ -412,16 +412,16 @@ def _plain_cell(day: str, state: str) -> dict:
 def _cells_of(totals: list[list[int]], days: list[str]) -> list[dict]:
     """cell_of for each day of day_seconds' totals (inlined: 90 days of 1,000 programmes are 90,000 cells)."""
     down, unknown, up, maintenance = totals
-    cells, ceil, share, minute = [], math.ceil, NO_DATA_DAY_SHARE, 60_000_000
-    for k, day in enumerate(days):
-        u, d, m, n = up[k], down[k], maintenance[k], unknown[k]
+    cells, ceil, share, minute, plain = [], math.ceil, NO_DATA_DAY_SHARE, 60_000_000, _plain_cell
+    append = cells.append
+    for day, u, d, m, n in zip(days, up, down, maintenance, unknown):
         if not (d or m or n):  # most days: all up, or not in service
-            cells.append(_plain_cell(day, "up" if u > 0 else "none"))
+            append(plain(day, "up" if u > 0 else "none"))
             continue
         measured = u + d + m + n
         state = ("none" if measured <= 0 else "down" if d > 0 else "nodata" if n >= share * measured
                  else "maintenance" if m > 0 else "up")
-        cells.append({"day": day, "state": state, "down_minutes": ceil(d / minute - 1e-9) if d > 0 else 0,
+        append({"day": day, "state": state, "down_minutes": ceil(d / minute - 1e-9) if d > 0 else 0,
                       "maintenance_minutes": ceil(m / minute - 1e-9) if m > 0 else 0,
                       "nodata_minutes": ceil(n / minute - 1e-9) if n > 0 else 0})
     return cells
@@ -704,12 +704,23 @@ def _parse(text: str) -> datetime:
 def bar_runs(cells: list[dict]) -> list[tuple[int, int, str]]:
     """The bar's marks, (x, width, state): consecutive days of one state drawn as one mark (the
     days' words are written out beside the bar, not in the marks)."""
+    return _runs_of([cell["state"] for cell in cells])
+
+
+def _runs_of(states: Iterable[str]) -> list[tuple[int, int, str]]:
     runs, x = [], 0
-    for state, group in groupby([cell["state"] for cell in cells]):
+    for state, group in groupby(states):
         width = len(list(group))
         runs.append((x, width, state))
         x += width
     return runs
+
+
+@lru_cache(maxsize=1024)
+def _marks(states: tuple[str, ...]) -> str:
+    """The SVG marks of a bar's states (many bars are alike: all up, or up since the same day)."""
+    return "".join(f'<rect class="d-{state}" x="{x}" width="{width}" height="10"/>'
+                   for x, width, state in _runs_of(states))
 
 
 def bar_svg(programme: dict, days: int) -> "Markup":
@@ -718,10 +729,9 @@ def bar_svg(programme: dict, days: int) -> "Markup":
     for screen readers (bar_summary)."""
     from markupsafe import Markup, escape
 
-    marks = "".join(f'<rect class="d-{state}" x="{x}" width="{width}" height="10"/>'
-                    for x, width, state in bar_runs(programme["days"]))
+    states = [cell["state"] for cell in programme["days"]]
     return Markup(f'<svg class="bar" viewBox="0 0 {int(days)} 10" preserveAspectRatio="none" role="img" '
-                  f'aria-label="{escape(bar_summary(programme))}">{marks}</svg>')
+                  f'aria-label="{escape(_summary(programme, states))}">{_marks(tuple(states))}</svg>')
 
 
 @lru_cache(maxsize=4096)
@@ -752,17 +762,19 @@ def _day_text(day: str) -> str:
 
 def bar_summary(programme: dict) -> str:
     """The 90 days of a programme in one line of words, for screen readers and print."""
-    cells = programme["days"]
-    missing = [cell["state"] for cell in cells].count("none")
-    up = sum(1 for cell in cells if cell["state"] == "up")
-    parts = [f"{up} up"]
+    return _summary(programme, [cell["state"] for cell in programme["days"]])
+
+
+def _summary(programme: dict, states: list[str]) -> str:
+    parts = [f"{states.count('up')} up"]
     for key, word in (("days_down", "with downtime"), ("days_maintenance", "with maintenance"),
                       ("days_nodata", "without data")):
         if programme[key]:
             parts.append(f"{programme[key]} {word}")
+    missing = states.count("none")
     if missing:
         parts.append(f"{missing} not in service")
-    return f"{len(cells)} days: " + ", ".join(parts)
+    return f"{len(states)} days: " + ", ".join(parts)
 
 
 def notable_days(programme: dict) -> list[str]:
