@@ -135,7 +135,11 @@ def local_text(moment: datetime | None, tz: ZoneInfo) -> str:
     if moment is None:
         return ""
     local = moment.astimezone(tz)
-    return f"{local.day} {local:%b %Y %H:%M}"
+    return f"{local.day} {_MONTHS[local.month - 1]} {local.year} {local.hour:02d}:{local.minute:02d}"
+
+
+# The months as strftime's %b writes them in the C locale (the page is in English whatever the host's locale).
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def duration_text(seconds: float) -> str:

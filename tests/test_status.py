@@ -482,3 +482,11 @@ def test_the_collector_is_paused_only_while_a_view_is_built():
             assert not gc.isenabled()
             raise RuntimeError("a failed read")
     assert gc.isenabled()
+
+
+def test_local_text_writes_each_month_as_strftime_does():
+    for month in range(1, 13):
+        moment = datetime(2026, month, 9, 20, 5, tzinfo=timezone.utc)
+        local = moment.astimezone(TZ)
+        assert status.local_text(moment, TZ) == f"{local.day} {local:%b %Y %H:%M}"
+    assert status.local_text(datetime(2026, 3, 12, 7, 5, tzinfo=timezone.utc), TZ) == "12 Mar 2026 14:05"
