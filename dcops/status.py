@@ -742,15 +742,18 @@ def bar_svg(programme: dict, days: int) -> "Markup":
 def _words(state: str, down: int, maintenance: int, nodata: int) -> str:
     if state == "none":
         return STATE_WORDS["none"]
-    parts = []
+    parts = {}
     if down:
-        parts.append(f"down {duration_text(down * 60)}")
+        parts["down"] = f"down {duration_text(down * 60)}"
     if maintenance:
-        parts.append(f"maintenance {duration_text(maintenance * 60)}")
+        parts["maintenance"] = f"maintenance {duration_text(maintenance * 60)}"
     if nodata:
-        parts.append(f"no data {duration_text(nodata * 60)}")
-    head = STATE_WORDS[state]
-    return f"{head} ({', '.join(parts)})" if parts else head
+        parts["nodata"] = f"no data {duration_text(nodata * 60)}"
+    if state not in parts:
+        return f"{STATE_WORDS[state]} ({', '.join(parts.values())})" if parts else STATE_WORDS[state]
+    # The day's state says its own minutes first, once: "Down 12 min, maintenance 1 h", not "Down (down 12 min)".
+    first = parts.pop(state)
+    return ", ".join([first[0].upper() + first[1:], *parts.values()])
 
 
 def cell_words(cell: dict) -> str:
