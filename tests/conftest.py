@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -64,19 +66,68 @@ def any_url(request, tmp_path):
     return request.getfixturevalue("postgres_url")
 
 
+# Running the migrations costs about half a second a database, and hundreds of tests want one:
+# each session migrates one SQLite file and one PostgreSQL database, and every test gets a copy
+# (a copied file; CREATE DATABASE ... TEMPLATE). tests/test_migrations.py and tests/test_db.py
+# still migrate empty databases themselves.
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("sqlite-template")
+    path = home / "dcops.db"
+    upgrade(_settings(f"sqlite:///{path}", home))
+    with sqlite3.connect(path) as conn:  # everything into the main file, so that it alone is the database
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_template(tmp_path_factory):
+    admin_url = _postgres_admin_url()
+    import sqlalchemy as sa
+
+    name = f"dcops_template_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    base, _sep, _db = admin_url.rpartition("/")
+    upgrade(_settings(f"{base}/{name}", tmp_path_factory.mktemp("postgres-template")))
+    yield name
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+def _migrated(url: str, request) -> None:
+    """Make the new, empty database at `url` a copy of this session's migrated one."""
+    if url.startswith("sqlite:"):
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), url.removeprefix("sqlite:///"))
+        return
+    import sqlalchemy as sa
+
+    template = request.getfixturevalue("_postgres_template")
+    name = url.rpartition("/")[2]
+    admin = sa.create_engine(_postgres_admin_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    admin.dispose()
+
+
 @pytest.fixture
-def settings(sqlite_url, tmp_path) -> Settings:
+def settings(sqlite_url, tmp_path, request) -> Settings:
     """Settings for a new, upgraded SQLite database in a temporary folder."""
     config = _settings(sqlite_url, tmp_path)
-    upgrade(config)
+    _migrated(sqlite_url, request)
     return config
 
 
 @pytest.fixture
-def any_settings(any_url, tmp_path) -> Settings:
+def any_settings(any_url, tmp_path, request) -> Settings:
     """Settings for a new, upgraded database: SQLite and PostgreSQL."""
     config = _settings(any_url, tmp_path)
-    upgrade(config)
+    _migrated(any_url, request)
     return config
 
 
