@@ -355,6 +355,8 @@ def axe_pages(portal: Portal) -> list[tuple[str | None, str, str]]:
         ("ravi", "/programmes/digital-id", "programme"),
         ("ravi", "/reports", "reports"),
         ("ravi", f"/statements/mtc/{month}", "statement"),
+        ("ravi", "/status", "status page of a ministry"),
+        ("olga", "/status", "status page of the staff"),
         ("ravi", "/no-such-page", "not found"),
     ]
 
