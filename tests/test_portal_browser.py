@@ -30,6 +30,7 @@ from dcops.inventory.service import load_directory
 from dcops.settings import Settings
 
 import inventories
+from browsers import browser  # noqa: F401 - a fixture
 import requests_fixtures
 
 pytestmark = pytest.mark.slow
@@ -42,8 +43,6 @@ PEOPLE = {
     "sam": [Grant("security-officer")],
     "olga": [Grant("operator")],
 }
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 SCREENSHOTS_ENV = "DCOPS_SCREENSHOTS"
@@ -118,22 +117,6 @@ def portal(tmp_path_factory):
             process.kill()
             process.wait(timeout=10)
         log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    try:
-        chromium = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
-                                              args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-    finally:
-        playwright.stop()
 
 
 def new_context(browser, portal: Portal, viewport=DESKTOP, **options):
@@ -444,6 +427,7 @@ def test_screenshots_at_desktop_and_phone_width_in_print_and_in_lao(browser, vis
         ("ravi", "/programmes/digital-id", "programme"),
         ("ravi", "/reports", "reports"),
         ("ravi", f"/statements/mtc/{month}", "statement"),
+        ("ravi", "/status", "status"),
     ]
     written = []
 

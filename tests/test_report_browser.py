@@ -18,12 +18,11 @@ import pytest
 
 from dcops.reports.render import render
 
+from browsers import browser  # noqa: F401 - a fixture
 from report_month import as_before_the_second_wave, capacity_month, uptime_month
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 812}
 SCREENSHOTS_ENV = "DCOPS_SCREENSHOTS"
@@ -43,22 +42,6 @@ def _overlap(a, b) -> bool:
 
 def _page_count(pdf: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", pdf))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    try:
-        chromium = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
-                                              args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-    finally:
-        playwright.stop()
 
 
 def test_a_realistic_month_reads_at_desktop_and_phone_width_and_prints_on_a4(browser, tmp_path):

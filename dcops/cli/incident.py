@@ -27,16 +27,9 @@ class Status(str, Enum):
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min" if minutes else f"{int(seconds)} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d}"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
+    from dcops.reports.render import format_duration  # the reports' wording: a table reads like the report
+
+    return format_duration(seconds)
 
 
 def _local(moment: str | None, tz) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from dcops.reports.uptime import _EPOCH, _MICROSECOND
 
@@ -258,6 +258,3 @@ def is_major(seconds: float, budget_seconds: float, *, threshold_percent: float)
 def _round(seconds: float) -> float:
     return seconds if float(seconds).is_integer() else round(seconds, 3)
 
-
-def as_datetime(microseconds: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=microseconds)

@@ -145,7 +145,7 @@ def uptime_document(conn: Connection, period: Period, *, tz: ZoneInfo, now: date
             digest_input.append([history.slug, "not monitored"])
             continue
         judged = _attributed(history, result, causes.get(history.slug, []), third_party=third_party,
-                             components=dependencies.components, min_coverage_percent=min_coverage_percent,
+                             min_coverage_percent=min_coverage_percent,
                              major_incident_budget_percent=major_incident_budget_percent)
         figures.append((result, judged))
         by_ministry.setdefault(history.ministry, []).append((history, result, judged))
@@ -206,7 +206,7 @@ def judging(settings) -> dict:
             "major_incident_budget_percent": settings.major_incident_budget_percent}
 
 
-def _operator_attribution(value: str | None, components: dict[str, dict]) -> tuple[str, str, str] | None:
+def _operator_attribution(value: str | None) -> tuple[str, str, str] | None:
     """An incident record's `attributed_to` as attribution.split takes it."""
     if not value:
         return None
@@ -235,7 +235,7 @@ def _record_for(records: list, starts: list, incident) -> object | None:
     return None
 
 
-def _attributed(history, result, causes, *, third_party, components, min_coverage_percent,
+def _attributed(history, result, causes, *, third_party, min_coverage_percent,
                 major_incident_budget_percent) -> dict:
     """A programme's figures by cause, its status, and its incidents annotated: the document's keys,
     what the roll-ups add up, and what the digest covers."""
@@ -246,7 +246,7 @@ def _attributed(history, result, causes, *, third_party, components, min_coverag
     cause_ends = [cause.end for cause in causes]
     for incident, plain in zip(result.incidents, (i.as_dict() for i in result.incidents)):
         row = _record_for(history.incidents, record_starts, incident)
-        operator = _operator_attribution(row.attributed_to if row is not None else None, components)
+        operator = _operator_attribution(row.attributed_to if row is not None else None)
         lo, hi = attribution.us(incident.start), attribution.us(incident.end)
         first = bisect_right(cause_ends, lo)
         if operator is None and not history.depends_on:
