@@ -415,7 +415,9 @@ def test_probe_all_hanging_targets_do_not_hold_up_the_rest(web):
 def test_probe_all_records_what_each_target_took_not_the_wait_for_the_loop():
     # 400 targets that answer at once and 8 that take 200 ms, probed at the default concurrency:
     # the round lasts as long as the prober's CPU needs, and a probe that counted its wait for the
-    # event loop (or for a slot) would record a good share of it.
+    # event loop (or for a slot) would record a good share of it (about half, for a slot). The
+    # bounds leave room for a loaded machine: on a busy CI host a loopback answer took 65 ms of
+    # a 0.6 s round, still an order below what a counted wait records.
     with http_server({"/": Respond(200), "/slow": Respond(200, delay=0.2)}) as server:
         checks = [Check(endpoint_id=i, programme=f"p{i}", name="web", kind="http", timeout_seconds=5,
                         target=server.url("/slow" if i % 50 == 0 else "/")) for i in range(400)]
@@ -427,8 +429,8 @@ def test_probe_all_records_what_each_target_took_not_the_wait_for_the_loop():
     fast = sorted(r.duration_seconds for r in results if r.endpoint_id % 50 != 0)
     assert len(slow) == 8 and slow[0] >= 0.2
     assert round_seconds > 0.2
-    assert fast[len(fast) // 2] < round_seconds / 10, (fast[len(fast) // 2], round_seconds)
-    assert fast[len(fast) // 2] < slow[0] / 4
+    assert fast[len(fast) // 2] < round_seconds / 4, (fast[len(fast) // 2], round_seconds)
+    assert fast[len(fast) // 2] < slow[0] / 2, (fast[len(fast) // 2], slow[0])
 
 
 def test_probe_all_mixes_kinds_and_leaves_a_given_client_open(web, https, ca):
