@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from urllib.parse import urlsplit
 
 from dcops import resources
 from dcops.errors import ConfigError
@@ -107,12 +108,21 @@ class Settings:
     major_incident_budget_percent: float = DEFAULT_MAJOR_INCIDENT_BUDGET_PERCENT
     # Where `dcops serve` publishes the status page every minute (public/ and ministries/ in it); None: it does not.
     status_dir: Path | None = None
+    # Prometheus that probes through blackbox_exporter (http://127.0.0.1:9090); `dcops serve` syncs its
+    # probe_success into the history store nightly. None: dcops' own prober is the only engine.
+    prometheus_url: str | None = None
+    # Alertmanager that gets a silence per announced maintenance window (http://127.0.0.1:9093); None: none.
+    alertmanager_url: str | None = None
+    # A file holding the shared secret Alertmanager's webhook presents to `dcops serve`
+    # (Authorization: Bearer ...); None: the webhook path is not served.
+    alertmanager_webhook_secret_file: Path | None = None
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> "Settings":
         """Read DCOPS_HOME, DCOPS_DATABASE_URL, DCOPS_TIMEZONE, DCOPS_BUSY_TIMEOUT_MS, DCOPS_PLAYBOOKS_DIR,
         DCOPS_DATA_CENTRE_NAME, DCOPS_PORTAL_ORIGIN, DCOPS_SERVICE_DESK, DCOPS_REPORT_MIN_COVERAGE_PERCENT,
-        DCOPS_MAJOR_INCIDENT_BUDGET_PERCENT, DCOPS_STATUS_DIR and the DCOPS_SMTP_* and DCOPS_OIDC_* settings (see
+        DCOPS_MAJOR_INCIDENT_BUDGET_PERCENT, DCOPS_STATUS_DIR, DCOPS_PROMETHEUS_URL, DCOPS_ALERTMANAGER_URL,
+        DCOPS_ALERTMANAGER_WEBHOOK_SECRET_FILE and the DCOPS_SMTP_* and DCOPS_OIDC_* settings (see
         `_smtp_from_env`, `_oidc_from_env`)."""
         env = os.environ if environ is None else environ
         home = Path(env.get("DCOPS_HOME") or default_home(env)).expanduser()
@@ -143,12 +153,38 @@ class Settings:
                                                          DEFAULT_MIN_COVERAGE_PERCENT),
                    major_incident_budget_percent=_percent_setting(env, "DCOPS_MAJOR_INCIDENT_BUDGET_PERCENT",
                                                                   DEFAULT_MAJOR_INCIDENT_BUDGET_PERCENT),
-                   status_dir=_status_dir(env))
+                   status_dir=_status_dir(env),
+                   prometheus_url=_server_url(env, "DCOPS_PROMETHEUS_URL"),
+                   alertmanager_url=_server_url(env, "DCOPS_ALERTMANAGER_URL"),
+                   alertmanager_webhook_secret_file=_file_setting(env, "DCOPS_ALERTMANAGER_WEBHOOK_SECRET_FILE"))
 
     @property
     def tz(self) -> ZoneInfo:
         """The data centre's time zone, in which reports cut their periods."""
         return ZoneInfo(self.timezone)
+
+
+def _server_url(env, name: str) -> str | None:
+    """An http(s) base URL of a server dcops talks to (no trailing slash); unset: None."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or not raw.isprintable() \
+            or parts.query or parts.fragment:
+        raise ConfigError(f"{name} must be an http:// or https:// URL such as http://127.0.0.1:9090, "
+                          f"not {redacted_url(raw)!r}")
+    return raw.rstrip("/")
+
+
+def _file_setting(env, name: str) -> Path | None:
+    """A path to a file dcops reads when it needs it (a secret); unset: None. Checked when read."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.isprintable() or len(raw) > 1024:
+        raise ConfigError(f"{name} must be a file path on one line")
+    return Path(raw).expanduser()
 
 
 def _status_dir(env) -> Path | None:
@@ -233,8 +269,6 @@ def _smtp_from_env(env) -> dict:
 def _oidc_from_env(env) -> dict:
     """DCOPS_OIDC_ISSUER (unset: OpenID Connect off; https, or http on 127.0.0.1/localhost), _CLIENT_ID
     (required with an issuer), _CLIENT_SECRET_FILE (none: a public client), _MINISTRY_CLAIM, _ROLES_CLAIM, _SCOPES."""
-    from urllib.parse import urlsplit
-
     if env.get("DCOPS_OIDC_CLIENT_SECRET"):
         raise ConfigError("DCOPS_OIDC_CLIENT_SECRET is not read: put the client secret in a file named by "
                           "DCOPS_OIDC_CLIENT_SECRET_FILE (the environment is readable by other processes)")

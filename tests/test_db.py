@@ -185,6 +185,21 @@ def test_settings_refuse_a_bad_time_zone_and_url():
         Settings.from_env({"DCOPS_DATABASE_URL": "mysql://x"})
 
 
+def test_settings_read_the_prometheus_and_alertmanager_servers(tmp_path):
+    from dcops.errors import ConfigError
+
+    config = Settings.from_env({"DCOPS_HOME": str(tmp_path), "DCOPS_PROMETHEUS_URL": "http://127.0.0.1:9090/",
+                                "DCOPS_ALERTMANAGER_URL": "https://am.dc.gov.la",
+                                "DCOPS_ALERTMANAGER_WEBHOOK_SECRET_FILE": str(tmp_path / "secret")})
+    assert config.prometheus_url == "http://127.0.0.1:9090"
+    assert config.alertmanager_url == "https://am.dc.gov.la"
+    assert config.alertmanager_webhook_secret_file == tmp_path / "secret"
+    assert Settings.from_env({"DCOPS_HOME": str(tmp_path)}).prometheus_url is None
+    for bad in ("ftp://127.0.0.1", "127.0.0.1:9090", "http://", "http://x/?q=1"):
+        with pytest.raises(ConfigError, match="DCOPS_ALERTMANAGER_URL must be an http"):
+            Settings.from_env({"DCOPS_HOME": str(tmp_path), "DCOPS_ALERTMANAGER_URL": bad})
+
+
 def test_default_database_lives_under_dcops_home(tmp_path):
     config = Settings.from_env({"DCOPS_HOME": str(tmp_path)})
     assert config.database_url == f"sqlite:///{tmp_path / 'dcops.db'}"
