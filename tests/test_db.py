@@ -268,3 +268,18 @@ def test_0005_carries_probe_history_over_to_integer_times_and_back(any_url):
                              .columns(sa.column("period_start", old_time))).scalar_one()
         assert (back, start) == (at, hour)
     engine.dispose()
+
+
+def test_read_utc_reads_sqlite_text_with_or_without_an_offset(tmp_path):
+    from datetime import datetime, timezone
+
+    from dcops.db import read_utc
+
+    database = dcops_db.open_database(Settings.from_env({"DCOPS_HOME": str(tmp_path)}))
+    with database.engine.connect() as conn:
+        utc = timezone.utc
+        assert read_utc(conn, None) is None
+        assert read_utc(conn, "2026-10-31 16:30:00.250000") == datetime(2026, 10, 31, 16, 30, 0, 250000, tzinfo=utc)
+        assert read_utc(conn, "2026-10-31 16:30:00") == datetime(2026, 10, 31, 16, 30, tzinfo=utc)
+        moment = read_utc(conn, "2026-10-31T23:30:00+07:00")
+        assert moment == datetime(2026, 10, 31, 16, 30, tzinfo=utc) and moment.utcoffset().total_seconds() == 0
