@@ -275,8 +275,8 @@ def test_read_utc_reads_sqlite_text_with_or_without_an_offset(tmp_path):
 
     from dcops.db import read_utc
 
-    database = dcops_db.open_database(Settings.from_env({"DCOPS_HOME": str(tmp_path)}))
-    with database.engine.connect() as conn:
+    engine = dcops_db.make_engine(f"sqlite:///{tmp_path / 'any.db'}")
+    with engine.connect() as conn:
         utc = timezone.utc
         assert read_utc(conn, None) is None
         assert read_utc(conn, "2026-10-31 16:30:00.250000") == datetime(2026, 10, 31, 16, 30, 0, 250000, tzinfo=utc)
