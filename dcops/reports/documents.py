@@ -169,10 +169,11 @@ def uptime_document(conn: Connection, period: Period, *, tz: ZoneInfo, now: date
         ])
     ministries = []
     for code, members in by_ministry.items():
-        summary = uptime_maths.rollup([result for _h, result, _j in members])
+        summary = uptime_maths.rollup([result for _h, result, _j in members], with_days=False)
         ministries.append({"code": code, "name": members[0][0].ministry_name,
                            **_without_days(summary.as_dict()), **_judged_rollup([j for _h, _r, j in members])})
-    data_centre = {**_without_days(uptime_maths.rollup([result for result, _j in figures]).as_dict()),
+    overall = uptime_maths.rollup([result for result, _j in figures], with_days=False)
+    data_centre = {**_without_days(overall.as_dict()),
                    **_judged_rollup([judged for _r, judged in figures]),
                    "programmes_not_monitored": len(not_monitored)}
     major_incidents.sort(key=lambda i: (i["start"], i["programme"]))
