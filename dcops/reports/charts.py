@@ -254,10 +254,9 @@ def day_state(day: dict) -> str:
 
 def day_severity(day: dict) -> str:
     """day_state with downtime graded: "minor" under 15 min, "moderate" 15 to 60 min, "severe" over an hour."""
-    state = day_state(day)
-    if state != "down":
-        return state
     down = day.get("down") or 0
+    if down <= 0:
+        return day_state(day)
     if down < MINOR_DOWN_SECONDS:
         return "minor"
     return "moderate" if down <= SEVERE_DOWN_SECONDS else "severe"
@@ -280,11 +279,14 @@ def day_tooltip(day: dict) -> str:
 def _runs(placed: list[tuple[int, dict]]) -> list[list[tuple[int, dict]]]:
     """Consecutive (column, day) pairs drawn alike, grouped."""
     runs: list[list[tuple[int, dict]]] = []
+    previous_column, previous_severity = None, None
     for i, day in placed:
-        if runs and runs[-1][-1][0] == i - 1 and day_severity(runs[-1][-1][1]) == day_severity(day):
+        severity = day_severity(day)  # once per day: a year of 200 programmes is 73,000 of them
+        if runs and previous_column == i - 1 and previous_severity == severity:
             runs[-1].append((i, day))
         else:
             runs.append([(i, day)])
+        previous_column, previous_severity = i, severity
     return runs
 
 
