@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 # The Alembic revisions this dcops ships, oldest first; the last is the head.
 # A test checks this against the migration scripts so the two cannot drift.
-KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012")
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012",
+                   "0013")
 SCHEMA_HEAD = KNOWN_REVISIONS[-1]
 # The PostgreSQL advisory lock that serialises dcops writers (any constant will do).
 WRITER_LOCK_KEY = 0x6463_6F70  # "dcop"

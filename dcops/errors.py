@@ -128,3 +128,13 @@ def in_our_words(message: str) -> str:
     for pattern, words in _WORDINGS:
         message = re.sub(pattern, words, message)
     return message
+
+
+class AlertmanagerError(DcopsError):
+    """Alertmanager cannot be reached or answers with a server error (5xx): worth trying again later."""
+
+    http_status = 502
+
+
+class AlertmanagerRejected(AlertmanagerError):
+    """Alertmanager refused what dcops sent (4xx: a bad matcher, a bad time): trying again will not help."""

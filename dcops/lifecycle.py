@@ -166,3 +166,33 @@ def move_incident(conn: Connection, incident, to_status: str, *, actor: str, not
     audit.record(conn, audit.Event(actor, f"incident.{to_status}", "incident", str(incident.id),
                                    {"status": incident.status},
                                    {"status": to_status, **({"note": note} if note else {})}))
+
+# The lifecycle of a maintenance window's Alertmanager silence (dcops.alertmanager). `pending`: to be
+# created (Alertmanager down or not asked yet, retried); `created`: Alertmanager holds it; `expiring`:
+# the window was cancelled, the silence is to be expired (retried); `expired`: Alertmanager expired it;
+# `failed`: Alertmanager refused it (4xx: a bad matcher), not retried; `withdrawn`: never needed after
+# all (the window cancelled or over before Alertmanager took it, or no programme to silence).
+SILENCE_TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"created", "failed", "withdrawn"}),
+    "created": frozenset({"expiring", "expired"}),
+    "expiring": frozenset({"expired", "failed"}),
+    "expired": frozenset(),
+    "failed": frozenset(),
+    "withdrawn": frozenset(),
+}
+SILENCE_STATES = tuple(SILENCE_TRANSITIONS)
+
+
+def move_silence(conn: Connection, silence, to_state: str, *, actor: str, window_id: int,
+                 now: datetime | None = None, detail: Mapping[str, Any] | None = None, **changes: Any) -> None:
+    """Move a window's silence (a row with id and state) to `to_state` in the caller's transaction:
+    check the table, write the state and `changes` (silence_id, matchers, last_error...), audit it as
+    `maintenance.silence-<state>` under the window."""
+    from dcops.models import alertmanager_silence_table
+
+    require_move(SILENCE_TRANSITIONS, f"the silence of maintenance window {window_id}", silence.state, to_state)
+    now = now or utcnow()
+    conn.execute(update(alertmanager_silence_table).where(alertmanager_silence_table.c.id == silence.id)
+                 .values(state=to_state, updated_at=now, **changes))
+    audit.record(conn, audit.Event(actor, f"maintenance.silence-{to_state}", "maintenance", str(window_id),
+                                   {"silence": silence.state}, {"silence": to_state, **(detail or {})}))

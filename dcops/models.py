@@ -591,3 +591,40 @@ incident_update_table = Table(
     Column("note", String, nullable=False, default=""),
     Index("ix_incident_update_incident_id", "incident_id"),
 )
+
+alertmanager_silence_table = Table(
+    "alertmanager_silence", SQLModel.metadata,
+    # The Alertmanager silence of one maintenance window (dcops.alertmanager): written pending in the
+    # window's transaction, created in Alertmanager after it commits, expired when the window is cancelled.
+    Column("id", Integer, primary_key=True),
+    Column("window_id", Integer, ForeignKey("maintenance_window.id"), nullable=False),
+    Column("state", String, nullable=False, default="pending"),  # dcops.lifecycle.SILENCE_TRANSITIONS
+    Column("silence_id", String, nullable=True),  # Alertmanager's id, once it took the silence
+    Column("matchers", JSON, nullable=True),  # what the silence selects, as sent
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),  # due (or this attempt's lease) for create/expire
+    Column("last_error", String, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_alertmanager_silence_window_id", "window_id", unique=True),
+    Index("ix_alertmanager_silence_state", "state"),
+)
+
+alertmanager_alert_table = Table(
+    "alertmanager_alert", SQLModel.metadata,
+    # A programme's alert as Alertmanager's webhook delivered it: when it fired and was sent out (to
+    # which receiver), when it resolved. An incident shows the alerts that began within it.
+    Column("id", Integer, primary_key=True),
+    Column("programme_id", Integer, ForeignKey("programme.id"), nullable=False),
+    Column("alertname", String, nullable=False),
+    Column("fingerprint", String, nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=True),  # null: still firing
+    Column("status", String, nullable=False),  # firing | resolved
+    Column("receiver", String, nullable=False, default=""),
+    Column("severity", String, nullable=False, default=""),
+    Column("fired_notified_at", UTCDateTime, nullable=True),  # when the firing notification reached dcops
+    Column("resolved_notified_at", UTCDateTime, nullable=True),  # when the resolved one did
+    UniqueConstraint("fingerprint", "starts_at", name="uq_alertmanager_alert_fingerprint_start"),
+    Index("ix_alertmanager_alert_programme_starts", "programme_id", "starts_at"),
+)
