@@ -138,3 +138,11 @@ class AlertmanagerError(DcopsError):
 
 class AlertmanagerRejected(AlertmanagerError):
     """Alertmanager refused what dcops sent (4xx: a bad matcher, a bad time): trying again will not help."""
+
+
+class PrometheusError(DcopsError):
+    """Prometheus cannot be reached, or its HTTP API answers with an error: nothing was written for
+    the part it did not give (exit 3, so that a script can tell it from a mistake in what was asked)."""
+
+    exit_code = 3
+    http_status = 502
