@@ -9,7 +9,8 @@ import typer
 
 from dcops.cli.common import fail, open_database
 
-app = typer.Typer(help="Prometheus: serve /metrics, write file_sd targets and alert rules.", no_args_is_help=True)
+app = typer.Typer(help="Prometheus: serve /metrics, write file_sd targets, alert rules and the blackbox_exporter job.",
+                  no_args_is_help=True)
 
 # The exporter's options, shared with `dcops serve`.
 HostOption = Annotated[str, typer.Option(help="Address to listen on; a non-loopback one exposes the metrics.")]
@@ -86,7 +87,9 @@ def targets_command(
     """Write Prometheus file_sd targets for blackbox_exporter: one per programme endpoint.
 
     Each target carries the labels programme, ministry, tier, check and module
-    (http_2xx, tcp_connect or tls_connect); retired programmes are left out.
+    (http_2xx, tcp_connect or tls_connect), and its check's interval and timeout as
+    __scrape_interval__ and __scrape_timeout__; retired programmes are left out.
+    `dcops metrics scrape-config` prints the Prometheus job that reads this file.
 
     Example: dcops metrics targets /etc/prometheus/file_sd/dcops.json
     """
@@ -96,7 +99,7 @@ def targets_command(
     if not is_stdout(out):
         writable_target(out, make_parents=mkdir)  # a wrong path is found before the database is read
     with open_database().transaction() as conn:
-        targets = file_sd_targets(conn)
+        targets = file_sd_targets(conn, scrape_intervals=True)
     _write(out, dump_targets(targets), mkdir, f"{len(targets)} targets")
 
 
@@ -124,3 +127,50 @@ def rules_command(
         tiers = sla_tiers(conn)
     document = alert_rules(tiers, down_for_minutes=down_for_minutes)
     _write(out, dump_rules(document), mkdir, f"{sum(len(g['rules']) for g in document['groups'])} rules")
+
+
+@app.command("scrape-config")
+def scrape_config_command(
+    blackbox: Annotated[str, typer.Option(help="blackbox_exporter's HOST:PORT, as Prometheus reaches it.")]
+    = "127.0.0.1:9115",
+    targets: Annotated[str, typer.Option(help="The file_sd file `dcops metrics targets` writes, as Prometheus "
+                                              "finds it.")] = "/etc/prometheus/file_sd/dcops.json",
+    job: Annotated[str, typer.Option(help="The job's name (`dcops probe sync --job` reads it).")] = "dcops-blackbox",
+) -> None:
+    """Print the Prometheus scrape job that probes dcops' targets through blackbox_exporter.
+
+    The job reads the file_sd file of `dcops metrics targets` and relabels each target into
+    blackbox_exporter's /probe?target=...&module=... (the target's module label), its instance
+    label the target; each target is scraped at its check's interval. Paste it under
+    scrape_configs in prometheus.yml; blackbox_exporter needs the modules of
+    `dcops metrics blackbox-config`.
+
+    Example: dcops metrics scrape-config --blackbox 10.0.0.7:9115 --targets /etc/prometheus/file_sd/dcops.json
+    """
+    from dcops.metrics.files import dump_scrape_config, scrape_config
+
+    typer.echo(dump_scrape_config(scrape_config(blackbox=blackbox, targets_file=targets, job=job)), nl=False)
+
+
+@app.command("blackbox-config")
+def blackbox_config_command() -> None:
+    """Print blackbox_exporter's configuration: the modules dcops' targets name.
+
+    http_2xx takes any status 200-399 and does not follow redirects, tcp_connect connects,
+    tls_connect connects and verifies the TLS handshake: what dcops' own prober does for a
+    check with the default expect_status. Checks with another expect_status or a
+    body_contains are named on stderr: blackbox_exporter probes them with these defaults.
+
+    Example: dcops metrics blackbox-config > /etc/prometheus/blackbox.yml
+    """
+    from dcops.cli.common import printable
+    from dcops.metrics.files import blackbox_modules, checks_blackbox_differs_on, dump_blackbox_modules
+
+    with open_database().transaction() as conn:
+        differing = checks_blackbox_differs_on(conn)
+    typer.echo(dump_blackbox_modules(blackbox_modules()), nl=False)
+    if differing:
+        shown = ", ".join(printable(name) for name in differing[:10])
+        more = f" and {len(differing) - 10} more" if len(differing) > 10 else ""
+        typer.echo(f"{len(differing)} http checks ask for a status or body these modules do not check: "
+                   f"{shown}{more}", err=True)

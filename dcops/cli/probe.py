@@ -1,4 +1,4 @@
-"""`dcops probe`: probe the programmes' endpoints, see their states, import history."""
+"""`dcops probe`: probe the programmes' endpoints, see their states, import history, sync from Prometheus."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from dcops.cli.common import OUTPUT_HELP, Output, RecordOutput, echo_csv, echo_json, echo_table, open_database
+from dcops.cli.common import (OUTPUT_HELP, ActorOption, Output, RecordOutput, RecordOutputOption, echo_csv, echo_json,
+                              echo_table, open_database, printable)
+from dcops.errors import UserError
 
 app = typer.Typer(help="Health probes of the programmes' endpoints, and their history.", no_args_is_help=True)
 
@@ -129,3 +131,79 @@ def import_command(
         which = ", ".join(f"{check} {count}" for check, count in sorted(summary.disagreeing.items()))
         typer.echo(f"{summary.measured} results fell in time dcops had measured and were left out"
                    + (f"; {disagreeing} of them disagree with it ({which})" if disagreeing else ""), err=True)
+
+
+@app.command("sync")
+def sync_command(
+    prometheus: Annotated[Optional[str], typer.Option(
+        "--prometheus", help="Prometheus' base URL (default: DCOPS_PROMETHEUS_URL).")] = None,
+    date_from: Annotated[Optional[str], typer.Option(
+        "--from", help="Read from this time (default: each check from its latest stored result); older "
+                       "results fill only time dcops has no data for. Local to DCOPS_TIMEZONE unless "
+                       "it has an offset.")] = None,
+    date_to: Annotated[Optional[str], typer.Option(
+        "--to", help="Read until this time (default: now minus two minutes, for the last samples to arrive).")] = None,
+    job: Annotated[str, typer.Option(help="The Prometheus job that scrapes blackbox_exporter "
+                                          "(`dcops metrics scrape-config`).")] = "dcops-blackbox",
+    failures: FailuresOption = 3,
+    successes: SuccessesOption = 2,
+    actor: ActorOption = None,
+    output: RecordOutputOption = RecordOutput.table,
+) -> None:
+    """Read probe_success back from Prometheus (blackbox_exporter probing the targets of
+    `dcops metrics targets`) into the same history, intervals and damping as dcops' own prober.
+
+    Each check's steps of one interval are read exactly (the share of samples up in each), a step
+    with no sample is no result, and a check continues from its latest stored result, so running
+    it again reads only what is new; with --from, older results fill only time dcops holds no up
+    or down for: syncing a period twice changes nothing. Each chunk of steps is committed, so an
+    interrupted sync keeps its work. Exit 3: Prometheus unreachable or refusing the query.
+
+    Example: dcops probe sync --prometheus http://127.0.0.1:9090 --from 2026-10-01
+    """
+    from dcops.cli.common import progress, settings
+    from dcops.health.prometheus import base_url, sync
+    from dcops.maintenance import parse_time
+
+    from zoneinfo import ZoneInfo
+
+    config = settings()
+    url = prometheus if prometheus is not None else config.prometheus_url
+    if not url:
+        raise UserError("no Prometheus to read from: give --prometheus URL or set DCOPS_PROMETHEUS_URL")
+    url = base_url(url)
+    tz = ZoneInfo(config.timezone)
+    start = parse_time(date_from, tz, option="--from") if date_from is not None else None
+    end = parse_time(date_to, tz, option="--to") if date_to is not None else None
+    summary = sync(open_database(), url, start=start, end=end, job=job,
+                   thresholds=thresholds_from(failures, successes), actor=actor, progress=progress)
+    if output == RecordOutput.json:
+        echo_json(summary.as_dict())
+        return
+    _print_sync(summary)
+
+
+def _print_sync(summary) -> None:
+    from dcops.db import iso_utc
+
+    if summary.first is None:
+        typer.echo(f"nothing to read from {printable(summary.url)}: every check is up to date")
+    else:
+        typer.echo(f"read {summary.checks} checks from {printable(summary.url)}, {iso_utc(summary.first)} to "
+                   f"{iso_utc(summary.last)}: {summary.steps_up} steps up, {summary.steps_down} down"
+                   + (f" ({summary.steps_mixed} of them mixed, counted down)" if summary.steps_mixed else ""))
+    if summary.wrote:
+        typer.echo(f"{summary.results} new results, {summary.changes} state changes"
+                   + (f"; {summary.backfilled} older results filled time dcops had no data for"
+                      if summary.backfilled else ""))
+    else:
+        typer.echo("nothing new")
+    if summary.measured:
+        disagreeing = sum(summary.disagreeing.values())
+        which = ", ".join(f"{printable(check)} {count}" for check, count in sorted(summary.disagreeing.items()))
+        typer.echo(f"{summary.measured} results fell in time dcops had measured and were left out"
+                   + (f"; {disagreeing} of them disagree with it ({which})" if disagreeing else ""), err=True)
+    if summary.unmatched:
+        shown = ", ".join(printable(name) for name in summary.unmatched[:10])
+        more = f" and {len(summary.unmatched) - 10} more" if len(summary.unmatched) > 10 else ""
+        typer.echo(f"{len(summary.unmatched)} series name no check dcops probes: {shown}{more}", err=True)

@@ -13,6 +13,11 @@ from dcops.errors import UserError
 
 # The blackbox_exporter module that probes each kind of endpoint (names from its example configuration).
 MODULES = {"http": "http_2xx", "tcp": "tcp_connect", "tls": "tls_connect"}
+# blackbox_exporter's default --timeout-offset: it gives a probe the scrape's timeout less this.
+BLACKBOX_TIMEOUT_OFFSET_MS = 500
+DEFAULT_BLACKBOX = "127.0.0.1:9115"
+DEFAULT_SCRAPE_JOB = "dcops-blackbox"
+DEFAULT_TARGETS_FILE = "/etc/prometheus/file_sd/dcops.json"
 DEFAULT_DOWN_FOR_MINUTES = 5
 DEFAULT_CERT_WARNING_DAYS = 14
 # The error-ratio windows the burn-rate alerts read, shortest first.
@@ -25,23 +30,37 @@ BURN_RATE_ALERTS = {
 }
 
 
-def file_sd_targets(conn: Connection) -> list[dict]:
+def file_sd_targets(conn: Connection, *, scrape_intervals: bool = False) -> list[dict]:
     """Prometheus file_sd groups, one per endpoint of each programme that is not retired.
 
     Each is {"targets": [target], "labels": {programme, ministry, tier, check, module}};
     `module` is the blackbox_exporter module to probe it with (http_2xx, tcp_connect,
-    tls_connect), for a relabelling rule to copy into `__param_module`.
+    tls_connect), for a relabelling rule to copy into `__param_module`. With `scrape_intervals`,
+    the labels also carry `__scrape_interval__` (the check's interval) and `__scrape_timeout__`
+    (its timeout plus blackbox_exporter's half-second margin, at most the interval): Prometheus
+    then probes each target as often as dcops' own prober would, which `dcops probe sync` reads
+    back step by step.
     """
     rows = conn.execute(text(
-        "SELECT p.slug, m.code, p.tier, e.name, e.kind, e.target FROM endpoint e "
-        "JOIN programme p ON p.id = e.programme_id JOIN ministry m ON m.id = p.ministry_id "
+        "SELECT p.slug, m.code, p.tier, e.name, e.kind, e.target, e.interval_seconds, e.timeout_seconds "
+        "FROM endpoint e JOIN programme p ON p.id = e.programme_id JOIN ministry m ON m.id = p.ministry_id "
         "WHERE p.status <> 'retired' ORDER BY p.slug, e.name"))
-    return [
-        {"targets": [target],
-         "labels": {"programme": slug, "ministry": ministry, "tier": str(tier), "check": name,
-                    "module": MODULES[kind]}}
-        for slug, ministry, tier, name, kind, target in rows
-    ]
+    groups = []
+    for slug, ministry, tier, name, kind, target, interval, timeout in rows:
+        labels = {"programme": slug, "ministry": ministry, "tier": str(tier), "check": name, "module": MODULES[kind]}
+        if scrape_intervals:
+            labels.update(scrape_labels(int(interval), float(timeout)))
+        groups.append({"targets": [target], "labels": labels})
+    return groups
+
+
+def scrape_labels(interval_seconds: int, timeout_seconds: float) -> dict[str, str]:
+    """The labels that give one file_sd target its own scrape interval and timeout (Prometheus'
+    durations are whole units: milliseconds here). blackbox_exporter gives a probe the scrape's
+    timeout less half a second, so the check's own timeout is what the probe gets."""
+    interval_ms = max(int(interval_seconds), 1) * 1000
+    timeout_ms = min(int(round(float(timeout_seconds) * 1000)) + BLACKBOX_TIMEOUT_OFFSET_MS, interval_ms)
+    return {"__scrape_interval__": f"{interval_ms // 1000}s", "__scrape_timeout__": f"{timeout_ms}ms"}
 
 
 def sla_tiers(conn: Connection) -> list[dict]:
@@ -169,3 +188,98 @@ def dump_rules(document: dict) -> str:
 def dump_targets(targets: list[dict]) -> str:
     """file_sd targets as JSON."""
     return json.dumps(targets, indent=2, ensure_ascii=False) + "\n"
+
+
+def blackbox_address(raw: str) -> str:
+    """HOST:PORT of blackbox_exporter (a name, an IPv4 address or a bracketed IPv6 one), or a UserError."""
+    import re
+
+    value = (raw or "").strip()
+    host, colon, port = value.rpartition(":")
+    name = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+    ipv6 = r"\[[0-9A-Fa-f:.]+\]"
+    if not colon or not port.isdigit() or not 0 < int(port) < 65536 or not re.fullmatch(f"{name}|{ipv6}", host):
+        raise UserError(f"--blackbox must be HOST:PORT, such as {DEFAULT_BLACKBOX}, not {raw!r}")
+    return f"{host}:{int(port)}"
+
+
+def scrape_config(*, blackbox: str = DEFAULT_BLACKBOX, targets_file: str = DEFAULT_TARGETS_FILE,
+                  job: str = DEFAULT_SCRAPE_JOB) -> dict:
+    """A Prometheus `scrape_configs` document: one job probing every target of `targets_file`
+    (`dcops metrics targets`) through blackbox_exporter at `blackbox` (HOST:PORT).
+
+    The relabelling is blackbox_exporter's usual one: the target becomes the `target` parameter
+    and the `instance` label, the target's `module` label the `module` parameter, and the scrape
+    goes to blackbox_exporter. Each target's own `__scrape_interval__` and `__scrape_timeout__`
+    (from its check) take the place of the job's defaults below.
+    """
+    blackbox = blackbox_address(blackbox)
+    if not targets_file or not targets_file.isprintable():
+        raise UserError("--targets must be a file path on one line")
+    if not job or not job.isprintable():
+        raise UserError("--job must be a job name on one line")
+    return {"scrape_configs": [{
+        "job_name": job,
+        "metrics_path": "/probe",
+        "scrape_interval": "60s",
+        "scrape_timeout": "10s",
+        "file_sd_configs": [{"files": [targets_file], "refresh_interval": "1m"}],
+        "relabel_configs": [
+            {"source_labels": ["__address__"], "target_label": "__param_target"},
+            {"source_labels": ["module"], "target_label": "__param_module"},
+            {"source_labels": ["__param_target"], "target_label": "instance"},
+            {"target_label": "__address__", "replacement": blackbox},
+        ],
+    }]}
+
+
+# What dcops' own prober accepts from an http check by default (expect_status 200-399, redirects
+# not followed): blackbox_exporter takes a list of codes, not a range.
+HTTP_VALID_STATUS_CODES = list(range(200, 400))
+
+
+def blackbox_modules() -> dict:
+    """blackbox_exporter's configuration (blackbox.yml): the modules `dcops metrics targets` names,
+    each probing as dcops' own prober does: http_2xx a GET that takes any status 200-399 and does
+    not follow redirects; tcp_connect a connection; tls_connect a connection and a verified TLS
+    handshake. No module timeout: the probe gets the scrape's (the check's timeout)."""
+    return {"modules": {
+        MODULES["http"]: {"prober": "http", "http": {
+            "valid_status_codes": HTTP_VALID_STATUS_CODES, "no_follow_redirects": True,
+            "preferred_ip_protocol": "ip4", "ip_protocol_fallback": True}},
+        MODULES["tcp"]: {"prober": "tcp", "tcp": {"preferred_ip_protocol": "ip4", "ip_protocol_fallback": True}},
+        MODULES["tls"]: {"prober": "tcp", "tcp": {"tls": True, "preferred_ip_protocol": "ip4",
+                                                  "ip_protocol_fallback": True}},
+    }}
+
+
+def checks_blackbox_differs_on(conn: Connection) -> list[str]:
+    """The checks (programme/check) whose expect_status or body_contains the modules do not express:
+    blackbox_exporter probes them with the defaults above."""
+    rows = conn.execute(text(
+        "SELECT p.slug, e.name FROM endpoint e JOIN programme p ON p.id = e.programme_id "
+        "WHERE p.status <> 'retired' AND e.kind = 'http' AND (e.expect_status <> '200-399' OR e.body_contains <> '') "
+        "ORDER BY p.slug, e.name"))
+    return [f"{slug}/{name}" for slug, name in rows]
+
+
+def dump_scrape_config(document: dict) -> str:
+    """A scrape_configs document as YAML, with how to use it."""
+    header = ("# Generated by `dcops metrics scrape-config`: paste the job under scrape_configs in prometheus.yml.\n"
+              "# blackbox_exporter runs with the modules of `dcops metrics blackbox-config`;\n"
+              "# `dcops probe sync` reads probe_success of this job back into dcops.\n")
+    return header + yaml.dump(document, Dumper=_FlowDumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def dump_blackbox_modules(document: dict) -> str:
+    """blackbox.yml as YAML."""
+    header = "# Generated by `dcops metrics blackbox-config`: blackbox_exporter's --config.file.\n"
+    return header + yaml.dump(document, Dumper=_FlowDumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+class _FlowDumper(_Dumper):
+    """Lists of plain values (label names, status codes) on one line, as Prometheus' examples write them."""
+
+
+_FlowDumper.add_representer(list, lambda dumper, value: dumper.represent_sequence(
+    "tag:yaml.org,2002:seq", value, flow_style=all(isinstance(v, (int, str)) for v in value)))
