@@ -195,7 +195,7 @@ def _print_sync(summary) -> None:
     if summary.wrote:
         typer.echo(f"{summary.results} new results, {summary.changes} state changes"
                    + (f"; {summary.backfilled} older results filled time dcops had no data for"
-                      if summary.backfilled else ""))
+                      if summary.filled_time else ""))
     else:
         typer.echo("nothing new")
     if summary.measured:

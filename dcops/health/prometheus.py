@@ -178,8 +178,9 @@ class SyncSummary:
 
     Steps read per verdict (mixed steps count as failures); results: the steps that continued a
     check's history; backfilled and measured: of the older ones, those that filled time the store
-    had no data for and those that fell in time it had measured (`disagreeing`: per check, how many
-    said otherwise), as `dcops probe import` says it; changes: programme-level state changes
+    had no data for (whether or not they were enough to change a state there: `filled_time` says
+    whether any interval changed) and those that fell in time it had measured (`disagreeing`: per
+    check, how many said otherwise), as `dcops probe import` counts them; changes: programme-level state changes
     written; unmatched: series whose labels name no check dcops probes (programme/check),
     ignored: series of programmes not in service (retired, being built).
     """
@@ -201,11 +202,12 @@ class SyncSummary:
     ignored: int = 0
     requests: int = 0
     seconds: float = 0.0
+    filled_time: bool = False  # whether the older results changed any interval
 
     @property
     def wrote(self) -> bool:
         """Whether the sync changed the history at all."""
-        return bool(self.results or self.backfilled)
+        return bool(self.results or self.filled_time)
 
     def as_dict(self) -> dict:
         return {"prometheus": self.url, "first": iso_utc(self.first), "last": iso_utc(self.last),
@@ -214,7 +216,8 @@ class SyncSummary:
                 "results": self.results, "backfilled": self.backfilled, "measured": self.measured,
                 "disagreeing": dict(sorted(self.disagreeing.items())), "check_changes": self.check_changes,
                 "changes": self.changes, "unmatched": sorted(self.unmatched), "ignored": self.ignored,
-                "requests": self.requests, "seconds": round(self.seconds, 3), "wrote": self.wrote}
+                "requests": self.requests, "seconds": round(self.seconds, 3), "filled_time": self.filled_time,
+                "wrote": self.wrote}
 
 
 @dataclass(frozen=True)
@@ -461,7 +464,18 @@ def _write_chunk(database: Database, checks: Sequence[CheckRow], runs: dict[int,
             older += [ImportedResult(endpoint_id, from_us(at * MICROSECONDS), success, 0.0,
                                      "" if success else FAILURE_REASON)
                       for at, success in expand(before, interval)]
-        filled = backfill(conn, checks, older, thresholds=thresholds) if older else None
+        filled = None
+        if older:
+            concerned = {by_id[result.endpoint_id].programme_id for result in older}
+            before = _intervals_of(conn, concerned)
+            filled = store.Backfill()
+            for stretch in _stretches(conn, older):
+                part = backfill(conn, checks, stretch, thresholds=thresholds)
+                filled.filled += part.filled
+                filled.measured += part.measured
+                for key, count in part.disagreeing.items():
+                    filled.disagreeing[key] = filled.disagreeing.get(key, 0) + count
+            summary.filled_time = summary.filled_time or _intervals_of(conn, concerned) != before
         check_changes, changes = record_runs(conn, checks, newer, thresholds=thresholds, last_values=last_values)
     summary.results += sum(run.count for rows in newer.values() for run in rows)
     summary.check_changes += len(check_changes)
@@ -471,6 +485,52 @@ def _write_chunk(database: Database, checks: Sequence[CheckRow], runs: dict[int,
         summary.measured += filled.measured
         for key, count in filled.disagreeing.items():
             summary.disagreeing[key] = summary.disagreeing.get(key, 0) + count
+
+
+def _stretches(conn: Connection, results: list[ImportedResult]) -> list[list[ImportedResult]]:
+    """Older results cut where a check's measured time (up or down) begins or ends, each stretch
+    for a backfill of its own: folded one stretch at a time, two lone results in two holes of the
+    history (either side of measured time) do not make a streak, and a second sync of a period
+    finds exactly what the first left."""
+    from bisect import bisect_right
+
+    stretches = []
+    by_check: dict[int, list[ImportedResult]] = defaultdict(list)
+    for result in results:
+        by_check[result.endpoint_id].append(result)
+    for endpoint_id, rows in by_check.items():
+        edges: list[datetime] = []
+        for began, ended in conn.execute(
+                select(store.T_INTERVAL.c.started_at, store.T_INTERVAL.c.ended_at)
+                .where(store.T_INTERVAL.c.endpoint_id == endpoint_id, store.T_INTERVAL.c.state.in_(("up", "down")))
+                .order_by(store.T_INTERVAL.c.started_at)):
+            if edges and edges[-1] == began:  # adjacent measured intervals: one measured stretch
+                edges.pop()
+            else:
+                edges.append(began)
+            if ended is None:
+                break
+            edges.append(ended)
+        rows.sort(key=lambda r: r.at)
+        current, position = [], None
+        for result in rows:
+            where = bisect_right(edges, result.at)
+            if where != position and current:
+                stretches.append(current)
+                current = []
+            current.append(result)
+            position = where
+        if current:
+            stretches.append(current)
+    return stretches
+
+
+def _intervals_of(conn: Connection, programme_ids: set[int]) -> list[tuple]:
+    """The intervals of some programmes and their checks: to tell whether a backfill changed them."""
+    ids = ", ".join(str(int(i)) for i in sorted(programme_ids))
+    return [tuple(r) for r in conn.execute(text(
+        "SELECT programme_id, endpoint_id, state, started_at, ended_at, reason FROM state_interval "
+        f"WHERE programme_id IN ({ids}) ORDER BY programme_id, endpoint_id, started_at, id"))]
 
 
 def _audit(database: Database, summary: SyncSummary, actor: str | None) -> None:
