@@ -25,6 +25,8 @@ SNAPSHOT_CHECK_SECONDS = 600.0
 OUTBOX_SECONDS = 10.0
 # How often the service publishes the status page, when DCOPS_STATUS_DIR is set.
 STATUS_SECONDS = 60.0
+# How often the service tries the pending Alertmanager silences (and expiries), when DCOPS_ALERTMANAGER_URL is set.
+SILENCE_SECONDS = 60.0
 
 
 @contextmanager
@@ -62,11 +64,14 @@ def run_service(
     outbox_sender=None,
     status_dir: Path | None = None,
     settings: "Settings | None" = None,
+    alertmanager=None,
 ) -> int:
     """Probe every check when due, serve /metrics and /healthz, take the day's capacity
-    snapshot, given `outbox_sender` send the outbox every OUTBOX_SECONDS and, given `status_dir`
-    (and the `settings` it is published with), publish the status page every STATUS_SECONDS,
-    until `stop` is set.
+    snapshot, given `outbox_sender` send the outbox every OUTBOX_SECONDS, given `status_dir`
+    (and the `settings` it is published with) publish the status page every STATUS_SECONDS and,
+    given `alertmanager` (an AlertmanagerClient), create and expire the maintenance windows'
+    silences still due every SILENCE_SECONDS, until `stop` is set. The server's options may
+    include `webhook_secret_file`, which serves Alertmanager's webhook.
 
     Returns how many probe results were recorded. The HTTP server runs in its own
     threads, the snapshots in one more, the outbox in another; the prober in this thread's
@@ -93,6 +98,11 @@ def run_service(
         publisher = threading.Thread(target=publish_status, args=(database, stop, Path(status_dir), settings),
                                      name="dcops-status", daemon=True)
         publisher.start()
+    silencer = None
+    if alertmanager is not None:
+        silencer = threading.Thread(target=sync_silences_every, args=(database, stop, alertmanager),
+                                    name="dcops-silences", daemon=True)
+        silencer.start()
     try:
         on_ready(server)
         asyncio.run(scheduler.run(stop))
@@ -104,6 +114,8 @@ def run_service(
             outbox.join(timeout=10)  # it stops after the message it is sending
         if publisher is not None:
             publisher.join(timeout=30)  # it stops after the publish it is writing
+        if silencer is not None:
+            silencer.join(timeout=30)  # it stops after the silence it is asking for
     return scheduler.recorded
 
 
@@ -161,4 +173,30 @@ def publish_status(database: Database, stop: threading.Event, directory: Path, s
             log.warning("status page not published: %s", error)
         except Exception as error:  # noqa: BLE001 - a bug in one publish must not end the thread for good
             log.warning("status page not published: %s: %s", type(error).__name__, error)
+        stop.wait(interval_s)
+
+
+def sync_silences_every(database: Database, stop: threading.Event, client,
+                        interval_s: float = SILENCE_SECONDS) -> None:
+    """Create the pending maintenance silences and expire the cancelled windows' in Alertmanager
+    (dcops.alertmanager.sync_silences) every `interval_s` seconds until `stop` is set; what is still
+    pending is logged in one line each, and tried again at the next round."""
+    from dcops.alertmanager import sync_silences
+    from dcops.errors import DcopsError
+
+    while not stop.is_set():
+        try:
+            for outcome in sync_silences(database, client):
+                if outcome.state in ("pending", "expiring"):
+                    log.warning("silence of maintenance window %d still %s: %s", outcome.window_id, outcome.state,
+                                outcome.error)
+                elif outcome.state == "failed":
+                    log.warning("silence of maintenance window %d failed for good: %s", outcome.window_id,
+                                outcome.error)
+                else:
+                    log.info("silence of maintenance window %d %s", outcome.window_id, outcome.state)
+        except DcopsError as error:  # a locked database: the next round tries again
+            log.warning("silences not synced: %s", error)
+        except Exception as error:  # noqa: BLE001 - a bug in one round must not end the thread for good
+            log.warning("silences not synced: %s: %s", type(error).__name__, error)
         stop.wait(interval_s)

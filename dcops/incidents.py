@@ -248,7 +248,8 @@ def _with_report_figures(conn: Connection, found: list[dict], *, tz, now: dateti
 
 def show(database: Database, number: int, *, actor: "Actor | str | None" = None, now: datetime | None = None,
          tz=None, major_incident_budget_percent: float = 50.0) -> dict:
-    """One incident with its timed updates (and, given `tz`, its figures, as list_incidents gives them)."""
+    """One incident with its timed updates, the alerts Alertmanager sent for it (`alerts`, see
+    dcops.alertmanager.alerts_during) and, given `tz`, its figures, as list_incidents gives them."""
     reader = as_actor(actor)
     now = now or utcnow()
     with database.transaction(immediate=True) as conn:
@@ -256,6 +257,9 @@ def show(database: Database, number: int, *, actor: "Actor | str | None" = None,
         row = _incident(conn, reader, number, "incident.read")
         found = as_dict(row, now=now)
         found["updates"] = updates_of(conn, [number])[number]
+        from dcops.alertmanager import alerts_during  # the pages Alertmanager sent for it (its webhook)
+
+        found["alerts"] = alerts_during(conn, row.programme_id, row.started_at, row.ended_at)
         if tz is not None:
             _with_report_figures(conn, [found], tz=tz, now=now,
                                  major_incident_budget_percent=major_incident_budget_percent)

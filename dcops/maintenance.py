@@ -1,4 +1,9 @@
-"""Maintenance windows: recording, listing and cancelling planned work on a programme or a cluster."""
+"""Maintenance windows: recording, listing and cancelling planned work on a programme or a cluster.
+
+Given an Alertmanager client (DCOPS_ALERTMANAGER_URL), each window recorded also gets a silence of
+its programmes' alerts (dcops.alertmanager), asked for once the window's transaction has committed:
+an Alertmanager that is down leaves it pending, and the window recorded all the same.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Connection
 
+from dcops import alertmanager as am
 from dcops.access import Actor, as_actor, authorize
 from dcops.audit import Event, record
 from dcops.db import Database, iso_utc, utcnow
@@ -92,10 +98,13 @@ def add_window(
     actor: "Actor | str | None" = None,
     now: datetime | None = None,
     tz: ZoneInfo | None = None,
+    alertmanager: "am.AlertmanagerClient | None" = None,
 ) -> Window:
     """Record a window for one programme or one whole cluster; checked, audited, one transaction.
 
-    `tz`: the zone the operator gave the times in, for messages (UTC without it).
+    `tz`: the zone the operator gave the times in, for messages (UTC without it). Given
+    `alertmanager`, a window not yet over gets its silence: written pending with the window, then
+    asked for (see `silence_of` for what became of it).
 
     A window recorded after it started is accepted (the record should show what happened)
     but does not excuse its time: the uptime report counts it as downtime and flags it.
@@ -136,12 +145,20 @@ def add_window(
         ).returning(T_WINDOW.c.id)).scalar_one()
         window = _windows(conn, T_WINDOW.c.id == window_id)[0]
         record(conn, Event(actor, "maintenance.added", "maintenance", str(window_id), None, window.as_dict()))
+        silenced = alertmanager is not None and am.plan_silence(conn, window_id, ends_at=ends_at, actor=actor,
+                                                                now=now)
+    if silenced:
+        am.sync_silences(database, alertmanager, window_ids=[window_id], actor=actor, now=now)
     return window
 
 
 def cancel_window(database: Database, window_id: int, *, actor: "Actor | str | None" = None,
-                  now: datetime | None = None) -> Window:
-    """Cancel a window that has not started: once work began, the record stands."""
+                  now: datetime | None = None, alertmanager: "am.AlertmanagerClient | None" = None) -> Window:
+    """Cancel a window that has not started: once work began, the record stands.
+
+    Its silence, if it has one, is to be expired (or, never created, withdrawn) in the same
+    transaction; given `alertmanager`, it is expired there at once, else by `dcops serve` later.
+    """
     operator = as_actor(actor)
     authorize(operator, "maintenance.write")
     actor = operator.name
@@ -161,7 +178,16 @@ def cancel_window(database: Database, window_id: int, *, actor: "Actor | str | N
         after = _windows(conn, T_WINDOW.c.id == window_id)[0]
         record(conn, Event(actor, "maintenance.cancelled", "maintenance", str(window_id), before.as_dict(),
                            after.as_dict()))
+        expiring = am.withdraw_or_expire(conn, window_id, actor=actor, now=now) == "expiring"
+    if expiring and alertmanager is not None:
+        am.sync_silences(database, alertmanager, window_ids=[window_id], actor=actor, now=now)
     return after
+
+
+def silence_of(database: Database, window_id: int) -> dict | None:
+    """The window's Alertmanager silence as plain data (dcops.alertmanager.silence_states); None: none."""
+    with database.transaction() as conn:
+        return am.silence_states(conn, [window_id]).get(window_id)
 
 
 def list_windows(conn: Connection, *, programme: str | None = None, cluster: str | None = None,

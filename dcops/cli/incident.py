@@ -97,7 +97,8 @@ def show_command(
     number: IncidentArgument,
     output: RecordOutputOption = RecordOutput.table,
 ) -> None:
-    """Show one incident: its times, figures, attribution, what was found and done, its updates.
+    """Show one incident: its times, figures, attribution, what was found and done, the alerts
+    Alertmanager sent for it (through `dcops serve`'s webhook), its updates.
 
     Example: dcops incident show 42
     """
@@ -135,6 +136,18 @@ def _print(found: dict, tz) -> None:
             lines.append(f"  {label:<12} {found[key]}")
     lines.append(f"  public page  {'released' if found['released'] else 'not released'}"
                  + ("" if found["publishable"] else " (a classified programme: never public)"))
+    if found.get("alerts"):
+        lines.append("  alerts (Alertmanager)")
+        for alert in found["alerts"]:
+            paged = (f"sent to {alert['receiver'] or '-'} at {_local(alert['fired_notified_at'], tz)}"
+                     if alert["fired_notified_at"] else "its firing notification never reached dcops")
+            lines.append(f"    {alert['alertname']} fired {_local(alert['starts_at'], tz)}, {paged}")
+            if alert["status"] == "resolved":
+                lines.append(f"      resolved {_local(alert['ends_at'], tz)}"
+                             + (f", told at {_local(alert['resolved_notified_at'], tz)}"
+                                if alert["resolved_notified_at"] else ""))
+            else:
+                lines.append("      still firing")
     if found.get("updates"):
         lines.append("  updates")
         for item in found["updates"]:

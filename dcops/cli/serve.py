@@ -1,4 +1,4 @@
-"""`dcops serve`: the long-running main process (prober, /metrics, the outbox's e-mail)."""
+"""`dcops serve`: the long-running main process (prober, /metrics, the outbox's e-mail, Alertmanager)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,11 @@ def serve_command(
     E-mail goes out through DCOPS_SMTP_HOST every 10 seconds; without it notifications are
     queued, not sent (the start-up line says which). With DCOPS_STATUS_DIR set, the status page
     is published every minute: the public one into DIR/public, the ministries' into
-    DIR/ministries. Stops cleanly on SIGTERM or Ctrl-C, writing what it has probed.
+    DIR/ministries. With DCOPS_ALERTMANAGER_URL set, the maintenance windows' silences that
+    Alertmanager could not take yet are tried again every minute (cancelled windows' expired);
+    with DCOPS_ALERTMANAGER_WEBHOOK_SECRET_FILE set, POST /alertmanager/webhook records the
+    DcopsProgrammeDown alerts Alertmanager sends (Authorization: Bearer <the file's secret>),
+    shown by `dcops incident show`. Stops cleanly on SIGTERM or Ctrl-C, writing what it has probed.
 
     Example: dcops serve --port 9410 --concurrency 200
     """
@@ -47,16 +51,26 @@ def serve_command(
         sender = SmtpSender.from_settings(config)
     mail = f"e-mail via {sender.where}" if sender else "notifications queued, not sent (DCOPS_SMTP_HOST unset)"
     pages = f"; status page every minute into {config.status_dir}" if config.status_dir else ""
+    from dcops.alertmanager import client_from
+
+    alertmanager = client_from(config)
+    silences = f"; silences in Alertmanager at {alertmanager.url}" if alertmanager else ""
     database = open_database()
     options = {"host": host, "port": port, "cache_seconds": cache_seconds, "tls_cert": tls_cert, "tls_key": tls_key,
-               "basic_auth": basic_auth, "allow_remote": True}
+               "basic_auth": basic_auth, "allow_remote": True,
+               "webhook_secret_file": config.alertmanager_webhook_secret_file}
+
+    def ready(server) -> None:
+        webhook = f"; Alertmanager webhook at {server.webhook_url}" if server.webhook_url else ""
+        typer.echo(printable(f"probing; serving {server.url}; {mail}{pages}{silences}{webhook} (Ctrl-C to stop)"),
+                   err=True)
+
     with stop_on_signals(threading.Event()) as stop:
         recorded = run_service(
             database, stop, server_options=options, concurrency=concurrency,
             thresholds=thresholds, ca_file=str(ca_file) if ca_file else None,
             tz=config.tz, outbox_sender=sender, status_dir=config.status_dir, settings=config,
-            on_ready=lambda server: typer.echo(printable(f"probing; serving {server.url}; {mail}{pages} "
-                                                         "(Ctrl-C to stop)"), err=True),
+            alertmanager=alertmanager, on_ready=ready,
         )
     typer.echo(f"stopped; {recorded} probe results recorded", err=True)
     database.dispose()

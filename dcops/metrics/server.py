@@ -1,4 +1,5 @@
-"""The exporter's HTTP server: /metrics for Prometheus and /healthz, with optional TLS and basic auth."""
+"""The exporter's HTTP server: /metrics for Prometheus and /healthz, with optional TLS and basic auth;
+and, given a shared secret, POST /alertmanager/webhook for Alertmanager's notifications."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ PBKDF2_PREFIX = "pbkdf2_sha256"
 PBKDF2_ITERATIONS = 600_000
 # A client gets this long to send its request (and finish the TLS handshake).
 REQUEST_TIMEOUT_SECONDS = 30
+WEBHOOK_PATH = "/alertmanager/webhook"
 
 
 def is_loopback(host: str) -> bool:
@@ -125,6 +127,57 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._reply(404, b"not found: try /metrics\n", "text/plain; charset=utf-8")
 
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        """Alertmanager's webhook: the shared secret as a bearer token (not the metrics' basic auth:
+        Alertmanager sends one Authorization header), a JSON body of bounded size."""
+        from dcops.alertmanager import MAX_WEBHOOK_BYTES, parse_webhook, record_notification
+        from dcops.errors import DcopsError
+
+        exporter = self.server.exporter
+        text_plain = "text/plain; charset=utf-8"
+        if urlsplit(self.path).path != WEBHOOK_PATH or exporter.webhook_secret is None:
+            self._drain()
+            self._reply(404, b"not found\n", text_plain)
+            return
+        if not exporter.webhook_authorized(self.headers.get("Authorization")):
+            self._drain()
+            self._reply(401, b"unauthorized\n", text_plain, {"WWW-Authenticate": 'Bearer realm="dcops"'})
+            return
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_WEBHOOK_BYTES:
+            self.close_connection = True  # the body is not read: the connection cannot be reused
+            self._reply(400, f"a JSON body of at most {MAX_WEBHOOK_BYTES} bytes, with its "
+                             "Content-Length\n".encode(), text_plain)
+            return
+        body = self.rfile.read(length)
+        try:
+            counts = record_notification(exporter.database, parse_webhook(body))
+        except DcopsError as error:
+            status = 400 if getattr(error, "http_status", 500) < 500 else 503
+            self._reply(status, f"{error}\n".encode(), text_plain)
+            return
+        except Exception as error:  # noqa: BLE001 - the database went away: Alertmanager sends it again
+            self.log_error("webhook not recorded: %s", type(error).__name__)
+            self._reply(503, b"dcops: cannot record the notification now\n", text_plain)
+            return
+        import json
+
+        self._reply(200, json.dumps(counts).encode() + b"\n", "application/json")
+
+    def _drain(self) -> None:
+        """Read a refused request's (small) body, so the client reads the answer, not a reset."""
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = 0
+        if 0 < length <= 65536:
+            self.rfile.read(length)
+        elif length:
+            self.close_connection = True
+
     def _reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -161,6 +214,7 @@ class MetricsServer:
         basic_auth: tuple[str, str] | None = None,
         allow_remote: bool = False,
         now: Callable[[], datetime] = utcnow,
+        webhook_secret_file: Path | str | None = None,
     ):
         remote = not is_loopback(host)
         if remote and not allow_remote:
@@ -181,6 +235,8 @@ class MetricsServer:
         self.cache_seconds = cache_seconds
         self._verified: set[bytes] = set()
         self._thread: threading.Thread | None = None
+        # Alertmanager's shared secret (first line of its file); None: the webhook path answers 404.
+        self.webhook_secret = read_secret_file(webhook_secret_file) if webhook_secret_file is not None else None
 
         context = None
         if tls_cert is not None:
@@ -212,6 +268,13 @@ class MetricsServer:
         """The /metrics URL, for people and tests."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}/metrics"
+
+    @property
+    def webhook_url(self) -> str | None:
+        """The Alertmanager webhook's URL; None when no secret is configured (the path answers 404)."""
+        if self.webhook_secret is None:
+            return None
+        return self.url.removesuffix("/metrics") + WEBHOOK_PATH
 
     def render(self) -> bytes:
         """The exposition of the collector's registry (text format), reused for `cache_seconds`.
@@ -251,6 +314,16 @@ class MetricsServer:
                 self._verified.clear()
             self._verified.add(fingerprint)
         return good
+
+    def webhook_authorized(self, header: str | None) -> bool:
+        """True when the Authorization header is `Bearer <the shared secret>` (compared in constant time)."""
+        if self.webhook_secret is None or not header:
+            return False
+        scheme, _sep, token = header.partition(" ")
+        expected = self.webhook_secret.encode()
+        # Digests of both sides: compare_digest's time then does not depend on the secret's length either.
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            hashlib.sha256(token.strip().encode()).digest(), hashlib.sha256(expected).digest())
 
     def serve_forever(self) -> None:
         """Serve in this thread until stop() is called from another."""
@@ -299,6 +372,20 @@ def serve(
             pass
     finally:
         server.stop()
+
+
+def read_secret_file(path: Path | str) -> str:
+    """Alertmanager's webhook secret: the first line of `path`, at least 16 characters."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read the webhook secret file {path}: "
+                        f"{getattr(error, 'strerror', None) or error}") from None
+    secret = lines[0].strip() if lines else ""
+    if len(secret) < 16:
+        raise UserError(f"the webhook secret file {path} needs a secret of at least 16 characters on its "
+                        "first line (e.g. from `openssl rand -hex 32`)")
+    return secret
 
 
 def read_password_file(path: Path | str) -> str:
