@@ -45,8 +45,6 @@ SYSTEM_ACTOR = "dcops"
 # The label of the alert rules dcops writes (`dcops metrics rules`) that names the programme.
 PROGRAMME_LABEL = "programme"
 PROGRAMME_DOWN = "DcopsProgrammeDown"
-# `dcops serve` tries the pending silences (and expiries) again this often.
-RETRY_SECONDS = 60.0
 # An attempt holds its rows this long; a process that died mid-attempt leaves them due again after it.
 LEASE_SECONDS = 120.0
 TIMEOUT_SECONDS = 5.0
@@ -300,12 +298,13 @@ def _attempt(client: AlertmanagerClient, item: _Claimed) -> tuple[str, str | Non
 
 def sync_silences(database: Database, client: AlertmanagerClient, *, window_ids: Iterable[int] | None = None,
                   actor: str = SYSTEM_ACTOR, now: datetime | None = None, batch: int = 100,
-                  retry_s: float = RETRY_SECONDS, lease_s: float = LEASE_SECONDS) -> list[SilenceOutcome]:
+                  retry_s: float = 0.0, lease_s: float = LEASE_SECONDS) -> list[SilenceOutcome]:
     """Create the due pending silences and expire the due expiring ones (of `window_ids`, or all), each
     with no transaction open while Alertmanager is asked; each outcome written and audited (`actor`).
 
-    Alertmanager down or answering 5xx: the silence stays as it is, due again in `retry_s` seconds,
-    its error kept. A 4xx: `failed`, not tried again.
+    Alertmanager down or answering 5xx: the silence stays as it is, its error kept, due again after
+    `retry_s` seconds (by default at once: the next round tries it, `dcops serve`'s every minute).
+    A 4xx: `failed`, not tried again.
     """
     clock = (lambda: now) if now is not None else utcnow
     started = clock()

@@ -123,10 +123,16 @@ def list_command(
             return "cancelled" if w.cancelled_at else ("late" if not w.announced else "")
 
         echo_table(((w.id, w.programme or f"[{w.cluster}]", when(w), w.change_ref, flag(w),
-                     describe(silences.get(w.id)), w.reason)
+                     (silences.get(w.id) or {}).get("state"), w.reason)
                     for w in windows),
                    ("ID", "TARGET", f"WHEN ({tz.key})", "CHANGE", "FLAG", "SILENCE", "REASON"),
-                   right=(0,), shrink=(6, 5, 1, 3))
+                   right=(0,), shrink=(6, 1, 3))
+        # Why a silence is not as asked, in full: a table cell would cut it.
+        for w in windows:
+            silence = silences.get(w.id)
+            if silence and silence["last_error"] and silence["state"] != "withdrawn" or \
+                    silence and silence["state"] == "withdrawn" and w.cancelled_at is None:
+                typer.echo(printable(f"window {w.id}: silence {describe(silence)}"))
 
 
 @app.command("cancel")
