@@ -14,8 +14,8 @@ from hypothesis import given, settings, strategies as st
 from dcops.errors import UserError
 from dcops.health.history import DOWN, UNKNOWN, UP, Memory, Thresholds, Transition, fold_results, observe
 from dcops.health.prometheus import base_url, label_value, plan, share_up_query, shown_url
-from dcops.health.steps import (Run, StepCounts, as_us, chunks, expand, first_step_after, fold_runs, from_us,
-                                last_step_until, read_steps, split_runs)
+from dcops.health.steps import (Run, StepCounts, _read_steps_one_by_one, as_us, chunks, expand, first_step_after,
+                                fold_runs, from_us, last_step_until, merge_series, read_steps, split_runs)
 from dcops.health.store import CheckRow
 from dcops.metrics.files import (blackbox_address, blackbox_modules, dump_blackbox_modules, dump_scrape_config,
                                  scrape_config, scrape_labels)
@@ -70,6 +70,37 @@ def test_read_steps_continues_the_last_run_of_the_previous_chunk():
     assert counts.runs == [Run(T0, 3, True), Run(T0 + 180, 1, False)]
     # a step time Prometheus writes as a float
     assert read_steps([(float(T0), "1")], 60).runs == [Run(T0, 1, True)]
+
+
+def test_read_steps_of_plain_verdicts_finds_runs_and_gaps_without_a_value_at_a_time():
+    values = [[T0 + 60 * k, "0" if 5 <= k < 8 else "1"] for k in range(20) if k not in (10, 11, 15)]
+    counts = read_steps(values, 60)
+    assert (counts.up, counts.down, counts.mixed) == (14, 3, 0)
+    assert counts.runs == [Run(T0, 5, True), Run(T0 + 300, 3, False), Run(T0 + 480, 2, True),
+                           Run(T0 + 720, 3, True), Run(T0 + 960, 4, True)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 4), st.sampled_from(["0", "1"])), min_size=1, max_size=60),
+       st.integers(0, 59))
+def test_read_steps_finds_what_reading_one_value_at_a_time_finds(spec, cut):
+    """The joined-text way and the value-by-value way agree, in one chunk or in two."""
+    values, moment = [], T0
+    for step, mark in spec:
+        moment += step * 60
+        values.append([moment, mark])
+    slow = StepCounts()
+    _read_steps_one_by_one([t for t, _ in values], [v for _, v in values], 60, slow)
+    assert read_steps(values, 60) == slow
+    two = read_steps(values[:cut], 60)
+    assert read_steps(values[cut:], 60, two) == slow
+
+
+def test_several_series_of_one_check_merge_step_by_step():
+    merged = merge_series([[[T0, "1"], [T0 + 60, "1"], [T0 + 120, "0"]],
+                           [[T0 + 60, "0"], [T0 + 120, "0"], [T0 + 180, "1"]]])
+    # a step is up only if every vantage point saw it up
+    assert merged == [[T0, "1"], [T0 + 60, "0.5"], [T0 + 120, "0"], [T0 + 180, "1"]]
 
 
 def test_split_runs_at_a_moment():
@@ -148,10 +179,9 @@ def test_fold_runs_matches_the_backfill_fold_of_the_same_results():
 # --- what the sync asks Prometheus -----------------------------------------------------------
 
 
-def test_the_query_counts_samples_just_inside_each_step():
+def test_the_query_averages_the_samples_just_inside_each_step():
     query = share_up_query('job="dcops-blackbox"', 60)
-    assert query == ('sum by (programme, check) (sum_over_time(probe_success{job="dcops-blackbox"}[59999ms]))\n'
-                     '/ sum by (programme, check) (count_over_time(probe_success{job="dcops-blackbox"}[59999ms]))')
+    assert query == 'avg_over_time(probe_success{job="dcops-blackbox"}[59999ms])'
     # Prometheus 3 leaves the start of a range out: the window is the whole interval there
     assert "[60s]" in share_up_query('job="x"', 60, prometheus_major=3)
     assert label_value('a"b\\c') == '"a\\"b\\\\c"'

@@ -19,8 +19,10 @@ Each step's verdict is one result at t:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from operator import itemgetter
 from typing import Iterable, Sequence
 
 from dcops.health.history import DOWN, GAP_INTERVALS, UNKNOWN, UP, Memory, Thresholds, Transition
@@ -87,32 +89,81 @@ class StepCounts:
     runs: list[Run] = field(default_factory=list)
 
 
-def read_steps(values: Iterable[tuple[float, str]], interval: int, counts: StepCounts | None = None) -> StepCounts:
-    """Fold query_range values [(step time, "share of samples up"), ...], in time order, into runs
+def read_steps(values: Sequence[Sequence], interval: int, counts: StepCounts | None = None) -> StepCounts:
+    """Fold query_range values [[step time, "share of samples up"], ...], in time order, into runs
     (added to `counts`, continuing its last run when the steps follow on).
 
-    The value is sum_over_time / count_over_time of probe_success over the step's window: "1"
-    all up, "0" all down, anything between mixed (a failure). A step with no sample has no value.
+    The value is avg_over_time of probe_success over the step's window (the sum of its samples
+    over their count): "1" all up, "0" all down, anything between mixed (a failure). A step with
+    no sample has no value. A month of 1-minute steps is 43,200 values a check: when every value is
+    "0" or "1" (the rule), the runs are found on the joined text and the gaps by bisection, not one
+    value at a time.
     """
     counts = counts if counts is not None else StepCounts()
-    runs = counts.runs
-    last = runs[-1] if runs else None
-    run_start, run_count, run_success = (last.start, last.count, last.success) if last else (0, 0, None)
-    if last is not None:
-        runs.pop()
-    up = down = mixed = 0
-    expected = run_start + run_count * interval
-    for moment, value in values:
-        at = int(moment)
+    if not values:
+        return counts
+    times = [int(t) for t, _v in values] if not isinstance(values[0][0], int) else list(map(itemgetter(0), values))
+    marks = list(map(itemgetter(1), values))
+    text = "".join(marks)
+    if len(text) != len(marks) or text.strip("01"):
+        return _read_steps_one_by_one(times, marks, interval, counts)
+    runs: list[Run] = []
+    for lo, hi in _contiguous(times, interval):
+        for match in _RUN.finditer(text, lo, hi + 1):
+            runs.append(Run(times[match.start()], match.end() - match.start(), text[match.start()] == "1"))
+    counts.up += text.count("1")
+    counts.down += text.count("0")
+    _append_runs(counts.runs, runs, interval)
+    return counts
+
+
+_RUN = re.compile(r"1+|0+")
+
+
+def _contiguous(times: list[int], interval: int) -> list[tuple[int, int]]:
+    """The index ranges (first, last) of `times` (increasing multiples of `interval`) without a
+    missing step: times[j] - times[i] is (j - i) intervals exactly when none is missing between."""
+    ranges, pending = [], [(0, len(times) - 1)]
+    while pending:
+        lo, hi = pending.pop()
+        if times[hi] - times[lo] == (hi - lo) * interval:
+            ranges.append((lo, hi))
+        else:
+            mid = (lo + hi) // 2
+            pending += [(mid + 1, hi), (lo, mid)]
+    ranges.sort()
+    merged: list[list[int]] = []
+    for lo, hi in ranges:
+        if merged and times[lo] - times[merged[-1][1]] == interval:
+            merged[-1][1] = hi
+        else:
+            merged.append([lo, hi])
+    return [(lo, hi) for lo, hi in merged]
+
+
+def _append_runs(runs: list[Run], new: list[Run], interval: int) -> None:
+    """Add `new` runs after `runs`, the first joining the last when it follows on with the same verdict."""
+    if runs and new and runs[-1].success is new[0].success and runs[-1].end(interval) + interval == new[0].start:
+        runs[-1] = Run(runs[-1].start, runs[-1].count + new[0].count, runs[-1].success)
+        new = new[1:]
+    runs.extend(new)
+
+
+def _read_steps_one_by_one(times: list[int], marks: list[str], interval: int, counts: StepCounts) -> StepCounts:
+    """read_steps one value at a time: for values that are not all "0" or "1" (mixed steps)."""
+    runs: list[Run] = []
+    run_start, run_count, run_success = 0, 0, None
+    expected = None
+    for at, value in zip(times, marks):
         if value == "1":
             success = True
-            up += 1
+            counts.up += 1
         elif value == "0":
             success = False
-            down += 1
+            counts.down += 1
         else:
             success = False
-            mixed += 1
+            counts.mixed += 1
         if at == expected and success is run_success:
             run_count += 1
         else:
@@ -122,10 +173,22 @@ def read_steps(values: Iterable[tuple[float, str]], interval: int, counts: StepC
         expected = at + interval
     if run_count:
         runs.append(Run(run_start, run_count, run_success))
-    counts.up += up
-    counts.down += down
-    counts.mixed += mixed
+    _append_runs(counts.runs, runs, interval)
     return counts
+
+
+def merge_series(series: Sequence[Sequence[Sequence]]) -> list[list]:
+    """Several series' values of one check (vantage points, or jobs scraping the same target) as one:
+    per step, "1" when all that have it say "1", "0" when all say "0", else mixed ("0.5")."""
+    steps: dict[int, set[str]] = {}
+    for values in series:
+        for t, v in values:
+            steps.setdefault(int(t), set()).add(v)
+    merged = []
+    for t in sorted(steps):
+        seen = steps[t]
+        merged.append([t, next(iter(seen)) if len(seen) == 1 and seen <= {"0", "1"} else "0.5"])
+    return merged
 
 
 def split_runs(runs: Sequence[Run], at: int, interval: int) -> tuple[list[Run], list[Run]]:
