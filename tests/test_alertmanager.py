@@ -160,6 +160,17 @@ def test_a_refusing_alertmanager_fails_the_silence_and_a_down_one_leaves_it_pend
             am.SilenceOutcome(down.id, "pending", None, f"Alertmanager at {client.url} answered 503: overloaded")]
     row = silence_row(db, down.id)
     assert row.state == "pending" and row.attempts == 2 and "answered 503" in row.last_error
+    # Cancelled while Alertmanager is down: expiring, kept due; an id Alertmanager no longer holds
+    # (it lost its storage; 0.25 answers 500 "silence not found") is as good as expired.
+    with http_server({"/api/v2/silences": Respond(200, b'{"silenceID":"5f0c6b5e"}')}) as taking:
+        taken = window(db, am.AlertmanagerClient(taking.url("")), programme="digital-id")
+    assert silence_of(db, taken.id)["state"] == "created"
+    with http_server({"/api/v2/silence/5f0c6b5e": Respond(503, b"down for upgrade")}) as failing:
+        cancel_window(db, taken.id, actor="ops", alertmanager=am.AlertmanagerClient(failing.url("")))
+    assert silence_of(db, taken.id)["state"] == "expiring"
+    with http_server({"/api/v2/silence/5f0c6b5e": Respond(500, b'"silence not found"\n')}) as forgetful:
+        (outcome,) = am.sync_silences(db, am.AlertmanagerClient(forgetful.url("")))
+    assert (outcome.state, outcome.silence_id) == ("expired", "5f0c6b5e")
     with refused_port() as port:
         unreachable = window(db, am.AlertmanagerClient(f"http://127.0.0.1:{port}"), programme="digital-id")
     assert "cannot be reached" in silence_row(db, unreachable.id).last_error
@@ -410,10 +421,11 @@ def test_a_window_recorded_while_alertmanager_is_down_is_silenced_once_it_is_bac
     cli("inventory", "load", inventories.write(tmp_path / "inv", base_without_checks()))
     url = f"http://127.0.0.1:{unused_port}"
     tomorrow = datetime.now(UTC) + timedelta(days=1)
-    added = dcops(cli, "maintenance", "add", "digital-id", "--start", f"{tomorrow:%Y-%m-%dT%H:%M}Z", "--end",
-                  f"{tomorrow + timedelta(hours=1):%Y-%m-%dT%H:%M}Z", "--reason", "certificate renewal",
-                  "--change-ref", "CHG-7", alertmanager_url=url)
-    assert "maintenance window 1 recorded" in added.stdout and "silence is pending" in added.stderr
+    for programme, change in (("digital-id", "CHG-7"), ("dhis2", "CHG-8")):
+        added = dcops(cli, "maintenance", "add", programme, "--start", f"{tomorrow:%Y-%m-%dT%H:%M}Z", "--end",
+                      f"{tomorrow + timedelta(hours=1):%Y-%m-%dT%H:%M}Z", "--reason", "certificate renewal",
+                      "--change-ref", change, alertmanager_url=url)
+        assert "recorded" in added.stdout and "silence is pending" in added.stderr
     table = dcops(cli, "maintenance", "list", alertmanager_url=url).stdout
     assert re.search(r"CHG-7\s+pending", table) and "window 1: silence pending: Alertmanager at" in table \
         and "cannot be reached" in table, table
@@ -424,15 +436,22 @@ def test_a_window_recorded_while_alertmanager_is_down_is_silenced_once_it_is_bac
     stop = threading.Event()
     try:
         with alertmanager(tmp_path, unused_port, am_config(tmp_path, receiver.url)):
+            client = am.AlertmanagerClient(url)
+            # Window 2's first attempt reached Alertmanager, as if it died before writing the id down.
+            twin = client.create_silence(am.silence_body(
+                window_id=2, starts_at=tomorrow, ends_at=tomorrow + timedelta(hours=1), change_ref="CHG-8",
+                reason="certificate renewal", slugs=["dhis2"]))
             # `dcops serve`'s loop, a round every 0.2 s rather than every minute.
-            retry = threading.Thread(target=sync_silences_every, args=(database, stop, am.AlertmanagerClient(url)),
+            retry = threading.Thread(target=sync_silences_every, args=(database, stop, client),
                                      kwargs={"interval_s": 0.2})
             retry.start()
-            wait_for(lambda: silence_of(database, 1)["state"] == "created", "the retry to create the silence", 10)
+            wait_for(lambda: all(silence_of(database, i)["state"] == "created" for i in (1, 2)),
+                     "the retry to create the silences", 10)
             stop.set()
             retry.join(timeout=10)
-            (silence,) = am_silences(url).values()
-            assert silence["id"] == silence_of(database, 1)["silence_id"] and silence["comment"].startswith("CHG-7")
+            held = am_silences(url)
+            assert len(held) == 2 and silence_of(database, 2)["silence_id"] == twin  # taken, not made twice
+            assert held[silence_of(database, 1)["silence_id"]]["comment"].startswith("CHG-7")
             assert silence_of(database, 1)["last_error"] == ""
     finally:
         stop.set()
