@@ -273,3 +273,12 @@ def test_sync_refuses_bad_input_before_asking_prometheus(loaded_cli, unused_port
     assert result.stderr.startswith(f"dcops: error: cannot reach Prometheus at {url}: ")
     assert result.stderr.count("\n") == 1
     assert "probe.synced" not in loaded_cli("audit", "list", "--output", "json").stdout
+
+
+def test_the_readme_shows_the_job_scrape_config_prints():
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("`dcops metrics scrape-config` prints the job", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(block) == scrape_config()
+    assert dump_scrape_config(scrape_config()).split("\n", 3)[3] == block  # the same text, less the comments
