@@ -9,7 +9,8 @@ What it measures (wall time with time.perf_counter; SQLite in a temp dir unless 
    Debian's Prometheus 2.42 starts on that TSDB on a loopback port and compacts it (the sync is
    timed once its block count has stopped changing). Generation, backfill and start-up: information.
 2. `dcops probe sync --prometheus URL --from START --to END` in a new process (interpreter start-up
-   included) into a database holding the 200 programmes: target <= 30 s for the month. Its JSON
+   included) into a database holding the 200 programmes: target <= 30 s for the month (a week,
+   --quick: information only). Its JSON
    summary gives the results written, the steps per verdict and the HTTP requests made.
 3. Correctness: for 20 of the checks, the intervals the sync wrote are the pieces that
    dcops.health.history.fold_results (the store's own damping, one result at a time) makes of the
@@ -261,8 +262,8 @@ def main() -> int:
         print(f"2. dcops probe sync: {fmt(seconds)} end to end ({summary['seconds']:.2f} s inside), "
               f"{summary['requests']} requests, {summary['results']:,} results, {summary['checks']} checks, "
               f"{summary['changes']} programme state changes")
-        results.append((f"sync, {days} days x {PROGRAMMES} programmes", seconds, "s",
-                        SYNC_TARGET if days == 30 else SYNC_TARGET * days / 30))
+        # The target is the month's; a week (--quick) is information (its start-up is not a quarter of a month's).
+        results.append((f"sync, {days} days x {PROGRAMMES} programmes", seconds, "s", SYNC_TARGET if days == 30 else None))
         results.append(("  results per second", summary["results"] / seconds, "/s", None))
 
         down = sum(1 for samples_ in history.values() for _k, value in samples_ if value == 0)
