@@ -472,7 +472,8 @@ def test_alertmanager_pages_reach_dcops_serve_and_incident_show(cli, tmp_path, u
     secret_file.write_text(SECRET + "\n")
     am_port = free_port()
     serve_url = f"http://127.0.0.1:{unused_port}"
-    env = {**os.environ, **cli.env, "DCOPS_ALERTMANAGER_WEBHOOK_SECRET_FILE": str(secret_file)}
+    env = {**os.environ, **cli.env, "DCOPS_ALERTMANAGER_WEBHOOK_SECRET_FILE": str(secret_file),
+           "DCOPS_ALERTMANAGER_URL": f"http://127.0.0.1:{am_port}"}
     process = subprocess.Popen([sys.executable, "-m", "dcops", "serve", "--port", str(unused_port)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -486,7 +487,9 @@ def test_alertmanager_pages_reach_dcops_serve_and_incident_show(cli, tmp_path, u
     finally:
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=30)
-    assert process.returncode == 0 and "Alertmanager webhook at" in err and "Traceback" not in err, err
+    assert process.returncode == 0 and "Traceback" not in err, err
+    assert f"silences in Alertmanager at http://127.0.0.1:{am_port}; Alertmanager webhook at {serve_url}" \
+           f"{WEBHOOK_PATH}" in err, err
     shown = json.loads(cli("incident", "show", "1", "-o", "json").stdout)
     (paged,) = shown["alerts"]
     assert (paged["alertname"], paged["status"], paged["receiver"]) == ("DcopsProgrammeDown", "resolved", "dcops")
