@@ -33,6 +33,7 @@ from dcops.errors import AlertmanagerError, AlertmanagerRejected, UserError
 from dcops.lifecycle import move_silence
 from dcops.models import (Allocation, Cluster, Host, MaintenanceWindow, Programme, alertmanager_alert_table,
                           alertmanager_silence_table)
+from dcops.notifications.outbox import one_line
 
 T_SILENCE = alertmanager_silence_table
 T_ALERT = alertmanager_alert_table
@@ -55,7 +56,6 @@ MAX_WEBHOOK_BYTES = 1 << 20
 # exporter a scrape late: an alert beginning this close to an incident's ends is that incident's.
 INCIDENT_SKEW = timedelta(minutes=2)
 _RE2_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 # --- the client ------------------------------------------------------------------------------
@@ -79,14 +79,13 @@ class AlertmanagerClient:
         try:
             response = httpx.request(method, f"{self.url}/api/v2{path}", json=body, timeout=self.timeout_s)
         except httpx.HTTPError as error:
-            raise AlertmanagerError(one_line(f"{where} cannot be reached: {error or type(error).__name__}")) from None
+            reason = error or type(error).__name__
+            raise AlertmanagerError(one_line(f"{where} cannot be reached: {reason}", ERROR_MAX)) from None
         if response.status_code >= 400:
             said = one_line(response.text.strip().strip('"'), 200)
             if 400 <= response.status_code < 500:
                 raise AlertmanagerRejected(f"{where} refused it ({response.status_code}): {said}")
-            error = AlertmanagerError(f"{where} answered {response.status_code}: {said}")
-            error.said = said  # type: ignore[attr-defined]
-            raise error
+            raise AlertmanagerError(f"{where} answered {response.status_code}: {said}", said=said)
         if not response.content:
             return None
         try:
@@ -110,7 +109,7 @@ class AlertmanagerClient:
             raise
         except AlertmanagerError as error:
             # Alertmanager 0.25 says 500 "silence not found" for an id it does not hold.
-            if getattr(error, "said", "") == "silence not found":
+            if error.said == "silence not found":
                 return
             raise
 
@@ -118,12 +117,6 @@ class AlertmanagerClient:
         """GET /api/v2/silences: every silence Alertmanager holds (active, pending, expired)."""
         answer = self._call("GET", "/silences")
         return answer if isinstance(answer, list) else []
-
-
-def one_line(value: object, limit: int = ERROR_MAX) -> str:
-    """An error as one printable line of at most `limit` characters."""
-    text = " ".join(_CONTROL.sub(" ", str(value)).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --- silences: pure parts ---------------------------------------------------------------------
@@ -291,9 +284,9 @@ def _attempt(client: AlertmanagerClient, item: _Claimed) -> tuple[str, str | Non
         found = ours(client.silences(), item.window_id) if item.attempts > 1 else None
         return "created", found or client.create_silence(item.body), ""
     except AlertmanagerRejected as error:
-        return "failed", item.silence_id, one_line(error)
+        return "failed", item.silence_id, one_line(error, ERROR_MAX)
     except AlertmanagerError as error:
-        return "", item.silence_id, one_line(error)
+        return "", item.silence_id, one_line(error, ERROR_MAX)
 
 
 def sync_silences(database: Database, client: AlertmanagerClient, *, window_ids: Iterable[int] | None = None,
@@ -494,8 +487,7 @@ def alerts_during(conn: Connection, programme_id: int, started_at: datetime, end
 
 def client_from(settings) -> AlertmanagerClient | None:
     """The client of the configured Alertmanager (settings.alertmanager_url); None when none is."""
-    url = getattr(settings, "alertmanager_url", None)
-    return AlertmanagerClient(url) if url else None
+    return AlertmanagerClient(settings.alertmanager_url) if settings.alertmanager_url else None
 
 
 def describe(silence: dict | None) -> str:

@@ -131,9 +131,14 @@ def in_our_words(message: str) -> str:
 
 
 class AlertmanagerError(DcopsError):
-    """Alertmanager cannot be reached or answers with a server error (5xx): worth trying again later."""
+    """Alertmanager cannot be reached or answers with a server error (5xx): worth trying again later.
+    `said`: Alertmanager's own words, when it answered."""
 
     http_status = 502
+
+    def __init__(self, message: str, *, said: str = "") -> None:
+        super().__init__(message)
+        self.said = said
 
 
 class AlertmanagerRejected(AlertmanagerError):

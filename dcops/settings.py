@@ -164,17 +164,26 @@ class Settings:
         return ZoneInfo(self.timezone)
 
 
-def _server_url(env, name: str) -> str | None:
-    """An http(s) base URL of a server dcops talks to (no trailing slash); unset: None."""
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return None
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname or not raw.isprintable() \
+def base_url(raw: str, *, name: str, error: type[Exception] = ConfigError) -> str:
+    """An http(s) base URL of a server dcops talks to, such as http://127.0.0.1:9090, without its
+    trailing slash; else `error` naming `name` (the setting, or the command's option)."""
+    text = (raw or "").strip()
+    parts = urlsplit(text)
+    try:
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or not text.isprintable() \
             or parts.query or parts.fragment:
-        raise ConfigError(f"{name} must be an http:// or https:// URL such as http://127.0.0.1:9090, "
-                          f"not {redacted_url(raw)!r}")
-    return raw.rstrip("/")
+        raise error(f"{name} must be an http:// or https:// URL such as http://127.0.0.1:9090, "
+                    f"not {redacted_url(raw)!r}")
+    return text.rstrip("/")
+
+
+def _server_url(env, name: str) -> str | None:
+    """The setting `name` as base_url reads it; unset: None."""
+    raw = (env.get(name) or "").strip()
+    return base_url(raw, name=name) if raw else None
 
 
 def _file_setting(env, name: str) -> Path | None:

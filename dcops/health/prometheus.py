@@ -46,6 +46,7 @@ from dcops.health.importer import ImportedResult
 from dcops.health.steps import (MICROSECONDS, Run, StepCounts, as_us, chunks, expand, first_step_after, fold_runs,
                                 from_us, last_step_until, merge_series, read_steps, split_runs)
 from dcops.health.store import T_STATE, CheckRow, backfill, load_checks
+from dcops.settings import base_url as settings_base_url
 from dcops.vocabulary import IN_SERVICE_STATUSES
 
 DEFAULT_JOB = "dcops-blackbox"
@@ -64,16 +65,7 @@ LAST_VALUE_WINDOW = "10m"
 
 def base_url(raw: str, *, option: str = "--prometheus") -> str:
     """An http(s) base URL such as http://127.0.0.1:9090 (no trailing slash), or a UserError."""
-    text_ = (raw or "").strip()
-    parts = urlsplit(text_)
-    try:
-        port_ok = parts.port is None or 0 < parts.port < 65536
-    except ValueError:
-        port_ok = False
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or not text_.isprintable() \
-            or parts.query or parts.fragment:
-        raise UserError(f"{option} must be an http:// or https:// URL such as http://127.0.0.1:9090, not {raw!r}")
-    return text_.rstrip("/")
+    return settings_base_url(raw, name=option, error=UserError)
 
 
 def shown_url(url: str) -> str:
