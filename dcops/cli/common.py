@@ -60,6 +60,12 @@ def printable(value: Any) -> str:
     return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
 
 
+def some_of(names: Sequence[str], limit: int = 10) -> str:
+    """The first `limit` names, printable, and how many more: "a, b, c and 4 more"."""
+    shown = ", ".join(printable(name) for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def settings() -> "Settings":
     """The settings, read once from the environment."""
     from dcops.settings import Settings

@@ -163,14 +163,12 @@ def blackbox_config_command() -> None:
 
     Example: dcops metrics blackbox-config > /etc/prometheus/blackbox.yml
     """
-    from dcops.cli.common import printable
+    from dcops.cli.common import some_of
     from dcops.metrics.files import blackbox_modules, checks_blackbox_differs_on, dump_blackbox_modules
 
     with open_database().transaction() as conn:
         differing = checks_blackbox_differs_on(conn)
     typer.echo(dump_blackbox_modules(blackbox_modules()), nl=False)
     if differing:
-        shown = ", ".join(printable(name) for name in differing[:10])
-        more = f" and {len(differing) - 10} more" if len(differing) > 10 else ""
         typer.echo(f"{len(differing)} http checks ask for a status or body these modules do not check: "
-                   f"{shown}{more}", err=True)
+                   f"{some_of(differing)}", err=True)

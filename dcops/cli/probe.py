@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from dcops.cli.common import (OUTPUT_HELP, ActorOption, Output, RecordOutput, RecordOutputOption, echo_csv, echo_json,
-                              echo_table, open_database, printable)
+                              echo_table, open_database, printable, some_of)
 from dcops.errors import UserError
 
 app = typer.Typer(help="Health probes of the programmes' endpoints, and their history.", no_args_is_help=True)
@@ -126,11 +126,7 @@ def import_command(
     if summary.backfilled:
         typer.echo(f"{summary.backfilled} results were older than the history already held and filled time "
                    f"it had no data for")
-    if summary.measured:
-        disagreeing = sum(summary.disagreeing.values())
-        which = ", ".join(f"{check} {count}" for check, count in sorted(summary.disagreeing.items()))
-        typer.echo(f"{summary.measured} results fell in time dcops had measured and were left out"
-                   + (f"; {disagreeing} of them disagree with it ({which})" if disagreeing else ""), err=True)
+    _print_left_out(summary)
 
 
 @app.command("sync")
@@ -165,14 +161,12 @@ def sync_command(
     from dcops.health.prometheus import base_url, sync
     from dcops.maintenance import parse_time
 
-    from zoneinfo import ZoneInfo
-
     config = settings()
     url = prometheus if prometheus is not None else config.prometheus_url
     if not url:
         raise UserError("no Prometheus to read from: give --prometheus URL or set DCOPS_PROMETHEUS_URL")
     url = base_url(url)
-    tz = ZoneInfo(config.timezone)
+    tz = config.tz
     start = parse_time(date_from, tz, option="--from") if date_from is not None else None
     end = parse_time(date_to, tz, option="--to") if date_to is not None else None
     summary = sync(open_database(), url, start=start, end=end, job=job,
@@ -181,6 +175,15 @@ def sync_command(
         echo_json(summary.as_dict())
         return
     _print_sync(summary)
+
+
+def _print_left_out(summary) -> None:
+    """What an import or a sync left out because dcops had measured that time (store.Backfill's counts)."""
+    if summary.measured:
+        disagreeing = sum(summary.disagreeing.values())
+        which = ", ".join(f"{printable(check)} {count}" for check, count in sorted(summary.disagreeing.items()))
+        typer.echo(f"{summary.measured} results fell in time dcops had measured and were left out"
+                   + (f"; {disagreeing} of them disagree with it ({which})" if disagreeing else ""), err=True)
 
 
 def _print_sync(summary) -> None:
@@ -198,12 +201,7 @@ def _print_sync(summary) -> None:
                       if summary.filled_time else ""))
     else:
         typer.echo("nothing new")
-    if summary.measured:
-        disagreeing = sum(summary.disagreeing.values())
-        which = ", ".join(f"{printable(check)} {count}" for check, count in sorted(summary.disagreeing.items()))
-        typer.echo(f"{summary.measured} results fell in time dcops had measured and were left out"
-                   + (f"; {disagreeing} of them disagree with it ({which})" if disagreeing else ""), err=True)
+    _print_left_out(summary)
     if summary.unmatched:
-        shown = ", ".join(printable(name) for name in summary.unmatched[:10])
-        more = f" and {len(summary.unmatched) - 10} more" if len(summary.unmatched) > 10 else ""
-        typer.echo(f"{len(summary.unmatched)} series name no check dcops probes: {shown}{more}", err=True)
+        typer.echo(f"{len(summary.unmatched)} series name no check dcops probes: {some_of(summary.unmatched)}",
+                   err=True)

@@ -156,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             counts = record_notification(exporter.database, parse_webhook(body))
         except DcopsError as error:
-            status = 400 if getattr(error, "http_status", 500) < 500 else 503
+            status = 400 if error.http_status < 500 else 503
             self._reply(status, f"{error}\n".encode(), text_plain)
             return
         except Exception as error:  # noqa: BLE001 - the database went away: Alertmanager sends it again
