@@ -169,3 +169,28 @@ def test_compaction_drops_old_check_intervals_but_keeps_the_programme_record(db)
     assert [i for i in before_checks if i[2] is None or i[2] >= T0 - timedelta(days=400)] == after_checks
     assert len(after_checks) < len(before_checks)
     assert intervals(db) == before_programme
+
+
+def test_a_backfill_folds_each_hole_of_the_history_apart(db):
+    """Two lone results in two holes of a check's history, either side of measured time, are no
+    streak: the one before the history and the one in the prober's gap each make no state (damping
+    needs two successes), so nothing is filled, and a second import of the same file writes nothing."""
+    from dcops.health.store import backfill
+
+    mine, every = checks_of(db, "dhis2")
+    web = mine["web"].endpoint_id
+    # dcops probed web 10:10-10:19 and 10:40-10:49, every minute: up from 10:11, unknown from 10:20
+    # (one interval after 10:19, the gap rule), up again from 10:41.
+    measured = [Result(web, T0 + k * MINUTE, True) for k in (*range(10, 20), *range(40, 50))]
+    with db.transaction(immediate=True) as conn:
+        record_results(conn, every, measured, thresholds=Thresholds(3, 2))
+    before = intervals(db, web)
+    assert [(s, a, e) for s, a, e, _r in before] == [
+        ("up", T0 + 11 * MINUTE, T0 + 20 * MINUTE), ("unknown", T0 + 20 * MINUTE, T0 + 41 * MINUTE),
+        ("up", T0 + 41 * MINUTE, None)]
+    older = [Result(web, T0 + 5 * MINUTE, True), Result(web, T0 + 30 * MINUTE, True)]
+    for _ in range(2):
+        with db.transaction(immediate=True) as conn:
+            summary = backfill(conn, every, older, thresholds=Thresholds(3, 2))
+        assert (summary.filled, summary.measured) == (2, 0)
+        assert intervals(db, web) == before

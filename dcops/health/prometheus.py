@@ -34,17 +34,17 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from dcops import audit
 from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import PrometheusError, UserError
 from dcops.health import store
-from dcops.health.history import Memory, Thresholds, Transition
+from dcops.health.history import Thresholds
 from dcops.health.importer import ImportedResult
-from dcops.health.steps import (MICROSECONDS, Run, StepCounts, as_us, chunks, expand, first_step_after, fold_runs,
-                                from_us, last_step_until, merge_series, read_steps, split_runs)
+from dcops.health.steps import (MICROSECONDS, Run, StepCounts, as_us, chunks, expand, first_step_after, from_us,
+                                last_step_until, merge_series, read_steps, split_runs)
 from dcops.health.store import T_STATE, CheckRow, backfill, load_checks
 from dcops.settings import base_url as settings_base_url
 from dcops.vocabulary import IN_SERVICE_STATUSES
@@ -251,60 +251,6 @@ def _selector(job: str, group: _Group, everything: bool) -> str:
     return selector
 
 
-def record_runs(conn: Connection, checks: Sequence[CheckRow], runs: dict[int, list[Run]], *,
-                thresholds: Thresholds, reason: str = FAILURE_REASON,
-                last_values: dict[int, tuple[float | None, datetime | None]] | None = None,
-                ) -> tuple[list[tuple[int, Transition]], list[tuple[str, Transition]]]:
-    """Continue each check's history with its runs of results (all newer than its latest stored
-    result), in the caller's transaction: what store.record_results does for single results, in
-    one step per run, and without raw results or latency rollups (Prometheus keeps those).
-
-    `checks` must hold every check of each programme concerned (a programme's state is the worst of
-    its checks'). Returns the check-level and programme-level changes.
-    """
-    by_id = {check.endpoint_id: check for check in checks}
-    runs = {endpoint_id: rows for endpoint_id, rows in runs.items() if rows and endpoint_id in by_id}
-    if not runs:
-        return [], []
-    memories = store._memories(conn, runs)
-    known = set(memories)
-    states_before = {endpoint_id: memory.state for endpoint_id, memory in memories.items()}
-    check_changes: list[tuple[int, Transition]] = []
-    finals: dict[int, tuple[Memory, bool]] = {}
-    for endpoint_id, rows in runs.items():
-        memory, changes = fold_runs(memories.get(endpoint_id, Memory()), rows,
-                                    interval=int(by_id[endpoint_id].interval_seconds), thresholds=thresholds,
-                                    reason=reason)
-        finals[endpoint_id] = (memory, rows[-1].success)
-        check_changes += [(endpoint_id, change) for change in changes]
-    # In time order, as record_results writes them: the programme's replay reads them so.
-    check_changes.sort(key=lambda item: (item[1].at, item[0]))
-    for endpoint_id, change in check_changes:
-        store._switch_interval(conn, by_id[endpoint_id].programme_id, endpoint_id, change)
-    programme_changes = store._programme_changes(conn, by_id, states_before, check_changes)
-    updates, inserts = [], []
-    for endpoint_id, (memory, success) in finals.items():
-        duration, tls_expires_at = (last_values or {}).get(endpoint_id, (None, None))
-        values = {"state": memory.state, "since": memory.since, "fail_streak": memory.fail_streak,
-                  "ok_streak": memory.ok_streak, "last_at": memory.last_at, "last_success": success,
-                  "last_reason": "" if success else reason}
-        if duration is not None:
-            values["last_duration_seconds"] = duration
-        if tls_expires_at is not None:
-            values["tls_expires_at"] = tls_expires_at
-        if endpoint_id in known:
-            updates.append((endpoint_id, values))
-        else:
-            inserts.append({"endpoint_id": endpoint_id, "last_duration_seconds": 0.0, "tls_expires_at": None,
-                            **values})
-    for endpoint_id, values in updates:
-        conn.execute(update(T_STATE).where(T_STATE.c.endpoint_id == endpoint_id).values(values))
-    if inserts:
-        conn.execute(insert(T_STATE), inserts)
-    store._sync_incidents(conn, checks, programme_changes)
-    return check_changes, programme_changes
-
-
 def _latest_results(conn: Connection) -> dict[int, datetime]:
     return {r.endpoint_id: r.last_at for r in conn.execute(select(T_STATE.c.endpoint_id, T_STATE.c.last_at))
             if r.last_at is not None}
@@ -443,7 +389,7 @@ def _by_check(series: list[dict]) -> dict[tuple[str, str], list]:
 def _write_chunk(database: Database, checks: Sequence[CheckRow], runs: dict[int, StepCounts], thresholds: Thresholds,
                  summary: SyncSummary, last_values: dict) -> None:
     """One chunk's steps, in one transaction: newer than a check's latest result, its history goes
-    on (record_runs); older, they fill only time the store has no data for (store.backfill)."""
+    on (store.record_runs); older, they fill only time the store has no data for (store.backfill)."""
     if not runs:
         return
     for counts in runs.values():
@@ -468,15 +414,10 @@ def _write_chunk(database: Database, checks: Sequence[CheckRow], runs: dict[int,
         if older:
             concerned = {by_id[result.endpoint_id].programme_id for result in older}
             before = _intervals_of(conn, concerned)
-            filled = store.Backfill()
-            for stretch in _stretches(conn, older):
-                part = backfill(conn, checks, stretch, thresholds=thresholds)
-                filled.filled += part.filled
-                filled.measured += part.measured
-                for key, count in part.disagreeing.items():
-                    filled.disagreeing[key] = filled.disagreeing.get(key, 0) + count
+            filled = backfill(conn, checks, older, thresholds=thresholds)
             summary.filled_time = summary.filled_time or _intervals_of(conn, concerned) != before
-        check_changes, changes = record_runs(conn, checks, newer, thresholds=thresholds, last_values=last_values)
+        check_changes, changes = store.record_runs(conn, checks, newer, thresholds=thresholds, reason=FAILURE_REASON,
+                                                   last_values=last_values)
     summary.results += sum(run.count for rows in newer.values() for run in rows)
     summary.check_changes += len(check_changes)
     summary.changes += len(changes)
@@ -485,44 +426,6 @@ def _write_chunk(database: Database, checks: Sequence[CheckRow], runs: dict[int,
         summary.measured += filled.measured
         for key, count in filled.disagreeing.items():
             summary.disagreeing[key] = summary.disagreeing.get(key, 0) + count
-
-
-def _stretches(conn: Connection, results: list[ImportedResult]) -> list[list[ImportedResult]]:
-    """Older results cut where a check's measured time (up or down) begins or ends, each stretch
-    for a backfill of its own: folded one stretch at a time, two lone results in two holes of the
-    history (either side of measured time) do not make a streak, and a second sync of a period
-    finds exactly what the first left."""
-    from bisect import bisect_right
-
-    stretches = []
-    by_check: dict[int, list[ImportedResult]] = defaultdict(list)
-    for result in results:
-        by_check[result.endpoint_id].append(result)
-    for endpoint_id, rows in by_check.items():
-        edges: list[datetime] = []
-        for began, ended in conn.execute(
-                select(store.T_INTERVAL.c.started_at, store.T_INTERVAL.c.ended_at)
-                .where(store.T_INTERVAL.c.endpoint_id == endpoint_id, store.T_INTERVAL.c.state.in_(("up", "down")))
-                .order_by(store.T_INTERVAL.c.started_at)):
-            if edges and edges[-1] == began:  # adjacent measured intervals: one measured stretch
-                edges.pop()
-            else:
-                edges.append(began)
-            if ended is None:
-                break
-            edges.append(ended)
-        rows.sort(key=lambda r: r.at)
-        current, position = [], None
-        for result in rows:
-            where = bisect_right(edges, result.at)
-            if where != position and current:
-                stretches.append(current)
-                current = []
-            current.append(result)
-            position = where
-        if current:
-            stretches.append(current)
-    return stretches
 
 
 def _intervals_of(conn: Connection, programme_ids: set[int]) -> list[tuple]:

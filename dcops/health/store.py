@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from dcops.health.history import (DOWN, UNKNOWN, UP, Memory, Thresholds, Transition, clip, fold_results, observe,
                                   uncovered, worst_state, worst_timeline)
+from dcops.health.steps import Run, fold_runs
 from dcops.vocabulary import IN_SERVICE_STATUSES
 from dcops.models import CheckState, Endpoint, LatencyRollup, ProbeResult as ProbeResultRow, Programme, StateInterval
 
@@ -196,6 +197,60 @@ def _sync_incidents(conn: Connection, checks: Sequence[CheckRow], changes: list[
     incidents.sync(conn, programme_ids=ids, since=min(transition.at for _slug, transition in changes))
 
 
+def record_runs(conn: Connection, checks: Sequence[CheckRow], runs: dict[int, list[Run]], *,
+                thresholds: Thresholds, reason: str,
+                last_values: dict[int, tuple[float | None, datetime | None]] | None = None,
+                ) -> tuple[list[tuple[int, Transition]], list[tuple[str, Transition]]]:
+    """Continue each check's history with its runs of results (all newer than its latest stored
+    result), in the caller's transaction: what record_results does for single results, in
+    one step per run, and without raw results or latency rollups (Prometheus keeps those).
+
+    `checks` must hold every check of each programme concerned (a programme's state is the worst of
+    its checks'). Returns the check-level and programme-level changes.
+    """
+    by_id = {check.endpoint_id: check for check in checks}
+    runs = {endpoint_id: rows for endpoint_id, rows in runs.items() if rows and endpoint_id in by_id}
+    if not runs:
+        return [], []
+    memories = _memories(conn, runs)
+    known = set(memories)
+    states_before = {endpoint_id: memory.state for endpoint_id, memory in memories.items()}
+    check_changes: list[tuple[int, Transition]] = []
+    finals: dict[int, tuple[Memory, bool]] = {}
+    for endpoint_id, rows in runs.items():
+        memory, changes = fold_runs(memories.get(endpoint_id, Memory()), rows,
+                                    interval=int(by_id[endpoint_id].interval_seconds), thresholds=thresholds,
+                                    reason=reason)
+        finals[endpoint_id] = (memory, rows[-1].success)
+        check_changes += [(endpoint_id, change) for change in changes]
+    # In time order, as record_results writes them: the programme's replay reads them so.
+    check_changes.sort(key=lambda item: (item[1].at, item[0]))
+    for endpoint_id, change in check_changes:
+        _switch_interval(conn, by_id[endpoint_id].programme_id, endpoint_id, change)
+    programme_changes = _programme_changes(conn, by_id, states_before, check_changes)
+    updates, inserts = [], []
+    for endpoint_id, (memory, success) in finals.items():
+        duration, tls_expires_at = (last_values or {}).get(endpoint_id, (None, None))
+        values = {"state": memory.state, "since": memory.since, "fail_streak": memory.fail_streak,
+                  "ok_streak": memory.ok_streak, "last_at": memory.last_at, "last_success": success,
+                  "last_reason": "" if success else reason}
+        if duration is not None:
+            values["last_duration_seconds"] = duration
+        if tls_expires_at is not None:
+            values["tls_expires_at"] = tls_expires_at
+        if endpoint_id in known:
+            updates.append((endpoint_id, values))
+        else:
+            inserts.append({"endpoint_id": endpoint_id, "last_duration_seconds": 0.0, "tls_expires_at": None,
+                            **values})
+    for endpoint_id, values in updates:
+        conn.execute(update(T_STATE).where(T_STATE.c.endpoint_id == endpoint_id).values(values))
+    if inserts:
+        conn.execute(insert(T_STATE), inserts)
+    _sync_incidents(conn, checks, programme_changes)
+    return check_changes, programme_changes
+
+
 @dataclass
 class Backfill:
     """What a backfill did: results that filled unknown time, and those left out because the store
@@ -266,7 +321,8 @@ def backfill(conn: Connection, checks: Sequence[CheckRow], results: Sequence, *,
         timeline = _timeline(conn, check.programme_id, endpoint_id)
         known = [(r[2], r[3], r[1]) for r in timeline if r[1] in (UP, DOWN)]  # by start: never overlapping
         starts = [k[0] for k in known]
-        in_gap = []
+        in_gap: list = []
+        holes: dict[int, list] = {}  # the results in each hole, by the measured interval before it (-1: none)
         for result in group:
             index = bisect_right(starts, result.at) - 1
             state = None
@@ -274,13 +330,25 @@ def backfill(conn: Connection, checks: Sequence[CheckRow], results: Sequence, *,
                 state = known[index][2]
             if state is None:
                 in_gap.append(result)
+                holes.setdefault(index, []).append(result)
                 continue
             summary.measured += 1
             if (state == UP) != result.success:
                 key = f"{check.programme}/{check.name}"
                 summary.disagreeing[key] = summary.disagreeing.get(key, 0) + 1
-        proposed = fold_results(((r.at, r.success, r.reason) for r in in_gap),
-                                interval=timedelta(seconds=check.interval_seconds), thresholds=thresholds)
+        # Each hole folds apart from no state: a streak does not run across time dcops measured (two
+        # lone results either side of it are not two in a row), and a hole's last piece stops where
+        # the next measured interval begins, so the pieces of two holes never overlap.
+        interval = timedelta(seconds=check.interval_seconds)
+        proposed = []
+        for index, hole in holes.items():
+            hole_end = starts[index + 1] if index + 1 < len(starts) else None
+            for state, began, ended, reason in fold_results(((r.at, r.success, r.reason) for r in hole),
+                                                            interval=interval, thresholds=thresholds):
+                if hole_end is not None:
+                    ended = min(ended, hole_end)
+                if ended > began:
+                    proposed.append((state, began, ended, reason))
         fills = _fill(conn, check.programme_id, endpoint_id, timeline, proposed)
         if fills:  # sorted and disjoint: the first starts first, the last ends last
             span = filled_range.setdefault(check.programme_id, [fills[0][1], fills[-1][2]])
