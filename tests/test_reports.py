@@ -167,6 +167,36 @@ def test_uptime_figures_are_the_hand_computed_ones(sample):
     assert {w["change_ref"]: w["announced"] for w in document["maintenance"]} == {"CHG-1": True, "CHG-2": False}
 
 
+def test_the_collector_is_paused_while_a_document_is_built_and_runs_again_after(sample):
+    import gc
+
+    from dcops.reports import collector
+    from dcops.reports.documents import resolve_period, uptime_document
+
+    _history(sample)
+    period = resolve_period("2026-10", None, None, VIENTIANE)
+    seen = []
+    with sample.transaction() as conn:
+        sa.event.listen(conn, "before_cursor_execute", lambda *_args: seen.append(gc.isenabled()))
+        uptime_document(conn, period, tz=VIENTIANE, now=at("2026-11-15T00:00"), data_centre_name="NDC")
+    assert seen and not any(seen)  # every query of the build ran with the collector off
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        with collector.paused():
+            with collector.paused():  # nested: the inner block leaves it off
+                pass
+            assert not gc.isenabled()
+            raise RuntimeError("a failed read")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector.paused():
+            pass
+        assert not gc.isenabled()  # a caller that had turned it off keeps it off
+    finally:
+        gc.enable()
+
+
 def test_the_same_month_cut_in_utc_keeps_the_whole_last_outage(sample):
     from dcops.reports.documents import resolve_period, uptime_document
 

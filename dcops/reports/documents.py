@@ -18,6 +18,7 @@ from dcops.audit import Event, record
 from dcops.db import Database, UTCDateTime, epoch_us, iso_utc, utcnow
 from dcops.errors import NotFound, UserError
 from dcops.reports import attribution
+from dcops.reports import collector
 from dcops.reports import capacity as capacity_maths
 from dcops.reports import uptime as uptime_maths
 from dcops.reports.queries import (capacity_inputs, dependency_inputs, snapshot_days, snapshot_rows,
@@ -116,6 +117,15 @@ def uptime_document(conn: Connection, period: Period, *, tz: ZoneInfo, now: date
     availability is given as experienced and as attributable to it, and its SLA is judged on the
     experienced figure unless its tier (or itself) leaves third-party dependency time out.
     """
+    with collector.paused():
+        return _uptime_document(conn, period, tz=tz, now=now, data_centre_name=data_centre_name, ministry=ministry,
+                                programme=programme, min_coverage_percent=min_coverage_percent,
+                                major_incident_budget_percent=major_incident_budget_percent)
+
+
+def _uptime_document(conn: Connection, period: Period, *, tz: ZoneInfo, now: datetime, data_centre_name: str,
+                     ministry: str | None, programme: str | None, min_coverage_percent: float,
+                     major_incident_budget_percent: float) -> dict:
     histories, windows = uptime_inputs(conn, start=period.start, end=period.end, now=now, ministry=ministry,
                                        programme=programme)
     dependencies = dependency_inputs(conn, histories, start=period.start, end=period.end, now=now)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dcops import display
 from dcops.errors import UserError
+from dcops.reports import collector
 from dcops.reports.capacity import HORIZON_DAYS, HORIZON_YEARS
 from dcops.resources import templates_dir
 
@@ -754,7 +755,8 @@ def _render_template(document: dict, kind: str, fmt: str, template: Path | None,
     env = _environment(fmt, search_path)
     try:
         compiled = env.get_template(name)
-        return compiled.render(document=document, view=view, tz=tz, kind=kind, fmt=fmt)
+        with collector.paused():  # a year's page is some 100,000 short-lived strings and dicts
+            return compiled.render(document=document, view=view, tz=tz, kind=kind, fmt=fmt)
     except jinja2.TemplateSyntaxError as error:
         where = error.filename or shown
         raise UserError(f"{where}:{error.lineno}: template syntax error: {_first_line(error.message)}") from None
