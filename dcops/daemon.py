@@ -1,4 +1,4 @@
-"""The long-running main process: the prober on schedule, the /metrics server and the outbox, until a signal."""
+"""The long-running main process: the prober on schedule (or the sync from Prometheus), the /metrics server and the outbox, until a signal."""
 
 from __future__ import annotations
 
@@ -27,6 +27,13 @@ OUTBOX_SECONDS = 10.0
 STATUS_SECONDS = 60.0
 # How often the service tries the pending Alertmanager silences (and expiries), when DCOPS_ALERTMANAGER_URL is set.
 SILENCE_SECONDS = 60.0
+# How often the service reads the probes back from Prometheus when it is the probing engine
+# (DCOPS_PROMETHEUS_URL set): a sync with nothing much new takes about a second for 200 programmes,
+# and 30 s keeps a check of a minute's interval well inside the three intervals after which the
+# readers call it unknown (its settle, the step it waits for and this add up to under two minutes).
+PROMETHEUS_SYNC_SECONDS = 30.0
+# A Prometheus that stays unreachable is logged again this often, not at every round.
+PROMETHEUS_WARN_EVERY_SECONDS = 600.0
 
 
 @contextmanager
@@ -73,15 +80,26 @@ def run_service(
     silences still due every SILENCE_SECONDS, until `stop` is set. The server's options may
     include `webhook_secret_file`, which serves Alertmanager's webhook.
 
-    Returns how many probe results were recorded. The HTTP server runs in its own
-    threads, the snapshots in one more, the outbox in another; the prober in this thread's
-    event loop. Pending results are written before returning.
+    With `settings.prometheus_url` set, Prometheus is the probing engine: instead of probing, the
+    service reads its probes back every PROMETHEUS_SYNC_SECONDS (one engine feeds the history; two
+    would judge each check twice, a little apart at every edge).
+
+    Returns how many probe results were recorded (read back, with Prometheus). The HTTP server
+    runs in its own threads, the snapshots in one more, the outbox in another; the prober in this
+    thread's event loop (the sync from Prometheus in a thread too). Pending results are written
+    before returning.
     """
-    from dcops.health.prober import Scheduler
     from dcops.metrics.server import MetricsServer
 
     server = MetricsServer(database, **server_options)
-    scheduler = Scheduler(database, concurrency=concurrency, thresholds=thresholds, ca_file=ca_file)
+    synced = None
+    if settings is not None and settings.prometheus_url:
+        synced = SyncCount()
+        scheduler = None
+    else:
+        from dcops.health.prober import Scheduler
+
+        scheduler = Scheduler(database, concurrency=concurrency, thresholds=thresholds, ca_file=ca_file)
     server.start()
     snapshots = threading.Thread(target=snapshot_daily, args=(database, stop, tz), name="dcops-snapshots",
                                  daemon=True)
@@ -103,9 +121,18 @@ def run_service(
         silencer = threading.Thread(target=sync_silences_every, args=(database, stop, alertmanager),
                                     name="dcops-silences", daemon=True)
         silencer.start()
+    syncer = None
+    if synced is not None:
+        syncer = threading.Thread(target=sync_prometheus_every, args=(database, stop, settings, thresholds, synced),
+                                  name="dcops-prometheus", daemon=True)
+        syncer.start()
     try:
         on_ready(server)
-        asyncio.run(scheduler.run(stop))
+        if scheduler is not None:
+            asyncio.run(scheduler.run(stop))
+        else:
+            while not stop.wait(1.0):  # a short wait: the signal handler runs between them
+                pass
     finally:
         stop.set()  # the snapshot thread waits on it: a prober that failed must not leave it waiting
         server.stop()
@@ -116,7 +143,9 @@ def run_service(
             publisher.join(timeout=30)  # it stops after the publish it is writing
         if silencer is not None:
             silencer.join(timeout=30)  # it stops after the silence it is asking for
-    return scheduler.recorded
+        if syncer is not None:
+            syncer.join(timeout=130)  # it stops after the chunk it is writing (a request times out in 120 s)
+    return scheduler.recorded if scheduler is not None else synced.results
 
 
 def snapshot_daily(database: Database, stop: threading.Event, tz: ZoneInfo,
@@ -199,4 +228,45 @@ def sync_silences_every(database: Database, stop: threading.Event, client,
             log.warning("silences not synced: %s", error)
         except Exception as error:  # noqa: BLE001 - a bug in one round must not end the thread for good
             log.warning("silences not synced: %s: %s", type(error).__name__, error)
+        stop.wait(interval_s)
+
+
+class SyncCount:
+    """What the service's syncs from Prometheus read, for the line it prints when it stops."""
+
+    def __init__(self) -> None:
+        self.results = 0
+
+
+def sync_prometheus_every(database: Database, stop: threading.Event, settings: "Settings", thresholds: Thresholds,
+                          count: SyncCount, interval_s: float = PROMETHEUS_SYNC_SECONDS) -> None:
+    """Read the probes back from Prometheus (dcops.health.prometheus.sync_recent) every `interval_s`
+    seconds until `stop` is set. A sync that wrote is logged in one line (INFO); Prometheus
+    unreachable is a WARNING at first and every PROMETHEUS_WARN_EVERY_SECONDS while it lasts, and
+    the next round reads on from where the history stopped."""
+    import time
+
+    from dcops.errors import DcopsError, PrometheusError
+    from dcops.health.prometheus import sync_recent
+
+    warned_at: float | None = None
+    while not stop.is_set():
+        try:
+            summary = sync_recent(database, settings, thresholds=thresholds)
+            if warned_at is not None:
+                log.info("Prometheus answers again")
+                warned_at = None
+            if summary is not None:
+                count.results += summary.results
+                if summary.wrote:
+                    log.info("synced from Prometheus: %d results of %d checks, %d state changes, in %.1f s",
+                             summary.results, summary.checks, summary.changes, summary.seconds)
+        except PrometheusError as error:
+            if warned_at is None or time.monotonic() - warned_at >= PROMETHEUS_WARN_EVERY_SECONDS:
+                log.warning("not synced from Prometheus: %s", error)
+                warned_at = time.monotonic()
+        except DcopsError as error:  # a locked database: the next round tries again
+            log.warning("not synced from Prometheus: %s", error)
+        except Exception as error:  # noqa: BLE001 - a bug in one round must not end the thread for good
+            log.warning("not synced from Prometheus: %s: %s", type(error).__name__, error)
         stop.wait(interval_s)

@@ -282,3 +282,49 @@ def test_the_readme_shows_the_job_scrape_config_prints():
     block = readme.split("`dcops metrics scrape-config` prints the job", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(block) == scrape_config()
     assert dump_scrape_config(scrape_config()).split("\n", 3)[3] == block  # the same text, less the comments
+
+
+def test_settle_waits_for_the_longest_probe_of_a_group():
+    """A sync to now stops each group's settle before now: its longest timeout, blackbox_exporter's
+    half second and SETTLE_MARGIN (5 s)."""
+    from dcops.health.prometheus import settle
+
+    checks = [CheckRow(1, 1, "dhis2", "web", "http", "http://x/", "200-399", "", 2.0, 60),
+              CheckRow(2, 1, "dhis2", "db", "tcp", "x:1", "", "", 9.5, 60)]
+    assert settle(checks) == timedelta(seconds=15)
+    assert settle(checks[:1]) == timedelta(seconds=7.5)
+
+
+def test_the_services_sync_warns_once_while_prometheus_stays_unreachable(any_database, caplog, tmp_path):
+    """dcops serve's sync thread, every 50 ms against a closed loopback port: one WARNING for the
+    outage, not one per round, and the thread ends when told to."""
+    import logging
+    import socket
+    import threading
+
+    import inventories
+    from dcops.daemon import SyncCount, sync_prometheus_every
+    from dcops.inventory.service import load_directory
+    from dcops.settings import Settings
+
+    load_directory(any_database, inventories.write(tmp_path / "inv", inventories.base()))
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    settings = Settings.from_env({"DCOPS_DATABASE_URL": "sqlite://", "DCOPS_PROMETHEUS_URL": nowhere})
+    stop, count = threading.Event(), SyncCount()
+    worker = threading.Thread(target=sync_prometheus_every,
+                              args=(any_database, stop, settings, Thresholds(), count), kwargs={"interval_s": 0.05})
+    with caplog.at_level(logging.INFO, logger="dcops"):
+        worker.start()
+        deadline = datetime.now() + timedelta(seconds=10)
+        while datetime.now() < deadline and not caplog.records:
+            stop.wait(0.05)
+        stop.wait(0.5)  # several more rounds, all failing
+        stop.set()
+        worker.join(10)
+    assert not worker.is_alive()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith("not synced from Prometheus:"), warnings
+    assert count.results == 0

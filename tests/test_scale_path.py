@@ -308,3 +308,99 @@ def test_blackbox_through_prometheus_agrees_with_the_prober(tmp_path):
         # each outage's two edges may each fall one interval apart (and the prober's round a little late)
         assert abs(down_synced - down_probed) <= 2 * outages * (INTERVAL + 0.25), (slug, down_synced, down_probed)
         assert down_synced >= 4 * outages  # the outages were seen at all (6 and 8 s, less the damping)
+
+
+# --- 3. dcops serve with Prometheus as the probing engine -------------------------------------
+
+
+def _serve(settings: Settings, prometheus_url: str, port: int):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DCOPS_DATABASE_URL": settings.database_url, "DCOPS_HOME": str(settings.home),
+           "DCOPS_PROMETHEUS_URL": prometheus_url}
+    return subprocess.Popen([sys.executable, "-m", "dcops", "serve", "--port", str(port), "--cache-seconds", "0"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _stop(process) -> str:
+    import signal
+
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    return err
+
+
+def _raw_results(database) -> int:
+    with database.transaction() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM probe_result")).scalar()
+
+
+def test_serve_reads_its_probes_back_from_prometheus_and_does_not_probe(tmp_path, unused_port):
+    with http_server({"/healthz": Respond(503, b"down\n")}) as web:
+        inventory = _inventory(tmp_path / "inv", {
+            "dhis2": [{"name": "web", "kind": "http", "target": web.url("/healthz")}],
+            "digital-id": [{"name": "api", "kind": "http", "target": web.url("/healthz")}]})
+        settings, database = _fresh(tmp_path, "served", inventory)
+        with database.transaction() as conn:
+            conn.execute(sa.text("UPDATE endpoint SET interval_seconds = :i, timeout_seconds = 0.5"),
+                         {"i": INTERVAL})
+        cli = Cli(settings)
+        targets = tmp_path / "targets.json"
+        cli("metrics", "targets", targets)
+        with Blackbox(tmp_path / "bb", cli("metrics", "blackbox-config").stdout) as blackbox:
+            job = yaml.safe_load(cli("metrics", "scrape-config", "--blackbox", blackbox.address,
+                                     "--targets", targets).stdout)
+            with Prometheus(tmp_path / "prom", {"global": {"scrape_interval": "10s"}, **job}) as prometheus:
+                # Down for some scrapes before dcops serve starts: its first sync reads them back but
+                # the last settle's worth (the timeout, half a second and 5 s), 3 failures make down.
+                prometheus.wait_for(
+                    lambda: len(prometheus.query('count_over_time(probe_success{job="dcops-blackbox"}[1m]) >= 12'))
+                    == 2, "twelve scrapes of both targets")
+                process = _serve(settings, prometheus.base, unused_port)
+                try:
+                    deadline = time.monotonic() + 30
+                    states = {}
+                    while time.monotonic() < deadline:
+                        states = {slug: [s for s, _, _ in _programme_intervals(database, slug)]
+                                  for slug in ("dhis2", "digital-id")}
+                        if all("down" in found for found in states.values()):
+                            break
+                        time.sleep(0.5)
+                finally:
+                    err = _stop(process)
+    assert all("down" in found for found in states.values()), (states, err)
+    assert _raw_results(database) == 0  # dcops did not probe: the prober writes each result it takes
+    assert "reading probes from Prometheus at " + prometheus.base in err
+    assert "probe results read from Prometheus" in err and "stopped; 0 " not in err
+    assert "INFO synced from Prometheus:" in err
+    assert _audit_entries(cli) == []  # the service's own syncs are not audited, as its rounds are not
+
+
+def test_serve_with_prometheus_unreachable_warns_and_keeps_serving(tmp_path, unused_port):
+    inventory = _inventory(tmp_path / "inv", {
+        "dhis2": [{"name": "web", "kind": "http", "target": "http://127.0.0.1:18001/healthz"}]})
+    settings, database = _fresh(tmp_path, "served", inventory)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    process = _serve(settings, nowhere, unused_port)
+    try:
+        deadline = time.monotonic() + 20
+        healthy = False
+        while time.monotonic() < deadline and not healthy:
+            try:
+                with socket.create_connection(("127.0.0.1", unused_port), timeout=1) as conn:
+                    conn.sendall(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
+                    healthy = b" 200 " in conn.recv(64)
+            except OSError:
+                time.sleep(0.3)
+        time.sleep(1.0)
+    finally:
+        err = _stop(process)
+    assert healthy, err
+    assert err.count("WARNING not synced from Prometheus:") == 1, err
+    assert _raw_results(database) == 0

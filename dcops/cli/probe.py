@@ -138,7 +138,8 @@ def sync_command(
                        "results fill only time dcops has no data for. Local to DCOPS_TIMEZONE unless "
                        "it has an offset.")] = None,
     date_to: Annotated[Optional[str], typer.Option(
-        "--to", help="Read until this time (default: now minus two minutes, for the last samples to arrive).")] = None,
+        "--to", help="Read until this time (default: now, less each check's timeout and 5 s, for its "
+                     "last sample to arrive).")] = None,
     job: Annotated[str, typer.Option(help="The Prometheus job that scrapes blackbox_exporter "
                                           "(`dcops metrics scrape-config`).")] = "dcops-blackbox",
     failures: FailuresOption = 3,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import typer
 
 from dcops.cli.common import open_database, printable, settings
@@ -33,7 +36,9 @@ def serve_command(
     Alertmanager could not take yet are tried again every minute (cancelled windows' expired);
     with DCOPS_ALERTMANAGER_WEBHOOK_SECRET_FILE set, POST /alertmanager/webhook records the
     DcopsProgrammeDown alerts Alertmanager sends (Authorization: Bearer <the file's secret>),
-    shown by `dcops incident show`. Stops cleanly on SIGTERM or Ctrl-C, writing what it has probed.
+    shown by `dcops incident show`. With DCOPS_PROMETHEUS_URL set, Prometheus is the probing
+    engine: dcops serve does not probe, it reads probe_success back every 30 seconds (as
+    `dcops probe sync` does). Stops cleanly on SIGTERM or Ctrl-C, writing what it has probed.
 
     Example: dcops serve --port 9410 --concurrency 200
     """
@@ -55,6 +60,12 @@ def serve_command(
 
     alertmanager = client_from(config)
     silences = f"; silences in Alertmanager at {alertmanager.url}" if alertmanager else ""
+    if config.prometheus_url:
+        from dcops.health.prometheus import shown_url
+
+        engine = f"reading probes from Prometheus at {shown_url(config.prometheus_url)} every 30 s"
+    else:
+        engine = "probing"
     database = open_database()
     options = {"host": host, "port": port, "cache_seconds": cache_seconds, "tls_cert": tls_cert, "tls_key": tls_key,
                "basic_auth": basic_auth, "allow_remote": True,
@@ -62,9 +73,10 @@ def serve_command(
 
     def ready(server) -> None:
         webhook = f"; Alertmanager webhook at {server.webhook_url}" if server.webhook_url else ""
-        typer.echo(printable(f"probing; serving {server.url}; {mail}{pages}{silences}{webhook} (Ctrl-C to stop)"),
+        typer.echo(printable(f"{engine}; serving {server.url}; {mail}{pages}{silences}{webhook} (Ctrl-C to stop)"),
                    err=True)
 
+    log_to_stderr()
     with stop_on_signals(threading.Event()) as stop:
         recorded = run_service(
             database, stop, server_options=options, concurrency=concurrency,
@@ -72,5 +84,36 @@ def serve_command(
             tz=config.tz, outbox_sender=sender, status_dir=config.status_dir, settings=config,
             alertmanager=alertmanager, on_ready=ready,
         )
-    typer.echo(f"stopped; {recorded} probe results recorded", err=True)
+    typer.echo(f"stopped; {recorded} probe results {'read from Prometheus' if config.prometheus_url else 'recorded'}",
+               err=True)
     database.dispose()
+
+
+class _PrintableFormatter(logging.Formatter):
+    """One log line, with no control sequence from an error text (a server's answer) in it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a line is logged (a test's runner swaps it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def log_to_stderr() -> None:
+    """dcops' own log lines (INFO and up: a snapshot taken, a sync that wrote, a server down) on
+    stderr, timestamped; not the libraries', which log every HTTP request at INFO. Once per process."""
+    logger = logging.getLogger("dcops")
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(_PrintableFormatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

@@ -50,9 +50,12 @@ from dcops.settings import base_url as settings_base_url
 from dcops.vocabulary import IN_SERVICE_STATUSES
 
 DEFAULT_JOB = "dcops-blackbox"
-# A step's sample reaches Prometheus up to a scrape (and its timeout) after the step's start: a sync
-# to "now" stops this long before, so that it never reads a step before its sample is in.
-SETTLE = timedelta(minutes=2)
+# A step's sample is stamped when its scrape starts, inside the step, and is in Prometheus once the
+# probe has answered or timed out (the check's timeout plus blackbox_exporter's half second): a sync
+# to "now" reads each check up to that long ago, plus SETTLE_MARGIN, so that it never reads a step
+# before its sample is in. A short settle keeps the history close behind Prometheus: the readers
+# call a check unknown once three intervals pass without a result (history.stale_from).
+SETTLE_MARGIN = timedelta(seconds=5)
 # A check with no stored result is read back this far on its first sync: a month's report and its margin.
 FIRST_SYNC_LOOKBACK = timedelta(days=35)
 MAX_STEPS = 10_000  # per series and request: Prometheus refuses more than 11,000 points per series
@@ -61,6 +64,13 @@ REQUEST_TIMEOUT_SECONDS = 120.0
 FAILURE_REASON = "probe failed (Prometheus)"
 # The newest sample older than this is not a check's current duration or certificate.
 LAST_VALUE_WINDOW = "10m"
+
+
+def settle(checks: Iterable[CheckRow]) -> timedelta:
+    """How long before "now" a sync to now stops for these checks: the longest probe's scrape
+    (its timeout plus blackbox_exporter's half second) and SETTLE_MARGIN."""
+    longest = max((float(check.timeout_seconds) for check in checks), default=60.0)
+    return timedelta(seconds=longest + 0.5) + SETTLE_MARGIN
 
 
 def base_url(raw: str, *, option: str = "--prometheus") -> str:
@@ -288,19 +298,21 @@ def _last_values(prometheus: Prometheus, job: str, group: _Group, everything: bo
 
 def sync(database: Database, prometheus: Prometheus | str, *, start: datetime | None = None,
          end: datetime | None = None, now: datetime | None = None, job: str = DEFAULT_JOB,
-         thresholds: Thresholds = Thresholds(), actor: str | None = None,
+         thresholds: Thresholds = Thresholds(), actor: str | None = None, audited: bool = True,
          progress: Callable[[str], None] = lambda message: None) -> SyncSummary:
     """Read probe_success of every check in service back from Prometheus into the history store.
 
     From `start` (default: each check from after its latest stored result) to `end` (default: `now`
-    minus SETTLE), in chunks of steps below Prometheus' limits, each chunk one transaction. A series
+    less each check's settle()), in chunks of steps below Prometheus' limits, each chunk one transaction. A series
     whose labels name no check dcops probes is counted (`unmatched`), not an error. A sync that
-    wrote anything appends one audit entry (probe.synced). Raises PrometheusError when Prometheus
+    wrote anything appends one audit entry (probe.synced), unless not `audited` (the timed sync of
+    `dcops serve`, which is probing as the prober is, unaudited). Raises PrometheusError when Prometheus
     cannot be reached or refuses a query (what earlier chunks wrote stays), UserError for a bad period.
     """
     started = time.perf_counter()
     now = now or utcnow()
-    end = end if end is not None else now - SETTLE
+    settled = end is None  # to now: each group of checks stops its own settle before now
+    end = end if end is not None else now
     if end > now:
         raise UserError(f"--to {iso_utc(end)} is in the future: Prometheus has nothing there yet")
     if start is not None and start >= end:
@@ -327,7 +339,9 @@ def sync(database: Database, prometheus: Prometheus | str, *, start: datetime | 
             interval = group.interval
             members = {check.endpoint_id for check in group.checks}
             query = share_up_query(_selector(job, group, everything), interval, prometheus_major=major)
-            last = last_step_until(as_us(end), interval)
+            last = last_step_until(as_us(end - settle(group.checks) if settled else end), interval)
+            if last < group.first:
+                continue  # its next step's sample may not be in yet
             steps_per_chunk = max(1, min(MAX_STEPS, MAX_POINTS // max(len(group.checks), 1)))
             pieces = chunks(group.first, last, interval, steps_per_chunk)
             with ThreadPoolExecutor(max_workers=1) as pool:  # the next chunk is asked for while one is written
@@ -370,7 +384,7 @@ def sync(database: Database, prometheus: Prometheus | str, *, start: datetime | 
     finally:
         summary.requests = client.requests - requests_before
         summary.seconds = time.perf_counter() - started
-        if summary.wrote:
+        if summary.wrote and audited:
             _audit(database, summary, actor)
         if own:
             client.close()
@@ -448,9 +462,11 @@ def _audit(database: Database, summary: SyncSummary, actor: str | None) -> None:
 def sync_recent(database: Database, settings, *, now: datetime | None = None,
                 thresholds: Thresholds = Thresholds(),
                 prometheus: Prometheus | None = None) -> SyncSummary | None:
-    """The sync `dcops serve` runs on a timer: every check from its latest stored result to now minus
-    SETTLE, from settings.prometheus_url; None when no Prometheus is configured. Raises
+    """The sync `dcops serve` runs on a timer, when Prometheus is the probing engine: every check
+    from its latest stored result to now (less its settle), from settings.prometheus_url, not
+    audited (the prober's rounds are not either); None when no Prometheus is configured. Raises
     PrometheusError when Prometheus is unreachable (the caller logs it and tries again later)."""
     if not settings.prometheus_url and prometheus is None:
         return None
-    return sync(database, prometheus or settings.prometheus_url, now=now, thresholds=thresholds, actor="dcops-serve")
+    return sync(database, prometheus or settings.prometheus_url, now=now, thresholds=thresholds, actor="dcops-serve",
+                audited=False)
