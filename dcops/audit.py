@@ -153,7 +153,7 @@ def verify(conn: Connection) -> Verification:
 # What each kind of object is called in the log (`TYPE:KEY`); inventory records use their kind.
 OBJECT_TYPES = ("programme", "request", "job", "maintenance", "report", "incident",
                 "ministry", "site", "cluster", "offering", "plan", "sla_tier", "user", "token",
-                "external_component", "external_outage")
+                "external_component", "external_outage", "prometheus")
 INVENTORY_KINDS = ("sla_tier", "ministry", "site", "cluster", "offering", "plan", "programme")
 JOB_KINDS = ("provision", "decommission", "verify")
 # An inventory plan's change, as its action names it.

@@ -304,3 +304,13 @@ def test_listing_stays_fast_at_200000_entries(logged, tmp_path):
     assert {"programme.approved", "programme.provisioning", "programme.active"} <= set(actions)
     # Measured 5 ms and 12 ms (SQLite and PostgreSQL alike); the bounds leave room for a busy machine.
     assert newest < 0.1 and mine < 0.2, (newest, mine)
+
+
+def test_a_sync_from_prometheus_is_found_by_its_object(logged):
+    """`dcops probe sync` audits under the object prometheus:URL, which --object accepts."""
+    url = "http://127.0.0.1:9090"
+    with logged.transaction(immediate=True) as conn:
+        audit.record(conn, audit.Event("ops", "probe.synced", "prometheus", url, None, {"results": 3}))
+    assert audit.parse_object(f"prometheus:{url}") == ("prometheus", url)
+    found = entries(logged, object_type="prometheus", object_key=url)
+    assert [(e["action"], e["after"]) for e in found] == [("probe.synced", {"results": 3})]
