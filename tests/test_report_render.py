@@ -591,6 +591,33 @@ def test_a_long_period_draws_runs_of_days_not_one_cell_each():
                       "2026-03-28 to 2026-03-31: up 5,760 min"]
 
 
+def test_a_long_strip_s_bars_are_its_runs_of_like_days_with_their_summed_minutes():
+    """120 days of every kind, three missing (two of them between days alike): each bar is a maximal
+    run of consecutive days drawn alike, as grouped one by one here, its tooltip run_tooltip's of
+    those days, its width theirs."""
+    kinds = [{}, {"up": DAY - 300.5, "down": 300.5}, {"up": DAY - 1800.0, "down": 1800.0},
+             {"up": DAY - 7200.25, "down": 7200.25}, {"up": DAY - 3600.0, "maintenance": 3600.0},
+             {"up": 600.0, "unknown": DAY - 600.0}]
+    pattern = [0, 0, 1, 1, 1, 2, 3, 3, 0, 4, 4, 5, 5, 0, 0, 0, 2, 1]
+    days = [{"day": (date(2026, 1, 1) + timedelta(days=i)).isoformat(), "up": DAY, "down": 0.0, "maintenance": 0.0,
+             "unknown": 0.0, **kinds[pattern[(i * 7 // 5) % len(pattern)]]} for i in range(120)]
+    kept = [d for k, d in enumerate(days) if k not in (36, 41, 77)]
+    programme = {"slug": "p", "name": "P", "days": kept, "downtime_seconds": 1.0}
+    svg = charts.day_strips([programme], first_day="2026-01-01", last_day="2026-04-30", id_prefix="y")
+    runs: list[list[tuple[int, dict]]] = []
+    for k, day in enumerate(days):
+        if k in (36, 41, 77):
+            continue
+        if runs and runs[-1][-1][0] == k - 1 and charts.day_severity(runs[-1][-1][1]) == charts.day_severity(day):
+            runs[-1].append((k, day))
+        else:
+            runs.append([(k, day)])
+    assert 20 < len(runs) < 117
+    bars = re.findall(r'<rect x="([^"]+)" width="([^"]+)" height="18"[^>]*><title>([^<]*)</title></rect>', svg)
+    assert [title for _x, _w, title in bars] == [charts.run_tooltip([d for _k, d in run]) for run in runs]
+    assert [(x, w) for x, w, _t in bars] == [(charts._x(run[0][0] / 120), charts._x(len(run) / 120)) for run in runs]
+
+
 def test_a_report_with_many_incidents_lists_the_longest_hundred():
     document = uptime_document()
     many = [{"start": f"2026-10-{1 + k // 24:02d}T{k % 24:02d}:00:00Z", "end": f"2026-10-{1 + k // 24:02d}T{k % 24:02d}:"

@@ -276,18 +276,49 @@ def day_tooltip(day: dict) -> str:
     return f"{day.get('day')}: " + (", ".join(parts) if parts else "no time recorded")
 
 
-def _runs(placed: list[tuple[int, dict]]) -> list[list[tuple[int, dict]]]:
-    """Consecutive (column, day) pairs drawn alike, grouped."""
-    runs: list[list[tuple[int, dict]]] = []
-    previous_column, previous_severity = None, None
-    for i, day in placed:
-        severity = day_severity(day)  # once per day: a year of 200 programmes is 73,000 of them
-        if runs and previous_column == i - 1 and previous_severity == severity:
-            runs[-1].append((i, day))
+def _run_cells(placed: list[tuple[int, dict]], xs: list[str], width: float, fills: dict[str, str]) -> list[str]:
+    """The bars of a strip past two months: consecutive days drawn alike share one, its tooltip
+    their summed minutes (as run_tooltip gives them), in one pass over the days.
+
+    A year of 200 programmes is 73,000 days in 29,000 bars: grouping them first, then summing each
+    bar's four figures in a pass apiece, took half the year's HTML.
+    """
+    cells = []
+    widths: dict[int, str] = {}
+    severities = [day_severity(day) for _i, day in placed]  # once per day
+    n = len(placed)
+    k = 0
+    while k < n:
+        first_i, first = placed[k]
+        severity = severities[k]
+        last_i, end = first_i, k + 1
+        # Sums in the days' order, from 0, as sum() adds them in run_tooltip: the same minutes.
+        up = first.get("up") or 0
+        down = first.get("down") or 0
+        maintenance = first.get("maintenance") or 0
+        unknown = first.get("unknown") or 0
+        while end < n:
+            i, day = placed[end]
+            if i != last_i + 1 or severities[end] != severity:
+                break
+            up += day.get("up") or 0
+            down += day.get("down") or 0
+            maintenance += day.get("maintenance") or 0
+            unknown += day.get("unknown") or 0
+            last_i, end = i, end + 1
+        if end - k == 1:
+            tooltip = day_tooltip(first)
         else:
-            runs.append([(i, day)])
-        previous_column, previous_severity = i, severity
-    return runs
+            tooltip = day_tooltip({"day": f"{first.get('day')} to {placed[end - 1][1].get('day')}", "up": up,
+                                   "down": down, "maintenance": maintenance, "unknown": unknown})
+        columns = last_i - first_i + 1
+        bar_width = widths.get(columns)
+        if bar_width is None:
+            bar_width = widths[columns] = _x(width * columns)
+        cells.append(f'<rect x="{xs[first_i]}" width="{bar_width}" height="18"{fills[severity]}>'
+                     f"<title>{_e(tooltip)}</title></rect>")
+        k = end
+    return cells
 
 
 def run_tooltip(days: list[dict]) -> str:
@@ -395,13 +426,7 @@ def day_strips(programmes: Iterable[dict], *, first_day: str | None = None, last
         else:
             # Past two months a cell per day is too fine to see and too heavy to send (a year of
             # 200 programmes is 73,000 cells): consecutive days drawn alike share one bar.
-            for run in _runs(placed):
-                first_i, first_day = run[0]
-                last_i, _last_day = run[-1]
-                cells.append(
-                    f'<rect x="{xs[first_i]}" width="{_x(width * (last_i - first_i + 1))}" height="18"'
-                    f'{fills[day_severity(first_day)]}><title>{_e(run_tooltip([d for _i, d in run]))}</title></rect>'
-                )
+            cells = _run_cells(placed, xs, width, fills)
         strip = (
             f'<svg xmlns="http://www.w3.org/2000/svg" class="strip" width="100%" height="18" role="img" '
             f'aria-label="{_e(full_name(p))}: {_e(summary)}"><g fill="{UP}" stroke="#ffffff" stroke-width="1">'
