@@ -12,6 +12,7 @@ reading it back into the history store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -236,6 +237,27 @@ class SwitchedListener:
         self.sock.close()
 
 
+def _every_second(*databases) -> None:
+    """Every check probed each INTERVAL with a half-second timeout (below the inventory's floor)."""
+    for database in databases:
+        with database.transaction() as conn:
+            conn.execute(sa.text("UPDATE endpoint SET interval_seconds = :i, timeout_seconds = 0.5"), {"i": INTERVAL})
+
+
+@contextlib.contextmanager
+def _blackbox_through_prometheus(tmp_path: Path, cli: Cli):
+    """blackbox_exporter probing the checks of `cli`'s database through the file_sd file of `dcops
+    metrics targets`, and Prometheus scraping it with the job of `dcops metrics scrape-config`, as
+    the README has it: yields (Prometheus, the targets file)."""
+    targets = tmp_path / "targets.json"
+    cli("metrics", "targets", targets)
+    with Blackbox(tmp_path / "bb", cli("metrics", "blackbox-config").stdout) as blackbox:
+        job = yaml.safe_load(cli("metrics", "scrape-config", "--blackbox", blackbox.address,
+                                 "--targets", targets).stdout)
+        with Prometheus(tmp_path / "prom", {"global": {"scrape_interval": "10s"}, **job}) as prometheus:
+            yield prometheus, targets
+
+
 def _down_seconds(intervals, start: datetime, end: datetime) -> float:
     return availability(intervals, start, end, now=end).down_seconds
 
@@ -251,46 +273,36 @@ def test_blackbox_through_prometheus_agrees_with_the_prober(tmp_path):
                 "digital-id": [{"name": "api", "kind": "tcp", "target": f"127.0.0.1:{tcp.port}"}]})
             settings, database = _fresh(tmp_path, "synced", inventory)
             _, own = _fresh(tmp_path, "own", inventory)
-            for db in (database, own):
-                with db.transaction() as conn:
-                    conn.execute(sa.text("UPDATE endpoint SET interval_seconds = :i, timeout_seconds = 0.5"),
-                                 {"i": INTERVAL})
+            _every_second(database, own)
             cli = Cli(settings)
-            targets = tmp_path / "targets.json"
-            cli("metrics", "targets", targets)
-            assert {g["labels"]["__scrape_interval__"] for g in json.loads(targets.read_text())} == {"1s"}
-            blackbox_yml = cli("metrics", "blackbox-config").stdout
-            with Blackbox(tmp_path / "bb", blackbox_yml) as blackbox:
-                job = yaml.safe_load(cli("metrics", "scrape-config", "--blackbox", blackbox.address,
-                                         "--targets", targets).stdout)
-                config = {"global": {"scrape_interval": "10s"}, **job}
-                with Prometheus(tmp_path / "prom", config) as prometheus:
-                    prometheus.wait_for(lambda: len(prometheus.query('probe_success{job="dcops-blackbox"}')) == 2,
-                                        "probe_success of both targets")
-                    stop = threading.Event()
-                    scheduler = Scheduler(own, thresholds=Thresholds(), flush_seconds=0.5)
-                    prober = threading.Thread(target=lambda: __import__("asyncio").run(scheduler.run(stop)))
-                    began = datetime.now(UTC)
-                    prober.start()
-                    try:
-                        clock = time.monotonic()
-                        for offset, web_up, tcp_up in SCHEDULE:
-                            time.sleep(max(0.0, clock + offset - time.monotonic()))
-                            web.routes["/healthz"] = Respond(200) if web_up else Respond(503, b"down\n")
-                            if tcp_up and tcp.sock.fileno() == -1:
-                                tcp.up()
-                            elif not tcp_up and tcp.sock.fileno() != -1:
-                                tcp.down()
-                        time.sleep(max(0.0, clock + RUN_SECONDS - time.monotonic()))
-                    finally:
-                        stop.set()
-                        prober.join(30)
-                    ended = datetime.now(UTC)
-                    time.sleep(2 * INTERVAL + 1)  # the last scrapes are in
-                    summary = json.loads(cli("probe", "sync", "--prometheus", prometheus.base, "--from",
-                                             began.isoformat(), "--to", ended.isoformat(), "--output", "json").stdout)
-                    again = json.loads(cli("probe", "sync", "--prometheus", prometheus.base, "--to",
-                                           ended.isoformat(), "--output", "json").stdout)
+            with _blackbox_through_prometheus(tmp_path, cli) as (prometheus, targets):
+                assert {g["labels"]["__scrape_interval__"] for g in json.loads(targets.read_text())} == {"1s"}
+                prometheus.wait_for(lambda: len(prometheus.query('probe_success{job="dcops-blackbox"}')) == 2,
+                                    "probe_success of both targets")
+                stop = threading.Event()
+                scheduler = Scheduler(own, thresholds=Thresholds(), flush_seconds=0.5)
+                prober = threading.Thread(target=lambda: __import__("asyncio").run(scheduler.run(stop)))
+                began = datetime.now(UTC)
+                prober.start()
+                try:
+                    clock = time.monotonic()
+                    for offset, web_up, tcp_up in SCHEDULE:
+                        time.sleep(max(0.0, clock + offset - time.monotonic()))
+                        web.routes["/healthz"] = Respond(200) if web_up else Respond(503, b"down\n")
+                        if tcp_up and tcp.sock.fileno() == -1:
+                            tcp.up()
+                        elif not tcp_up and tcp.sock.fileno() != -1:
+                            tcp.down()
+                    time.sleep(max(0.0, clock + RUN_SECONDS - time.monotonic()))
+                finally:
+                    stop.set()
+                    prober.join(30)
+                ended = datetime.now(UTC)
+                time.sleep(2 * INTERVAL + 1)  # the last scrapes are in
+                summary = json.loads(cli("probe", "sync", "--prometheus", prometheus.base, "--from",
+                                         began.isoformat(), "--to", ended.isoformat(), "--output", "json").stdout)
+                again = json.loads(cli("probe", "sync", "--prometheus", prometheus.base, "--to",
+                                       ended.isoformat(), "--output", "json").stdout)
     finally:
         if tcp.sock.fileno() != -1:
             tcp.down()
@@ -345,33 +357,26 @@ def test_serve_reads_its_probes_back_from_prometheus_and_does_not_probe(tmp_path
             "dhis2": [{"name": "web", "kind": "http", "target": web.url("/healthz")}],
             "digital-id": [{"name": "api", "kind": "http", "target": web.url("/healthz")}]})
         settings, database = _fresh(tmp_path, "served", inventory)
-        with database.transaction() as conn:
-            conn.execute(sa.text("UPDATE endpoint SET interval_seconds = :i, timeout_seconds = 0.5"),
-                         {"i": INTERVAL})
+        _every_second(database)
         cli = Cli(settings)
-        targets = tmp_path / "targets.json"
-        cli("metrics", "targets", targets)
-        with Blackbox(tmp_path / "bb", cli("metrics", "blackbox-config").stdout) as blackbox:
-            job = yaml.safe_load(cli("metrics", "scrape-config", "--blackbox", blackbox.address,
-                                     "--targets", targets).stdout)
-            with Prometheus(tmp_path / "prom", {"global": {"scrape_interval": "10s"}, **job}) as prometheus:
-                # Down for some scrapes before dcops serve starts: its first sync reads them back but
-                # the last settle's worth (the timeout, half a second and 5 s), 3 failures make down.
-                prometheus.wait_for(
-                    lambda: len(prometheus.query('count_over_time(probe_success{job="dcops-blackbox"}[1m]) >= 12'))
-                    == 2, "twelve scrapes of both targets")
-                process = _serve(settings, prometheus.base, unused_port)
-                try:
-                    deadline = time.monotonic() + 30
-                    states = {}
-                    while time.monotonic() < deadline:
-                        states = {slug: [s for s, _, _ in _programme_intervals(database, slug)]
-                                  for slug in ("dhis2", "digital-id")}
-                        if all("down" in found for found in states.values()):
-                            break
-                        time.sleep(0.5)
-                finally:
-                    err = _stop(process)
+        with _blackbox_through_prometheus(tmp_path, cli) as (prometheus, _targets):
+            # Down for some scrapes before dcops serve starts: its first sync reads them back but
+            # the last settle's worth (the timeout, half a second and 5 s), 3 failures make down.
+            prometheus.wait_for(
+                lambda: len(prometheus.query('count_over_time(probe_success{job="dcops-blackbox"}[1m]) >= 12'))
+                == 2, "twelve scrapes of both targets")
+            process = _serve(settings, prometheus.base, unused_port)
+            try:
+                deadline = time.monotonic() + 30
+                states = {}
+                while time.monotonic() < deadline:
+                    states = {slug: [s for s, _, _ in _programme_intervals(database, slug)]
+                              for slug in ("dhis2", "digital-id")}
+                    if all("down" in found for found in states.values()):
+                        break
+                    time.sleep(0.5)
+            finally:
+                err = _stop(process)
     assert all("down" in found for found in states.values()), (states, err)
     assert _raw_results(database) == 0  # dcops did not probe: the prober writes each result it takes
     assert "reading probes from Prometheus at " + prometheus.base in err
