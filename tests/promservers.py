@@ -1,4 +1,4 @@
-"""Debian's Prometheus, promtool and blackbox_exporter, started by the tests on loopback ports.
+"""Debian's Prometheus, promtool, blackbox_exporter and Alertmanager, started by the tests on loopback ports.
 
     tsdb = backfill(tmp_path / "tsdb", openmetrics_lines)        # promtool tsdb create-blocks-from openmetrics
     with Prometheus(tmp_path / "prom", config, storage=tsdb) as prometheus:
@@ -28,6 +28,7 @@ import yaml
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 BLACKBOX = shutil.which("prometheus-blackbox-exporter") or "/usr/bin/prometheus-blackbox-exporter"
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 WAIT_SECONDS = 30
 
 
@@ -118,6 +119,20 @@ class Prometheus(_Server):
 
     def query(self, promql: str, **params) -> list[dict]:
         return self.api("query", query=promql, **params)["result"]
+
+
+class Alertmanager(_Server):
+    """Alertmanager with the configuration file `config`, clustering off; its silences and
+    notification log kept in `directory`/data (a restart on the same folder keeps them)."""
+
+    name = "alertmanager"
+
+    def __init__(self, directory: Path, config: Path, *, port: int | None = None):
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "data").mkdir(exist_ok=True)
+        port = port or free_port()
+        super().__init__(directory, [ALERTMANAGER, f"--config.file={config}", f"--storage.path={directory / 'data'}",
+                                     f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="], port)
 
 
 class Blackbox(_Server):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from dcops.metrics.server import WEBHOOK_PATH, MetricsServer
 from dcops.models import Programme, StateInterval, alertmanager_alert_table, alertmanager_silence_table
 
 import inventories
+from promservers import Alertmanager
 from servers import Respond, http_server, refused_port
 
 UTC = timezone.utc
@@ -306,30 +306,10 @@ def am_config(tmp_path: Path, webhook_url: str, secret_file: Path | None = None)
 
 @contextmanager
 def alertmanager(tmp_path: Path, port: int, config: Path):
-    """Debian's prometheus-alertmanager on 127.0.0.1:`port`, clustering off, until the block ends."""
-    binary = shutil.which("prometheus-alertmanager")
-    assert binary, "prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)"
-    storage = tmp_path / f"am-data-{port}"
-    storage.mkdir(exist_ok=True)
-    log = open(tmp_path / f"am-{port}.log", "ab")
-    process = subprocess.Popen([binary, f"--config.file={config}", f"--storage.path={storage}",
-                                f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-                               stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: ready(url), f"Alertmanager ready at {url}")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
-
-
-def ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+    """Debian's prometheus-alertmanager on 127.0.0.1:`port` until the block ends: its base URL.
+    The same port again is the same server restarted, its silences kept."""
+    with Alertmanager(tmp_path / f"am-{port}", config, port=port) as server:
+        yield server.base
 
 
 def wait_for(check, what: str, timeout_s: float = 15.0):

@@ -2,82 +2,34 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import yaml
 
 from dcops.catalogue.requests import REQUEST_STATES
 from dcops.metrics.files import alert_rules, dump_rules, error_ratio_record, sla_tiers
 from dcops.metrics.server import MetricsServer
 
+from promservers import Prometheus
 from test_metrics import NOW, populate
 
 pytestmark = pytest.mark.slow
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-WAIT_SECONDS = 30
 
 
-class Prometheus:
-    """A Prometheus server on a loopback port, with its own configuration and storage under `directory`."""
+def _scraping(exporter_port: int, rules: Path) -> dict:
+    """A prometheus.yml scraping the dcops exporter every second and evaluating its rules."""
+    return {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(rules)],
+        "scrape_configs": [{"job_name": "dcops", "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}],
+    }
 
-    def __init__(self, directory: Path, port: int, exporter_port: int, rules: Path):
-        config = {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(rules)],
-            "scrape_configs": [{"job_name": "dcops", "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}],
-        }
-        (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.base = f"http://127.0.0.1:{port}"
-        self.log = (directory / "prometheus.log").open("w")
-        self.process = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={directory / 'prometheus.yml'}", f"--storage.tsdb.path={directory / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=self.log, stderr=subprocess.STDOUT)
 
-    def api(self, path: str, **params) -> dict:
-        url = f"{self.base}/api/v1/{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
-        with urllib.request.urlopen(url, timeout=5) as response:
-            body = json.load(response)
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def query(self, promql: str) -> dict[tuple, float]:
-        """An instant query's result as {sorted label items (without __name__): value}."""
-        result = self.api("query", query=promql)["result"]
-        return {tuple(sorted((k, v) for k, v in r["metric"].items() if k != "__name__")): float(r["value"][1])
-                for r in result}
-
-    def wait_for(self, what, description: str):
-        """Poll `what()` until it returns something truthy; at most WAIT_SECONDS."""
-        deadline = time.monotonic() + WAIT_SECONDS
-        while True:
-            assert self.process.poll() is None, f"prometheus exited: see {self.log.name}"
-            try:
-                value = what()
-            except OSError:  # not listening yet
-                value = None
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"prometheus: no {description} after {WAIT_SECONDS} s (log: {self.log.name})")
-            time.sleep(0.25)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+def _labelled(prometheus: Prometheus, promql: str) -> dict[tuple, float]:
+    """An instant query's result as {sorted label items (without __name__): value}."""
+    return {tuple(sorted((k, v) for k, v in r["metric"].items() if k != "__name__")): float(r["value"][1])
+            for r in prometheus.query(promql)}
 
 
 def _key(**labels) -> tuple:
@@ -113,19 +65,17 @@ def test_prometheus_reads_back_what_the_database_holds(database, tmp_path, unuse
     expected = _from_database(database)
     assert expected["up"] == {("dhis2", "moh"): 1.0, ("digital-id", "mtc"): 0.0}  # the populate() story
 
-    (tmp_path / "prom").mkdir()
     with MetricsServer(database, host="127.0.0.1", port=0, cache_seconds=0, now=lambda: NOW) as exporter:
-        prometheus = Prometheus(tmp_path / "prom", unused_port, exporter.port, rules)
-        try:
-            up = prometheus.wait_for(lambda: prometheus.query("dcops_programme_up"), "dcops_programme_up")
+        with Prometheus(tmp_path / "prom", _scraping(exporter.port, rules), port=unused_port) as prometheus:
+            up = prometheus.wait_for(lambda: _labelled(prometheus, "dcops_programme_up"), "dcops_programme_up")
             assert up == {_key(job="dcops", instance=f"127.0.0.1:{exporter.port}", programme=slug, ministry=ministry):
                           value for (slug, ministry), value in expected["up"].items()}
             # the scrape itself is healthy
-            assert set(prometheus.query('up{job="dcops"}').values()) == {1.0}
+            assert set(_labelled(prometheus, 'up{job="dcops"}').values()) == {1.0}
 
             def values(promql: str, *labels: str) -> dict[tuple, float]:
                 return {tuple(dict(key)[label] for label in labels): value
-                        for key, value in prometheus.query(promql).items()}
+                        for key, value in _labelled(prometheus, promql).items()}
 
             assert values("dcops_probe_duration_seconds", "programme", "check") == expected["duration"]
             assert values("dcops_cluster_capacity", "cluster", "site", "resource") == expected["capacity"]
@@ -148,7 +98,5 @@ def test_prometheus_reads_back_what_the_database_holds(database, tmp_path, unuse
                 lambda: [a for a in prometheus.api("alerts")["alerts"] if a["labels"]["alertname"] == "DcopsProgrammeDown"],
                 "DcopsProgrammeDown alert")
             assert [(a["labels"]["programme"], a["state"]) for a in alerts] == [("digital-id", "pending")]
-        finally:
-            prometheus.stop()
     assert prometheus.process.returncode == 0
 
