@@ -1,4 +1,4 @@
-"""The long-running main process: the prober on schedule (or the sync from Prometheus), the /metrics server and the outbox, until a signal."""
+"""The long-running main process: the prober (or the sync from Prometheus), /metrics and the outbox, until a signal."""
 
 from __future__ import annotations
 

@@ -303,11 +303,12 @@ def sync(database: Database, prometheus: Prometheus | str, *, start: datetime | 
     """Read probe_success of every check in service back from Prometheus into the history store.
 
     From `start` (default: each check from after its latest stored result) to `end` (default: `now`
-    less each check's settle()), in chunks of steps below Prometheus' limits, each chunk one transaction. A series
-    whose labels name no check dcops probes is counted (`unmatched`), not an error. A sync that
-    wrote anything appends one audit entry (probe.synced), unless not `audited` (the timed sync of
-    `dcops serve`, which is probing as the prober is, unaudited). Raises PrometheusError when Prometheus
-    cannot be reached or refuses a query (what earlier chunks wrote stays), UserError for a bad period.
+    less each group's settle()), in chunks of steps below Prometheus' limits, each chunk one
+    transaction. A series whose labels name no check dcops probes is counted (`unmatched`), not an
+    error. A sync that wrote anything appends one audit entry (probe.synced), unless `audited` is
+    false: dcops serve's timed syncs are its probing, and like the prober's rounds are not audited.
+    Raises PrometheusError when Prometheus cannot be reached or refuses a query (what earlier
+    chunks wrote stays), UserError for a bad period.
     """
     started = time.perf_counter()
     now = now or utcnow()
