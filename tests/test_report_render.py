@@ -568,6 +568,22 @@ def test_formatting():
     assert format_time("2026-09-30T17:00:00Z", "Asia/Vientiane") == "2026-10-01 00:00"
 
 
+def test_local_times_are_written_as_strftime_writes_them():
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    utc = timezone.utc
+    moments = [datetime(2026, 3, 29, 0, 59, 59, 999_999, tzinfo=utc), datetime(2026, 10, 25, 1, 30, tzinfo=utc),
+               datetime(2026, 12, 31, 16, 59, 30, tzinfo=utc), datetime(1000, 1, 1, 3, 0, tzinfo=utc),
+               datetime(999, 12, 31, 23, 0, tzinfo=utc), datetime(9999, 12, 30, 12, 5, tzinfo=utc)]
+    for tz in ("Asia/Vientiane", "Europe/London", "America/St_Johns", "Asia/Kathmandu", "UTC"):
+        for moment in moments:
+            text = moment.isoformat().replace("+00:00", "Z")
+            assert format_time(text, tz) == f"{moment.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M}", (text, tz)
+    assert format_time("2026-09-30T17:00:00Z", "Asia/Vientiane", with_zone=True) == "2026-10-01 00:00 (Asia/Vientiane)"
+    assert format_time("0999-12-31T23:00:00Z", "UTC") == "999-12-31 23:00"  # as strftime: no padding
+
+
 def test_two_hundred_programmes_render_quickly():
     document = uptime_document(programmes=200)
     render(document, "html")  # compile the templates once
