@@ -529,12 +529,14 @@ def test_buckets_always_add_up_and_match_a_step_by_step_count(spans, windows, no
         return ("unknown" if "unknown" in states or "up" not in states else "up"), False
 
     counts = {"up": 0, "down": 0, "maintenance": 0, "unknown": 0}
+    by_day = {d.day: {"up": 0, "down": 0, "maintenance": 0, "unknown": 0} for d in result.days}
     late = 0
     expected_incidents = []
     measured_steps = max(0, min(PERIOD_STEPS, now_steps))
     for step in range(measured_steps):
         kind, is_late = bucket(_moment(step))
         counts[kind] += 1
+        by_day[_moment(step).astimezone(tz).date()][kind] += 1
         late += is_late
         if kind == "down":
             if expected_incidents and expected_incidents[-1][1] == step:
@@ -549,3 +551,6 @@ def test_buckets_always_add_up_and_match_a_step_by_step_count(spans, windows, no
     assert result.unknown_seconds == pytest.approx(counts["unknown"] * seconds)
     assert result.late_maintenance_seconds == pytest.approx(late * seconds)
     assert [(i.start, i.end) for i in result.incidents] == [(_moment(a), _moment(b)) for a, b in expected_incidents]
+    # Each local day's buckets, step by step (the days' midnights are on the grid in both zones).
+    assert [(d.up, d.down, d.maintenance, d.unknown) for d in result.days] == [
+        tuple(by_day[d.day][kind] * seconds for kind in ("up", "down", "maintenance", "unknown")) for d in result.days]
