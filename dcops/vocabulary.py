@@ -18,6 +18,9 @@ PROGRAMME_STATUSES = (
 # A programme in one of these statuses is in service: probed, and reported as not monitored
 # when it has no check. The others are not built yet, or gone.
 IN_SERVICE_STATUSES = ("active", "decommissioning")
+# The Prometheus job that scrapes blackbox_exporter for dcops' checks: `dcops metrics
+# scrape-config` names it, `dcops probe sync` reads probe_success of it.
+BLACKBOX_JOB = "dcops-blackbox"
 CLASSIFICATIONS = ("public", "internal", "confidential", "secret")
 ENVIRONMENTS = ("production", "staging")
 ENDPOINT_KINDS = ("http", "tcp", "tls")

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from dcops.cli.common import fail, open_database
+from dcops.vocabulary import BLACKBOX_JOB
 
 app = typer.Typer(help="Prometheus: serve /metrics, write file_sd targets, alert rules and the blackbox_exporter job.",
                   no_args_is_help=True)
@@ -135,7 +136,7 @@ def scrape_config_command(
     = "127.0.0.1:9115",
     targets: Annotated[str, typer.Option(help="The file_sd file `dcops metrics targets` writes, as Prometheus "
                                               "finds it.")] = "/etc/prometheus/file_sd/dcops.json",
-    job: Annotated[str, typer.Option(help="The job's name (`dcops probe sync --job` reads it).")] = "dcops-blackbox",
+    job: Annotated[str, typer.Option(help="The job's name (`dcops probe sync --job` reads it).")] = BLACKBOX_JOB,
 ) -> None:
     """Print the Prometheus scrape job that probes dcops' targets through blackbox_exporter.
 

@@ -10,6 +10,7 @@ import typer
 from dcops.cli.common import (OUTPUT_HELP, ActorOption, Output, RecordOutput, RecordOutputOption, echo_csv, echo_json,
                               echo_table, open_database, printable, some_of)
 from dcops.errors import UserError
+from dcops.vocabulary import BLACKBOX_JOB
 
 app = typer.Typer(help="Health probes of the programmes' endpoints, and their history.", no_args_is_help=True)
 
@@ -141,7 +142,7 @@ def sync_command(
         "--to", help="Read until this time (default: now, less each check's timeout and 5 s, for its "
                      "last sample to arrive).")] = None,
     job: Annotated[str, typer.Option(help="The Prometheus job that scrapes blackbox_exporter "
-                                          "(`dcops metrics scrape-config`).")] = "dcops-blackbox",
+                                          "(`dcops metrics scrape-config`).")] = BLACKBOX_JOB,
     failures: FailuresOption = 3,
     successes: SuccessesOption = 2,
     actor: ActorOption = None,

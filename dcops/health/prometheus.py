@@ -47,9 +47,8 @@ from dcops.health.steps import (MICROSECONDS, Run, StepCounts, as_us, chunks, ex
                                 last_step_until, merge_series, read_steps, split_runs)
 from dcops.health.store import T_STATE, CheckRow, backfill, load_checks
 from dcops.settings import base_url as settings_base_url
-from dcops.vocabulary import IN_SERVICE_STATUSES
+from dcops.vocabulary import BLACKBOX_JOB, IN_SERVICE_STATUSES
 
-DEFAULT_JOB = "dcops-blackbox"
 # A step's sample is stamped when its scrape starts, inside the step, and is in Prometheus once the
 # probe has answered or timed out (the check's timeout plus blackbox_exporter's half second): a sync
 # to "now" reads each check up to that long ago, plus SETTLE_MARGIN, so that it never reads a step
@@ -297,7 +296,7 @@ def _last_values(prometheus: Prometheus, job: str, group: _Group, everything: bo
 
 
 def sync(database: Database, prometheus: Prometheus | str, *, start: datetime | None = None,
-         end: datetime | None = None, now: datetime | None = None, job: str = DEFAULT_JOB,
+         end: datetime | None = None, now: datetime | None = None, job: str = BLACKBOX_JOB,
          thresholds: Thresholds = Thresholds(), actor: str | None = None, audited: bool = True,
          progress: Callable[[str], None] = lambda message: None) -> SyncSummary:
     """Read probe_success of every check in service back from Prometheus into the history store.

@@ -10,13 +10,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from dcops.errors import UserError
+from dcops.vocabulary import BLACKBOX_JOB
 
 # The blackbox_exporter module that probes each kind of endpoint (names from its example configuration).
 MODULES = {"http": "http_2xx", "tcp": "tcp_connect", "tls": "tls_connect"}
 # blackbox_exporter's default --timeout-offset: it gives a probe the scrape's timeout less this.
 BLACKBOX_TIMEOUT_OFFSET_MS = 500
 DEFAULT_BLACKBOX = "127.0.0.1:9115"
-DEFAULT_SCRAPE_JOB = "dcops-blackbox"
 DEFAULT_TARGETS_FILE = "/etc/prometheus/file_sd/dcops.json"
 DEFAULT_DOWN_FOR_MINUTES = 5
 DEFAULT_CERT_WARNING_DAYS = 14
@@ -204,7 +204,7 @@ def blackbox_address(raw: str) -> str:
 
 
 def scrape_config(*, blackbox: str = DEFAULT_BLACKBOX, targets_file: str = DEFAULT_TARGETS_FILE,
-                  job: str = DEFAULT_SCRAPE_JOB) -> dict:
+                  job: str = BLACKBOX_JOB) -> dict:
     """A Prometheus `scrape_configs` document: one job probing every target of `targets_file`
     (`dcops metrics targets`) through blackbox_exporter at `blackbox` (HOST:PORT).
 
