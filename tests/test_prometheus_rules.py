@@ -246,18 +246,20 @@ def test_file_sd_targets(database, tmp_path):
     retire_programme(database, "old-hmis", actor="test")
     with database.transaction() as conn:
         targets = file_sd_targets(conn)
+    every_minute = {"__scrape_interval__": "60s", "__scrape_timeout__": "5500ms"}  # the default 60 s and 5 s
     assert targets == [
         {"targets": ["http://127.0.0.1:18001/healthz"],
-         "labels": {"programme": "dhis2", "ministry": "moh", "tier": "1", "check": "web", "module": "http_2xx"}},
+         "labels": {"programme": "dhis2", "ministry": "moh", "tier": "1", "check": "web", "module": "http_2xx",
+                    **every_minute}},
         {"targets": ["127.0.0.1:18002"],
          "labels": {"programme": "digital-id", "ministry": "mtc", "tier": "1", "check": "api",
-                    "module": "tcp_connect"}},
+                    "module": "tcp_connect", **every_minute}},
         {"targets": ["127.0.0.1:18443"],
          "labels": {"programme": "e-gov-portal", "ministry": "mtc", "tier": "2", "check": "tls",
-                    "module": "tls_connect"}},
+                    "module": "tls_connect", **every_minute}},
         {"targets": ["https://127.0.0.1:18444/"],
          "labels": {"programme": "e-gov-portal", "ministry": "mtc", "tier": "2", "check": "web",
-                    "module": "http_2xx"}},
+                    "module": "http_2xx", **every_minute}},
     ]
     # the file Prometheus reads: a JSON list of {targets: [str], labels: {str: str}}
     path = tmp_path / "dcops.json"

@@ -100,7 +100,7 @@ def targets_command(
     if not is_stdout(out):
         writable_target(out, make_parents=mkdir)  # a wrong path is found before the database is read
     with open_database().transaction() as conn:
-        targets = file_sd_targets(conn, scrape_intervals=True)
+        targets = file_sd_targets(conn)
     _write(out, dump_targets(targets), mkdir, f"{len(targets)} targets")
 
 

@@ -30,16 +30,15 @@ BURN_RATE_ALERTS = {
 }
 
 
-def file_sd_targets(conn: Connection, *, scrape_intervals: bool = False) -> list[dict]:
+def file_sd_targets(conn: Connection) -> list[dict]:
     """Prometheus file_sd groups, one per endpoint of each programme that is not retired.
 
-    Each is {"targets": [target], "labels": {programme, ministry, tier, check, module}};
-    `module` is the blackbox_exporter module to probe it with (http_2xx, tcp_connect,
-    tls_connect), for a relabelling rule to copy into `__param_module`. With `scrape_intervals`,
-    the labels also carry `__scrape_interval__` (the check's interval) and `__scrape_timeout__`
-    (its timeout plus blackbox_exporter's half-second margin, at most the interval): Prometheus
-    then probes each target as often as dcops' own prober would, which `dcops probe sync` reads
-    back step by step.
+    Each is {"targets": [target], "labels": {programme, ministry, tier, check, module,
+    __scrape_interval__, __scrape_timeout__}}; `module` is the blackbox_exporter module to probe
+    it with (http_2xx, tcp_connect, tls_connect), for a relabelling rule to copy into
+    `__param_module`; the interval is the check's and the timeout its timeout plus
+    blackbox_exporter's half-second margin (at most the interval): Prometheus probes each target
+    as often as dcops' own prober would, which `dcops probe sync` reads back step by step.
     """
     rows = conn.execute(text(
         "SELECT p.slug, m.code, p.tier, e.name, e.kind, e.target, e.interval_seconds, e.timeout_seconds "
@@ -47,9 +46,8 @@ def file_sd_targets(conn: Connection, *, scrape_intervals: bool = False) -> list
         "WHERE p.status <> 'retired' ORDER BY p.slug, e.name"))
     groups = []
     for slug, ministry, tier, name, kind, target, interval, timeout in rows:
-        labels = {"programme": slug, "ministry": ministry, "tier": str(tier), "check": name, "module": MODULES[kind]}
-        if scrape_intervals:
-            labels.update(scrape_labels(int(interval), float(timeout)))
+        labels = {"programme": slug, "ministry": ministry, "tier": str(tier), "check": name, "module": MODULES[kind],
+                  **scrape_labels(int(interval), float(timeout))}
         groups.append({"targets": [target], "labels": labels})
     return groups
 
