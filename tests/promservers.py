@@ -13,6 +13,7 @@ process handle when its `with` block ends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -153,6 +154,22 @@ class Blackbox(_Server):
             with urllib.request.urlopen(f"{self.base}/metrics", timeout=2) as response:
                 return response.status == 200
         self.wait_for(answers, "answer on /metrics")
+
+
+@contextlib.contextmanager
+def blackbox_through_prometheus(directory: Path, dcops):
+    """blackbox_exporter probing dcops' checks through the file_sd file of `dcops metrics targets`,
+    and Prometheus scraping it with the job of `dcops metrics scrape-config`, as the README has it.
+    `dcops(*args)` runs a dcops command against the database concerned and returns its stdout.
+    Yields (Prometheus, the targets file)."""
+    targets = directory / "targets.json"
+    directory.mkdir(parents=True, exist_ok=True)
+    dcops("metrics", "targets", str(targets))
+    with Blackbox(directory / "blackbox", dcops("metrics", "blackbox-config")) as blackbox:
+        job = yaml.safe_load(dcops("metrics", "scrape-config", "--blackbox", blackbox.address, "--targets",
+                                   str(targets)))
+        with Prometheus(directory / "prometheus", {"global": {"scrape_interval": "10s"}, **job}) as prometheus:
+            yield prometheus, targets
 
 
 def openmetrics_gauge(name: str, series: Iterable[tuple[dict[str, str], Iterable[tuple[float, float]]]]) -> Iterable[str]:

@@ -615,23 +615,19 @@ def prometheus_available() -> bool:
 
 
 def start_prometheus(stack: contextlib.ExitStack, scene: Scene) -> str:
-    """blackbox_exporter probing the soak's targets through the file_sd file of `dcops metrics targets`
-    and Prometheus scraping it with the job of `dcops metrics scrape-config`; Prometheus' base URL."""
-    import yaml
-    from promservers import Blackbox, Prometheus
+    """blackbox_exporter probing the soak's targets and Prometheus scraping it, as the README has
+    them (promservers.blackbox_through_prometheus); Prometheus' base URL."""
+    from promservers import blackbox_through_prometheus
 
     run = Subprocesses(environment(scene.database_url, scene.workdir / "setup"))
-    targets = scene.workdir / "targets.json"
-    for args in (["metrics", "targets", str(targets)], ["metrics", "blackbox-config"]):
-        code, out, err = run(args)
+
+    def dcops(*args: str) -> str:
+        code, out, err = run(list(args))
         if code != 0:
             raise RuntimeError(f"dcops {' '.join(args)} failed:\n{err}")
-    blackbox = stack.enter_context(Blackbox(scene.workdir / "blackbox", out))
-    code, job, err = run(["metrics", "scrape-config", "--blackbox", blackbox.address, "--targets", str(targets)])
-    if code != 0:
-        raise RuntimeError(f"dcops metrics scrape-config failed:\n{err}")
-    prometheus = stack.enter_context(Prometheus(scene.workdir / "prometheus",
-                                                {"global": {"scrape_interval": "10s"}, **yaml.safe_load(job)}))
+        return out
+
+    prometheus, _targets = stack.enter_context(blackbox_through_prometheus(scene.workdir / "servers", dcops))
     return prometheus.base
 
 

@@ -12,7 +12,6 @@ reading it back into the history store.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import threading
@@ -22,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import yaml
 
 from dcops.db import open_database, upgrade
 from dcops.health.history import Thresholds, availability
@@ -33,7 +31,7 @@ from dcops.settings import Settings
 
 import inventories
 from conftest import Cli
-from promservers import Blackbox, Prometheus, backfill, openmetrics_gauge
+from promservers import Prometheus, backfill, blackbox_through_prometheus, openmetrics_gauge
 from servers import Respond, http_server
 
 pytestmark = pytest.mark.slow
@@ -244,18 +242,8 @@ def _every_second(*databases) -> None:
             conn.execute(sa.text("UPDATE endpoint SET interval_seconds = :i, timeout_seconds = 0.5"), {"i": INTERVAL})
 
 
-@contextlib.contextmanager
 def _blackbox_through_prometheus(tmp_path: Path, cli: Cli):
-    """blackbox_exporter probing the checks of `cli`'s database through the file_sd file of `dcops
-    metrics targets`, and Prometheus scraping it with the job of `dcops metrics scrape-config`, as
-    the README has it: yields (Prometheus, the targets file)."""
-    targets = tmp_path / "targets.json"
-    cli("metrics", "targets", targets)
-    with Blackbox(tmp_path / "bb", cli("metrics", "blackbox-config").stdout) as blackbox:
-        job = yaml.safe_load(cli("metrics", "scrape-config", "--blackbox", blackbox.address,
-                                 "--targets", targets).stdout)
-        with Prometheus(tmp_path / "prom", {"global": {"scrape_interval": "10s"}, **job}) as prometheus:
-            yield prometheus, targets
+    return blackbox_through_prometheus(tmp_path / "servers", lambda *args: cli(*args).stdout)
 
 
 def _down_seconds(intervals, start: datetime, end: datetime) -> float:
