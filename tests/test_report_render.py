@@ -569,10 +569,10 @@ def test_formatting():
 
 
 def test_local_times_are_written_as_strftime_writes_them():
-    from datetime import datetime, timezone
+    from datetime import UTC as utc
+    from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    utc = timezone.utc
     moments = [datetime(2026, 3, 29, 0, 59, 59, 999_999, tzinfo=utc), datetime(2026, 10, 25, 1, 30, tzinfo=utc),
                datetime(2026, 12, 31, 16, 59, 30, tzinfo=utc), datetime(1000, 1, 1, 3, 0, tzinfo=utc),
                datetime(999, 12, 31, 23, 0, tzinfo=utc), datetime(9999, 12, 30, 12, 5, tzinfo=utc)]
@@ -646,6 +646,52 @@ def test_a_report_with_many_incidents_lists_the_longest_hundred():
     # The longest 100: 33 lengths from 50 down to 18 min, three each (99), and one of 17 min.
     listed = re.findall(r'data-label="Reason">(r\d+)</td>', html)
     assert len(listed) == 100 and "r0" not in listed and "r49" in listed
+
+
+def _long_period(document: dict, first_day: str, last_day: str) -> dict:
+    """The document as if it covered first_day to last_day, with two more windows of the budget programme."""
+    document = copy.deepcopy(document)
+    document["period"].update(first_day=first_day, last_day=last_day, label=f"{first_day}..{last_day}")
+    document["maintenance"] += [
+        {"id": 7, "programme": "budget", "cluster": None, "start": "2026-10-25T01:00:00Z", "end": "2026-10-25T02:00:00Z",
+         "recorded_at": "2026-10-20T08:00:00Z", "recorded_by": "ops1", "change_ref": "CHG-1107",
+         "reason": "kernel patch", "announced": True},
+        {"id": 8, "programme": "budget", "cluster": None, "start": "2026-10-28T01:00:00Z", "end": "2026-10-28T04:00:00Z",
+         "recorded_at": "2026-10-21T08:00:00Z", "recorded_by": "ops1", "change_ref": "CHG-1108",
+         "reason": "index rebuild", "announced": True},
+    ]
+    return document
+
+
+def test_past_a_quarter_the_appendix_counts_maintenance_per_target_and_up_to_it_lists_every_window():
+    def appendix(html: str) -> str:
+        return html[html.index('id="maintenance"'):html.index('id="reliability"')]
+
+    # A month, and a quarter of 92 days: every window on its own row.
+    for first, last in (("2026-10-01", "2026-10-31"), ("2026-10-01", "2026-12-31")):
+        html = appendix(render(_long_period(uptime_document(), first, last), "html"))
+        assert [c for c in ("CHG-1001", "CHG-1042", "CHG-1107", "CHG-1108") if f'data-label="Change">{c}<' in html] == [
+            "CHG-1001", "CHG-1042", "CHG-1107", "CHG-1108"]
+        assert "counted per programme or cluster" not in html
+    # 93 days: a row per target, the most maintenance first, each with its longest (the earlier of
+    # two 3-hour windows) and its windows recorded late; the JSON keeps every window.
+    document = _long_period(uptime_document(), "2026-10-01", "2027-01-01")
+    html = appendix(render(document, "html"))
+    assert "4 windows, 9 h of real time" in html and "counted per programme or cluster" in html
+    rows = re.findall(r'<tr><td class="key">([^<]*)</td><td class="num" data-label="Windows">(\d+)</td>'
+                      r'<td class="num" data-label="Duration">([^<]*)</td><td class="num" data-label="Recorded late">'
+                      r'(?:<span class="tag late">)?(\d+)(?:</span>)?</td><td data-label="Longest window"><span>'
+                      r'([^<]*)<span class="nowrap">([^<]*)</span><span class="sub">([^<]*)</span>', html)
+    assert rows == [("Budget | Finance", "3", "7 h", "0", "2026-10-18\u00a008:00, 3\u00a0h · ", "CHG-1001", "database upgrade"),
+                    ("cluster vte-gen1", "1", "2 h", "1", "2026-10-12\u00a022:00, 2\u00a0h · ", "CHG-1042", "disk swap")]
+    assert 'data-label="Change"' not in html and "CHG-1107" not in html and "CHG-1108" not in html
+    assert [w["change_ref"] for w in json.loads(render(document, "json"))["maintenance"]] == [
+        "CHG-1001", "CHG-1042", "CHG-1107", "CHG-1108"]
+    markdown = render(document, "md")
+    assert "| Budget \\| Finance | 3 | 7 h | 0 | 2026-10-18 08:00, 3 h, CHG-1001: database upgrade |" in markdown
+    assert "| cluster vte-gen1 | 1 | 2 h | **1** | 2026-10-12 22:00, 2 h, CHG-1042: disk swap |" in markdown
+    assert "CHG-1107" not in markdown
+    assert "CHG-1107" in render(_long_period(uptime_document(), "2026-10-01", "2026-12-31"), "md")
 
 
 # --- a realistic month: honest at a glance -----------------------------------------------------------

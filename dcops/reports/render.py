@@ -34,6 +34,10 @@ STATUS_ORDER = ("red", "amber", "green")
 # A report read by people lists at most this many incidents (the longest, in time order);
 # a year of a data centre can hold thousands, all of them in the JSON.
 INCIDENT_LIST_LIMIT = 100
+# Up to a quarter, a report read by people lists every maintenance window; past it, it counts
+# them per programme or cluster (a year of 200 programmes holds some 4,700 windows, a third of
+# its HTML and unreadable as a list), each with its longest. All of them are in the JSON.
+MAINTENANCE_LIST_DAYS = 92
 
 UPTIME_COLUMNS = (
     "ministry", "ministry_name", "programme", "programme_name", "short_name", "tier", "tier_name", "target_percent",
@@ -368,6 +372,30 @@ def describe_attribution(incident: dict, names: dict[str, str] | None = None) ->
     return text
 
 
+def _period_days(period: dict) -> int | None:
+    """The number of local days a document's period covers; None when it does not say."""
+    try:
+        return (date.fromisoformat(period["last_day"]) - date.fromisoformat(period["first_day"])).days + 1
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def maintenance_by_target(maintenance: list[dict]) -> list[dict]:
+    """The listed windows counted per target (a programme, a cluster): how many, their durations
+    added up, how many were recorded late, and the longest (the earliest of equals); the targets
+    with the most maintenance first, then by name."""
+    groups: dict[str, dict] = {}
+    for window in maintenance:
+        group = groups.setdefault(window["target"], {"target": window["target"], "windows": 0, "seconds": 0.0,
+                                                     "late": 0, "longest": window})
+        group["windows"] += 1
+        group["seconds"] += window.get("seconds") or 0.0
+        group["late"] += 1 if window.get("late") else 0
+        if (window.get("seconds") or 0.0) > (group["longest"].get("seconds") or 0.0):
+            group["longest"] = window
+    return sorted(groups.values(), key=lambda group: (-group["seconds"], group["target"]))
+
+
 def _uptime_view(document: dict, sort: str = "status") -> dict:
     """Lists and counts the uptime templates show, derived from the document (no new figures)."""
     listed = document.get("programmes") or []
@@ -466,6 +494,9 @@ def _uptime_view(document: dict, sort: str = "status") -> dict:
         "major_incidents": major,
         "has_major_key": "major_incidents" in document,
         "maintenance": maintenance,
+        # Past a quarter, the appendix counts the windows per target rather than listing them.
+        "maintenance_by_target": maintenance_by_target(maintenance)
+        if (_period_days(period) or 0) > MAINTENANCE_LIST_DAYS else None,
         "maintenance_seconds": _union_seconds([(w.get("start"), w.get("end")) for w in maintenance]),
         "maintenance_affected": len(affected),
         "late_windows": list(late_windows.values()),
