@@ -554,3 +554,32 @@ def test_buckets_always_add_up_and_match_a_step_by_step_count(spans, windows, no
     # Each local day's buckets, step by step (the days' midnights are on the grid in both zones).
     assert [(d.up, d.down, d.maintenance, d.unknown) for d in result.days] == [
         tuple(by_day[d.day][kind] * seconds for kind in ("up", "down", "maintenance", "unknown")) for d in result.days]
+
+
+# --- the uptime document's shortcut through attribution ---------------------------------------------
+
+
+def test_all_own_is_what_split_says_of_an_incident_with_nothing_it_needs_down():
+    """A needs B. A's stretches: [0, 30) and [100, 130) with B up, [200, 260) half while B is down,
+    [300, 320) inside a longer stretch of its own (its outage named by that stretch's start)."""
+    from dcops.reports import attribution
+
+    def moment(minutes: int) -> datetime:
+        return at(10, 1) + timedelta(minutes=minutes)
+
+    down = {"a": [(moment(0), moment(30)), (moment(100), moment(130)), (moment(200), moment(260)),
+                  (moment(290), moment(340))], "b": [(moment(230), moment(280))]}
+    causes = attribution.cause_timelines(down, {"a": ("b",)}, {})["a"]
+    for lo_min, hi_min, own in ((0, 30, True), (100, 130, True), (200, 260, False), (300, 320, True)):
+        lo, hi = attribution.us(moment(lo_min)), attribution.us(moment(hi_min))
+        overlapping = [c for c in causes if c.start < hi and c.end > lo]
+        mine = attribution.all_own("a", lo, hi, overlapping)
+        result = attribution.split("a", moment(lo_min), moment(hi_min), overlapping)
+        if own:
+            assert result.dependency_seconds == 0 and result.own_seconds == (hi - lo) / 1_000_000
+            assert result.roots == frozenset({mine})
+        else:
+            assert mine is None and result.dependency_seconds == 30 * 60
+    assert attribution.all_own("a", attribution.us(moment(300)), attribution.us(moment(320)),
+                               [c for c in causes if c.start < attribution.us(moment(320))
+                                and c.end > attribution.us(moment(300))]) == ("a", attribution.us(moment(290)))

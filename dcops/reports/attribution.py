@@ -182,6 +182,23 @@ def cause_timelines(down: dict[str, list[tuple[datetime, datetime]]], depends_on
     return done
 
 
+def _own_outage(programme: str, lo: int, hi: int, causes: list[Cause]) -> tuple[str, int]:
+    # The programme's own outage is named by when its stretch of down time began (which may be
+    # before this incident, cut by the period or by maintenance), as its dependants name it.
+    return (programme, next((c.down_start for c in causes if c.start < hi and c.end > lo), lo))
+
+
+def all_own(programme: str, lo: int, hi: int, causes: list[Cause]) -> tuple[str, int] | None:
+    """The outage [lo, hi) (µs) is part of, when none of `causes` (those it overlaps) is through a
+    dependency: what split says of such an incident without an operator's word, where it is all
+    the programme's own (own_seconds (hi - lo) / 1e6, nothing else) and its one root this.
+    None when some cause is through a dependency."""
+    for cause in causes:
+        if cause.via is not None:
+            return None
+    return _own_outage(programme, lo, hi, causes)
+
+
 def split(programme: str, start: datetime, end: datetime, causes: list[Cause], *,
           third_party: frozenset[str] = frozenset(), operator: tuple[str, str, str] | None = None) -> Split:
     """How the downtime [start, end) of `programme` (a counted incident) divides by cause.
@@ -191,9 +208,7 @@ def split(programme: str, start: datetime, end: datetime, causes: list[Cause], *
     root) with kind "own", HOSTED or EXTERNAL, which replaces what the histories say.
     """
     lo, hi = us(start), us(end)
-    # The programme's own outage is named by when its stretch of down time began (which may be
-    # before this incident, cut by the period or by maintenance), as its dependants name it.
-    own_outage = (programme, next((c.down_start for c in causes if c.start < hi and c.end > lo), lo))
+    own_outage = _own_outage(programme, lo, hi, causes)
     if operator is None and all(c.via is None for c in causes):  # the common case: all its own
         return Split((hi - lo) / 1_000_000, 0.0, 0.0, 0.0, 0.0, (), frozenset({own_outage}), "computed")
     if operator is not None:

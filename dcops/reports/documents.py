@@ -273,18 +273,29 @@ def _attributed(history, result, causes, *, third_party, min_coverage_percent,
             last = first
             while last < len(causes) and causes[last].start < hi:
                 last += 1
-            split = attribution.split(history.slug, incident.start, incident.end, causes[first:last],
-                                      third_party=third_party, operator=operator)
-            own += split.own_seconds
-            dependency += split.dependency_seconds
-            left_out = split.external_root_seconds if history.excludes_external else 0.0
-            excluded += left_out
-            roots |= split.roots
-            counted = incident.seconds - left_out
-            described = split.as_dict()
-            digest.append([row.attributed_to if row is not None else None, split.own_seconds,
-                           [[d["name"], d["kind"], d["root"], d["seconds"]] for d in split.dependencies],
-                           split.external_root_seconds])
+            mine = attribution.all_own(history.slug, lo, hi, causes[first:last]) if operator is None else None
+            if mine is not None:
+                # Nothing it needs was down meanwhile: what split gives (all its own, one root),
+                # without making a Split; most incidents of a programme that needs others.
+                roots.add(mine)
+                own += (hi - lo) / 1_000_000
+                counted = incident.seconds
+                described = {"own_seconds": plain["seconds"], "dependency_seconds": 0.0, "dependencies": [],
+                             "source": "computed"}
+                digest.append([row.attributed_to if row is not None else None, (hi - lo) / 1_000_000, [], 0.0])
+            else:
+                split = attribution.split(history.slug, incident.start, incident.end, causes[first:last],
+                                          third_party=third_party, operator=operator)
+                own += split.own_seconds
+                dependency += split.dependency_seconds
+                left_out = split.external_root_seconds if history.excludes_external else 0.0
+                excluded += left_out
+                roots |= split.roots
+                counted = incident.seconds - left_out
+                described = split.as_dict()
+                digest.append([row.attributed_to if row is not None else None, split.own_seconds,
+                               [[d["name"], d["kind"], d["root"], d["seconds"]] for d in split.dependencies],
+                               split.external_root_seconds])
         incidents.append({
             **plain,
             "number": row.id if row is not None else None,
