@@ -15,12 +15,10 @@ incident, with what operators know of it.
 
 from __future__ import annotations
 
-import gc
 import math
 import re
 from bisect import bisect_right
 from collections import defaultdict
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from itertools import groupby
@@ -32,7 +30,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, union
 from sqlalchemy.engine import Connection
 
-from dcops import display
+from dcops import collector, display
 from dcops.db import iso_utc, utcnow
 from dcops.errors import UserError
 
@@ -900,7 +898,9 @@ def templates_dir() -> Path:
 def _environment():
     import jinja2
 
-    env = jinja2.Environment(
+    from dcops import templating
+
+    env = templating.environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         autoescape=True,  # the page and the feed alike: &, <, >, " and ' become entities
         undefined=jinja2.StrictUndefined,
@@ -962,20 +962,6 @@ def write_site(files: dict[str, str], directory: Path) -> list[Path]:
     return written
 
 
-@contextmanager
-def _no_collection():
-    """The cycle collector paused while a view is built: some 200,000 objects, none in a cycle, each
-    allocation would otherwise count towards a collection (a fifth of a publish); the collector
-    runs as before afterwards."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def views(database: "Database", *, audiences: Iterable[str], now: datetime | None = None,
           settings: "Settings", actor: "Actor | str | None" = None, days: int = DEFAULT_DAYS,
           past: PastDays | None = None) -> dict[str, dict]:
@@ -991,7 +977,7 @@ def views(database: "Database", *, audiences: Iterable[str], now: datetime | Non
         if audience not in AUDIENCES:
             raise UserError(f"--audience: public or ministries, not {audience!r}")
     now = now or utcnow()
-    with _no_collection(), database.transaction(immediate=True) as conn:
+    with collector.paused(), database.transaction(immediate=True) as conn:
         # The records of every stretch of downtime the page can show (open, or ended in the last
         # RECENT_DAYS days): the prober keeps them as it writes; this repairs what a stopped writer
         # left. (The incident listing repairs the whole history; the page needs only its days.)
@@ -1014,7 +1000,7 @@ def publish_view(database: "Database", directory: Path, *, audience: str, now: d
                  past: PastDays | None = None) -> tuple[list[Path], dict]:
     """As publish, and the view the files were rendered from."""
     view = views(database, audiences=[audience], now=now, settings=settings, actor=actor, past=past)[audience]
-    with _no_collection():
+    with collector.paused():
         files = render_files(view, data_centre_name=settings.data_centre_name, service_desk=settings.service_desk)
     return write_site(files, directory), view
 
@@ -1029,7 +1015,7 @@ def publish_both(database: "Database", directory: Path, *, now: datetime | None 
     found = views(database, audiences=AUDIENCES, now=now, settings=settings, actor=actor, past=past)
     written = []
     for audience, view in found.items():
-        with _no_collection():
+        with collector.paused():
             files = render_files(view, data_centre_name=settings.data_centre_name,
                                  service_desk=settings.service_desk)
         written += write_site(files, Path(directory) / audience)

@@ -170,7 +170,7 @@ def test_uptime_figures_are_the_hand_computed_ones(sample):
 def test_the_collector_is_paused_while_a_document_is_built_and_runs_again_after(sample):
     import gc
 
-    from dcops.reports import collector
+    from dcops import collector
     from dcops.reports.documents import resolve_period, uptime_document
 
     _history(sample)

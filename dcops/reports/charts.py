@@ -199,7 +199,7 @@ def availability_chart(programmes: Iterable[dict], *, axis_min_percent: float | 
     axis.append("</svg>")
     grid = "".join(f'<line x1="{_x((t - start) / span)}" x2="{_x((t - start) / span)}" y1="0" y2="18" '
                    f'stroke="{GRID}"/>' for t in ticks[1:-1])
-    out = [f'<div class="chart-rows chart-availability">', "".join(axis)]
+    out = ['<div class="chart-rows chart-availability">', "".join(axis)]
     for p, state in zip(rows, statuses):
         availability = p.get("availability")
         target = p.get("target_percent")

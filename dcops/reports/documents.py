@@ -14,11 +14,11 @@ from sqlalchemy import Date, Float, Integer, String, column, delete, insert, sel
 from sqlalchemy.engine import Connection
 
 from dcops.access import Actor, as_actor, authorize
+from dcops import collector
 from dcops.audit import Event, record
 from dcops.db import Database, UTCDateTime, epoch_us, iso_utc, utcnow
 from dcops.errors import NotFound, UserError
 from dcops.reports import attribution
-from dcops.reports import collector
 from dcops.reports import capacity as capacity_maths
 from dcops.reports import uptime as uptime_maths
 from dcops.reports.queries import (capacity_inputs, dependency_inputs, snapshot_days, snapshot_rows,

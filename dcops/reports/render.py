@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dcops import display
+from dcops import collector, display, templating
 from dcops.errors import UserError
-from dcops.reports import collector
 from dcops.reports.capacity import HORIZON_DAYS, HORIZON_YEARS
 from dcops.resources import templates_dir
 
@@ -662,8 +661,6 @@ def render_csv(document: dict) -> str:
 # --- Jinja2 ------------------------------------------------------------------------------------
 
 
-_DICT_ATTRIBUTES = frozenset(dir(dict))
-
 
 @lru_cache(maxsize=16)
 def _environment(fmt: str, search_path: tuple[str, ...]):
@@ -696,24 +693,7 @@ def _environment(fmt: str, search_path: tuple[str, ...]):
 
         autoescape = False
 
-    class DocumentEnvironment(jinja2.Environment):
-        """`x.name` on a plain dict (what documents and views are made of) reads its key at once.
-
-        Jinja tries the attribute first and takes the key when that raises AttributeError: a
-        year's report reads some 70,000 keys so, and the exceptions were a fifth of its HTML.
-        A name a dict has as an attribute (`items`, `get`...) still goes Jinja's way, so every
-        lookup gives what it gave before.
-        """
-
-        def getattr(self, obj: Any, attribute: str) -> Any:
-            if obj.__class__ is dict and attribute not in _DICT_ATTRIBUTES:
-                try:
-                    return obj[attribute]
-                except KeyError:
-                    pass
-            return super().getattr(obj, attribute)
-
-    env = DocumentEnvironment(
+    env = templating.environment(
         loader=jinja2.FileSystemLoader(list(search_path)),
         autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
