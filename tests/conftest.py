@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import time
 import uuid
 from pathlib import Path
 
@@ -54,8 +55,25 @@ def postgres_url():
     base, _sep, _db = admin_url.rpartition("/")
     yield f"{base}/{name}"
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(conn, name)
     admin.dispose()
+
+
+def _drop_database(conn, name: str) -> None:
+    """DROP DATABASE ... WITH (FORCE), waiting out an autovacuum worker: it runs as the superuser,
+    so a role without pg_signal_backend cannot end it (a test that rewrote many rows, a migration's
+    downgrade, sets one going); it is gone within seconds."""
+    import sqlalchemy as sa
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except sa.exc.ProgrammingError as error:
+            if "pg_signal_backend" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -95,7 +113,7 @@ def _postgres_template(tmp_path_factory):
     upgrade(_settings(f"{base}/{name}", tmp_path_factory.mktemp("postgres-template")))
     yield name
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(conn, name)
     admin.dispose()
 
 
@@ -110,7 +128,7 @@ def _migrated(url: str, request) -> None:
     name = url.rpartition("/")[2]
     admin = sa.create_engine(_postgres_admin_url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(conn, name)
         conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     admin.dispose()
 
