@@ -31,6 +31,7 @@ from dcops.audit import Event, record
 from dcops.db import Database, iso_utc, utcnow
 from dcops.errors import AlertmanagerError, AlertmanagerRejected, UserError
 from dcops.lifecycle import move_silence
+from dcops.metrics.files import re2_alternation
 from dcops.models import (Allocation, Cluster, Host, MaintenanceWindow, Programme, alertmanager_alert_table,
                           alertmanager_silence_table)
 from dcops.notifications.outbox import one_line
@@ -55,7 +56,6 @@ MAX_WEBHOOK_BYTES = 1 << 20
 # An alert fires `for` minutes after the exporter showed the programme down, and Prometheus sees the
 # exporter a scrape late: an alert beginning this close to an incident's ends is that incident's.
 INCIDENT_SKEW = timedelta(minutes=2)
-_RE2_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
 
 
 # --- the client ------------------------------------------------------------------------------
@@ -130,8 +130,7 @@ def programme_matchers(slugs: Iterable[str]) -> list[dict]:
         raise ValueError("no programme to match")
     if len(names) == 1:
         return [{"name": PROGRAMME_LABEL, "value": names[0], "isRegex": False, "isEqual": True}]
-    pattern = "|".join(_RE2_SPECIAL.sub(r"\\\1", name) for name in names)
-    return [{"name": PROGRAMME_LABEL, "value": pattern, "isRegex": True, "isEqual": True}]
+    return [{"name": PROGRAMME_LABEL, "value": re2_alternation(names), "isRegex": True, "isEqual": True}]
 
 
 def window_marker(window_id: int) -> str:
@@ -478,10 +477,9 @@ def alerts_during(conn: Connection, programme_id: int, started_at: datetime, end
     if ended_at is not None:
         query = query.where(T_ALERT.c.starts_at <= ended_at + INCIDENT_SKEW)
     return [{"alertname": r.alertname, "status": r.status, "severity": r.severity, "receiver": r.receiver,
-             "fingerprint": r.fingerprint, "starts_at": iso_utc(r.starts_at),
-             "ends_at": iso_utc(r.ends_at) if r.ends_at is not None else None,
-             "fired_notified_at": iso_utc(r.fired_notified_at) if r.fired_notified_at is not None else None,
-             "resolved_notified_at": iso_utc(r.resolved_notified_at) if r.resolved_notified_at is not None else None}
+             "fingerprint": r.fingerprint, "starts_at": iso_utc(r.starts_at), "ends_at": iso_utc(r.ends_at),
+             "fired_notified_at": iso_utc(r.fired_notified_at),
+             "resolved_notified_at": iso_utc(r.resolved_notified_at)}
             for r in conn.execute(query.order_by(T_ALERT.c.starts_at, T_ALERT.c.id))]
 
 

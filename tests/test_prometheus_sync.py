@@ -195,11 +195,11 @@ def test_plan_reads_each_check_from_its_latest_result():
     now = at(T0 + 86400)
     checks = [_check(1), _check(2), _check(3), _check(4, interval=30)]
     last = {1: at(T0), 2: at(T0), 3: at(T0 + 86400 - 60)}
-    groups, _ = plan(checks, last, start=None, end=at(T0 + 600), now=now)
+    groups = plan(checks, last, start=None, end=at(T0 + 600), now=now)
     # 1 and 2 from T0 + 60 together; 3 has nothing before the end; 4 was never probed: the lookback
     assert [(g.interval, g.first, [c.endpoint_id for c in g.checks]) for g in groups] == [
         (30, T0 + 86400 - 35 * 86400 + 30, [4]), (60, T0 + 60, [1, 2])]
-    groups, _ = plan(checks, last, start=at(T0 - 3600), end=at(T0 + 600), now=now)
+    groups = plan(checks, last, start=at(T0 - 3600), end=at(T0 + 600), now=now)
     assert [(g.interval, g.first, len(g.checks)) for g in groups] == [(30, T0 - 3570, 1), (60, T0 - 3540, 3)]
 
 

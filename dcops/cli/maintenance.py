@@ -130,8 +130,8 @@ def list_command(
         # Why a silence is not as asked, in full: a table cell would cut it.
         for w in windows:
             silence = silences.get(w.id)
-            if silence and silence["last_error"] and silence["state"] != "withdrawn" or \
-                    silence and silence["state"] == "withdrawn" and w.cancelled_at is None:
+            # (a withdrawn one always says why; of a cancelled window that is no news)
+            if silence and silence["last_error"] and not (silence["state"] == "withdrawn" and w.cancelled_at):
                 typer.echo(printable(f"window {w.id}: silence {describe(silence)}"))
 
 

@@ -46,6 +46,7 @@ from dcops.health.importer import ImportedResult
 from dcops.health.steps import (MICROSECONDS, Run, StepCounts, as_us, chunks, expand, first_step_after, from_us,
                                 last_step_until, merge_series, read_steps, split_runs)
 from dcops.health.store import T_STATE, CheckRow, backfill, load_checks
+from dcops.metrics.files import re2_alternation
 from dcops.settings import base_url as settings_base_url
 from dcops.vocabulary import BLACKBOX_JOB, IN_SERVICE_STATUSES
 
@@ -88,12 +89,6 @@ def shown_url(url: str) -> str:
 def label_value(value: str) -> str:
     """A PromQL string literal."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def _regex_literal(values: Iterable[str]) -> str:
-    import re
-
-    return label_value("|".join(re.escape(v) for v in sorted(values)))
 
 
 def share_up_query(selector: str, interval: int, *, prometheus_major: int = 2) -> str:
@@ -224,20 +219,21 @@ class SyncSummary:
 
 @dataclass(frozen=True)
 class _Group:
-    """Checks read by one query: the same interval, the same first step."""
+    """Checks read by one query: the same interval, the same first step, to the same last step."""
 
     interval: int
     first: int
+    last: int
     checks: tuple[CheckRow, ...]
 
 
 def plan(checks: Sequence[CheckRow], last_at: dict[int, datetime], *, start: datetime | None, end: datetime,
-         now: datetime) -> tuple[list[_Group], int]:
+         now: datetime, settled: bool = False) -> list[_Group]:
     """Which steps to read: per check from `start` if given, else from after its latest stored result
-    (a check never probed: FIRST_SYNC_LOOKBACK before `now`), to the last step complete at `end`.
-    Returns the groups of checks read together and the end (Unix seconds) of the last step read."""
+    (a check never probed: FIRST_SYNC_LOOKBACK before `now`), to the last step complete at `end`
+    (`settled`: at `end` less the group's settle(), a sync to now). Groups with no step to read
+    are left out."""
     by_key: dict[tuple[int, int], list[CheckRow]] = defaultdict(list)
-    end_us = as_us(end)
     for check in checks:
         interval = max(int(check.interval_seconds), 1)
         if start is not None:
@@ -246,17 +242,19 @@ def plan(checks: Sequence[CheckRow], last_at: dict[int, datetime], *, start: dat
             from_us_ = as_us(last_at[check.endpoint_id])
         else:
             from_us_ = as_us(now - FIRST_SYNC_LOOKBACK)
-        first = first_step_after(from_us_, interval)
-        if first <= last_step_until(end_us, interval):
-            by_key[(interval, first)].append(check)
-    groups = [_Group(interval, first, tuple(rows)) for (interval, first), rows in sorted(by_key.items())]
-    return groups, end_us // MICROSECONDS
+        by_key[(interval, first_step_after(from_us_, interval))].append(check)
+    groups = []
+    for (interval, first), rows in sorted(by_key.items()):
+        last = last_step_until(as_us(end - settle(rows) if settled else end), interval)
+        if first <= last:  # else its next step's sample may not be in yet
+            groups.append(_Group(interval, first, last, tuple(rows)))
+    return groups
 
 
 def _selector(job: str, group: _Group, everything: bool) -> str:
     selector = f"job={label_value(job)}"
     if not everything:
-        selector += f", programme=~{_regex_literal({c.programme for c in group.checks})}"
+        selector += f", programme=~{label_value(re2_alternation(c.programme for c in group.checks))}"
     return selector
 
 
@@ -329,7 +327,7 @@ def sync(database: Database, prometheus: Prometheus | str, *, start: datetime | 
             last_at = _latest_results(conn)
             ignored_names = _not_in_service(conn)
         known = {(check.programme, check.name): check for check in checks}
-        groups, _end_s = plan(checks, last_at, start=start, end=end, now=now)
+        groups = plan(checks, last_at, start=start, end=end, now=now, settled=settled)
         major = client.major_version() if groups else 2
         unmatched: set[str] = set()
         ignored: set[tuple[str, str]] = set()
@@ -339,9 +337,7 @@ def sync(database: Database, prometheus: Prometheus | str, *, start: datetime | 
             interval = group.interval
             members = {check.endpoint_id for check in group.checks}
             query = share_up_query(_selector(job, group, everything), interval, prometheus_major=major)
-            last = last_step_until(as_us(end - settle(group.checks) if settled else end), interval)
-            if last < group.first:
-                continue  # its next step's sample may not be in yet
+            last = group.last
             steps_per_chunk = max(1, min(MAX_STEPS, MAX_POINTS // max(len(group.checks), 1)))
             pieces = chunks(group.first, last, interval, steps_per_chunk)
             with ThreadPoolExecutor(max_workers=1) as pool:  # the next chunk is asked for while one is written
@@ -426,10 +422,8 @@ def _write_chunk(database: Database, checks: Sequence[CheckRow], runs: dict[int,
                       for at, success in expand(before, interval)]
         filled = None
         if older:
-            concerned = {by_id[result.endpoint_id].programme_id for result in older}
-            before = _intervals_of(conn, concerned)
             filled = backfill(conn, checks, older, thresholds=thresholds)
-            summary.filled_time = summary.filled_time or _intervals_of(conn, concerned) != before
+            summary.filled_time = summary.filled_time or filled.wrote
         check_changes, changes = store.record_runs(conn, checks, newer, thresholds=thresholds, reason=FAILURE_REASON,
                                                    last_values=last_values)
     summary.results += sum(run.count for rows in newer.values() for run in rows)
@@ -440,14 +434,6 @@ def _write_chunk(database: Database, checks: Sequence[CheckRow], runs: dict[int,
         summary.measured += filled.measured
         for key, count in filled.disagreeing.items():
             summary.disagreeing[key] = summary.disagreeing.get(key, 0) + count
-
-
-def _intervals_of(conn: Connection, programme_ids: set[int]) -> list[tuple]:
-    """The intervals of some programmes and their checks: to tell whether a backfill changed them."""
-    ids = ", ".join(str(int(i)) for i in sorted(programme_ids))
-    return [tuple(r) for r in conn.execute(text(
-        "SELECT programme_id, endpoint_id, state, started_at, ended_at, reason FROM state_interval "
-        f"WHERE programme_id IN ({ids}) ORDER BY programme_id, endpoint_id, started_at, id"))]
 
 
 def _audit(database: Database, summary: SyncSummary, actor: str | None) -> None:

@@ -25,15 +25,12 @@ from datetime import datetime, timedelta, timezone
 from operator import itemgetter
 from typing import Iterable, Sequence
 
+from dcops.db import epoch_us
 from dcops.health.history import DOWN, GAP_INTERVALS, UNKNOWN, UP, Memory, Thresholds, Transition
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MICROSECONDS = 1_000_000
-
-
-def as_us(moment: datetime) -> int:
-    """An aware datetime as integer Unix microseconds (exact)."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+as_us = epoch_us  # an aware datetime as integer Unix microseconds (exact)
 
 
 def from_us(us: int) -> datetime:

@@ -259,6 +259,7 @@ class Backfill:
     filled: int = 0
     measured: int = 0
     disagreeing: dict[str, int] = field(default_factory=dict)
+    wrote: bool = False  # whether any up or down time was written (a check's or a programme's)
 
 
 def _timeline(conn: Connection, programme_id: int, endpoint_id: int | None) -> list[tuple]:
@@ -369,6 +370,7 @@ def backfill(conn: Connection, checks: Sequence[CheckRow], results: Sequence, *,
         timelines = [[(r[1], r[2], r[3], f"{names[e]}: {r[4]}" if r[4] else "")
                       for r in _timeline(conn, programme_id, e)] for e in endpoints]
         _fill(conn, programme_id, None, _timeline(conn, programme_id, None), worst_timeline(timelines, lo, hi))
+    summary.wrote = bool(filled_range)  # a programme's own record is filled only where a check's was
     if filled_range:
         from dcops import incidents
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Iterable
 
 import yaml
@@ -19,6 +20,7 @@ BLACKBOX_TIMEOUT_OFFSET_MS = 500
 DEFAULT_BLACKBOX = "127.0.0.1:9115"
 DEFAULT_TARGETS_FILE = "/etc/prometheus/file_sd/dcops.json"
 DEFAULT_DOWN_FOR_MINUTES = 5
+_RE2_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
 DEFAULT_CERT_WARNING_DAYS = 14
 # The error-ratio windows the burn-rate alerts read, shortest first.
 ERROR_WINDOWS = ("5m", "30m", "1h", "6h", "3d")
@@ -28,6 +30,12 @@ BURN_RATE_ALERTS = {
     "page": ((14.4, "1h", "5m"), (6, "6h", "30m")),
     "ticket": ((1, "3d", "6h"),),
 }
+
+
+def re2_alternation(values: Iterable[str]) -> str:
+    """Literal values as one RE2 alternation, `a|b` with RE2's special characters escaped: the
+    regex of a label matcher, which Prometheus and Alertmanager anchor at both ends."""
+    return "|".join(_RE2_SPECIAL.sub(r"\\\1", value) for value in sorted(set(values)))
 
 
 def file_sd_targets(conn: Connection) -> list[dict]:

@@ -374,14 +374,18 @@ def serve(
         server.stop()
 
 
-def read_secret_file(path: Path | str) -> str:
-    """Alertmanager's webhook secret: the first line of `path`, at least 16 characters."""
+def _first_line(path: Path | str, what: str) -> str:
+    """The first line of `path` ("" when it is empty), or a UserError naming the `what` file."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read the webhook secret file {path}: "
-                        f"{getattr(error, 'strerror', None) or error}") from None
-    secret = lines[0].strip() if lines else ""
+        raise UserError(f"cannot read the {what} file {path}: {getattr(error, 'strerror', None) or error}") from None
+    return lines[0] if lines else ""
+
+
+def read_secret_file(path: Path | str) -> str:
+    """Alertmanager's webhook secret: the first line of `path`, at least 16 characters."""
+    secret = _first_line(path, "webhook secret").strip()
     if len(secret) < 16:
         raise UserError(f"the webhook secret file {path} needs a secret of at least 16 characters on its "
                         "first line (e.g. from `openssl rand -hex 32`)")
@@ -390,10 +394,7 @@ def read_secret_file(path: Path | str) -> str:
 
 def read_password_file(path: Path | str) -> str:
     """The password (or hash_password() hash) on the first line of `path`."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read the password file {path}: {getattr(error, 'strerror', None) or error}") from None
-    if not lines or not lines[0]:
+    password = _first_line(path, "password")
+    if not password:
         raise UserError(f"the password file {path} is empty")
-    return lines[0]
+    return password

@@ -91,19 +91,12 @@ class DayShare(NamedTuple):
     maintenance: float
     unknown: float
 
-    def as_dict(self) -> dict:
-        return {
-            "day": _day_text(self.day),
-            "up": _round_seconds(self.up),
-            "down": _round_seconds(self.down),
-            "maintenance": _round_seconds(self.maintenance),
-            "unknown": _round_seconds(self.unknown),
-        }
 
 
 def _days_as_dicts(days: tuple[DayShare, ...]) -> list[dict]:
-    """[day.as_dict() for day in days], the rounding written out: a year of 200 programmes is
-    73,000 days, and a call per figure was most of the time (a whole second stays as it is)."""
+    """Each day as {day, up, down, maintenance, unknown}, the seconds rounded as _round_seconds
+    does, written out: a year of 200 programmes is 73,000 days, and a call per figure was most of
+    the time (a whole second stays as it is)."""
     out = []
     for day, up, down, maintenance, unknown in days:
         out.append({
