@@ -30,6 +30,9 @@ BACKUP_TIERS = ("none", "daily", "hourly", "continuous")
 # Names that become host names, file names or Ansible variables.
 NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$"
+# A DNS host name: labels of letters, digits and inner dashes, 253 characters at most.
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                         r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 _NAME_RE = re.compile(NAME_PATTERN)
 _SLUG_RE = re.compile(SLUG_PATTERN)
 

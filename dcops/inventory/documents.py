@@ -27,6 +27,7 @@ from pydantic import (
 from dcops.errors import in_our_words
 from dcops.inventory.yamlfile import LocatedDict, LocatedList, YamlProblem, line_of, load_yaml
 from dcops.vocabulary import (
+    HOSTNAME_RE,
     MAX_ALLOCATION_RATIO,
     MAX_RESOURCE_AMOUNT,
     NAME_PATTERN,
@@ -35,7 +36,6 @@ from dcops.vocabulary import (
 )
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
 def _check_email(value: str) -> str:
@@ -50,7 +50,7 @@ def _check_address(value: str) -> str:
         return value
     except ValueError:
         pass
-    if not _HOSTNAME_RE.match(value):
+    if not HOSTNAME_RE.match(value):
         raise ValueError(f"not an IP address or host name: {value!r}")
     return value
 
@@ -101,7 +101,7 @@ def _check_short_name(value: str) -> str:
 
 
 def _check_domain(value: str) -> str:
-    if not _HOSTNAME_RE.match(value) or "." not in value:
+    if not HOSTNAME_RE.match(value) or "." not in value:
         raise ValueError(f"not a DNS domain: {value!r}")
     return value
 

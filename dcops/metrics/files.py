@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from dcops.errors import UserError
-from dcops.vocabulary import BLACKBOX_JOB
+from dcops.vocabulary import BLACKBOX_JOB, HOSTNAME_RE
 
 # The blackbox_exporter module that probes each kind of endpoint (names from its example configuration).
 MODULES = {"http": "http_2xx", "tcp": "tcp_connect", "tls": "tls_connect"}
@@ -198,13 +198,10 @@ def dump_targets(targets: list[dict]) -> str:
 
 def blackbox_address(raw: str) -> str:
     """HOST:PORT of blackbox_exporter (a name, an IPv4 address or a bracketed IPv6 one), or a UserError."""
-    import re
-
     value = (raw or "").strip()
     host, colon, port = value.rpartition(":")
-    name = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
-    ipv6 = r"\[[0-9A-Fa-f:.]+\]"
-    if not colon or not port.isdigit() or not 0 < int(port) < 65536 or not re.fullmatch(f"{name}|{ipv6}", host):
+    named = HOSTNAME_RE.match(host) or re.fullmatch(r"\[[0-9A-Fa-f:.]+\]", host)  # or a bracketed IPv6 address
+    if not colon or not port.isdigit() or not 0 < int(port) < 65536 or not named:
         raise UserError(f"--blackbox must be HOST:PORT, such as {DEFAULT_BLACKBOX}, not {raw!r}")
     return f"{host}:{int(port)}"
 
