@@ -21,6 +21,9 @@ IN_SERVICE_STATUSES = ("active", "decommissioning")
 # The Prometheus job that scrapes blackbox_exporter for dcops' checks: `dcops metrics
 # scrape-config` names it, `dcops probe sync` reads probe_success of it.
 BLACKBOX_JOB = "dcops-blackbox"
+# Where blackbox_exporter listens, and where Prometheus finds the targets file, unless told otherwise.
+DEFAULT_BLACKBOX = "127.0.0.1:9115"
+DEFAULT_TARGETS_FILE = "/etc/prometheus/file_sd/dcops.json"
 CLASSIFICATIONS = ("public", "internal", "confidential", "secret")
 ENVIRONMENTS = ("production", "staging")
 ENDPOINT_KINDS = ("http", "tcp", "tls")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from dcops.cli.common import fail, open_database
-from dcops.vocabulary import BLACKBOX_JOB
+from dcops.vocabulary import BLACKBOX_JOB, DEFAULT_BLACKBOX, DEFAULT_TARGETS_FILE
 
 app = typer.Typer(help="Prometheus: serve /metrics, write file_sd targets, alert rules and the blackbox_exporter job.",
                   no_args_is_help=True)
@@ -133,9 +133,9 @@ def rules_command(
 @app.command("scrape-config")
 def scrape_config_command(
     blackbox: Annotated[str, typer.Option(help="blackbox_exporter's HOST:PORT, as Prometheus reaches it.")]
-    = "127.0.0.1:9115",
+    = DEFAULT_BLACKBOX,
     targets: Annotated[str, typer.Option(help="The file_sd file `dcops metrics targets` writes, as Prometheus "
-                                              "finds it.")] = "/etc/prometheus/file_sd/dcops.json",
+                                              "finds it.")] = DEFAULT_TARGETS_FILE,
     job: Annotated[str, typer.Option(help="The job's name (`dcops probe sync --job` reads it).")] = BLACKBOX_JOB,
 ) -> None:
     """Print the Prometheus scrape job that probes dcops' targets through blackbox_exporter.

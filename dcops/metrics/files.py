@@ -11,14 +11,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from dcops.errors import UserError
-from dcops.vocabulary import BLACKBOX_JOB, HOSTNAME_RE
+from dcops.vocabulary import BLACKBOX_JOB, DEFAULT_BLACKBOX, DEFAULT_TARGETS_FILE, HOSTNAME_RE
 
 # The blackbox_exporter module that probes each kind of endpoint (names from its example configuration).
 MODULES = {"http": "http_2xx", "tcp": "tcp_connect", "tls": "tls_connect"}
 # blackbox_exporter's default --timeout-offset: it gives a probe the scrape's timeout less this.
 BLACKBOX_TIMEOUT_OFFSET_MS = 500
-DEFAULT_BLACKBOX = "127.0.0.1:9115"
-DEFAULT_TARGETS_FILE = "/etc/prometheus/file_sd/dcops.json"
 DEFAULT_DOWN_FOR_MINUTES = 5
 _RE2_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
 DEFAULT_CERT_WARNING_DAYS = 14
