@@ -61,6 +61,10 @@ INCIDENT_STATUS_WORDS = {"new": "Detected", "investigating": "Investigating", "i
                          "merged": "Merged"}
 # Statuses an operator is still working in: such an incident is current even after the programme is up.
 WORKING_STATUSES = ("investigating", "identified", "monitoring", "reopened")
+# The pages list at most this many of the recent incidents nobody annotated (the newest): a bad
+# fortnight of a thousand programmes has thousands, which no reader goes through (and which made the
+# page megabytes on a phone). Annotated ones are all told; the JSON view keeps every incident.
+PLAIN_LISTED = 100
 
 # Text from people and files: no control characters (but line breaks and tabs), no bidirectional
 # overrides, nothing XML 1.0 cannot carry (lone surrogates, U+FFFE, U+FFFF).
@@ -627,7 +631,7 @@ def _incidents(conn: Connection, shown: dict, names: dict[int, str], *, now: dat
             "start": incident["start"], "start_text": local_text(started, tz),
             "end": incident["end"], "end_text": local_text(ended, tz),
             "ongoing": incident["ongoing"], "current": current,
-            "duration_text": duration_text(incident["seconds"]),
+            "seconds": incident["seconds"], "duration_text": duration_text(incident["seconds"]),
             "status": incident["status"],
             "status_word": INCIDENT_STATUS_WORDS.get(incident["status"], incident["status"]),
             "updates": said,
@@ -643,6 +647,15 @@ def _incidents(conn: Connection, shown: dict, names: dict[int, str], *, now: dat
         found.append(view)
     found.sort(key=lambda i: (i["start"], i["number"]), reverse=True)
     return found
+
+
+def recent_listing(recent: list[dict], limit: int = PLAIN_LISTED) -> dict:
+    """How a page lists the recent incidents (newest first, as the view has them): every annotated
+    one told in full ("annotated"), and of the others the newest `limit` as rows ("plain"), with
+    how many others there are in all ("plain_count")."""
+    annotated = [incident for incident in recent if incident["annotated"]]
+    plain = [incident for incident in recent if not incident["annotated"]]
+    return {"annotated": annotated, "plain": plain[:limit], "plain_count": len(plain)}
 
 
 def _maintenance(conn: Connection, shown: dict, names: dict[int, str], *, now: datetime, tz: ZoneInfo,
@@ -930,7 +943,8 @@ def render_files(view: dict, *, data_centre_name: str, service_desk: str = "") -
     public = view["audience"] == "public"
     title = f"{data_centre_name} service status" + ("" if public else " (ministries)")
     common = {"view": view, "title": title, "data_centre": data_centre_name, "desk": contact_parts(service_desk),
-              "public": public, "headline": headline(view)}
+              "public": public, "headline": headline(view),
+              "recent": recent_listing(view["incidents"]["recent"])}
     env = _env()
     return {
         INDEX: env.get_template("index.html").render(**common),

@@ -136,3 +136,31 @@ def test_the_status_page_signed_out_in_english_and_in_lao(status_db, settings):
     assert "ສະຖານະ" in lao.text and "ເຫດຂັດຂ້ອງພາຍໃນ 14 ມື້ຜ່ານມາ" in lao.text
     assert "Incidents of the last 14 days" not in lao.text and "Current incidents" not in lao.text
     assert "not monitored" not in lao.text and "ບໍ່ໄດ້ຕິດຕາມ" in lao.text  # the page's own reason, in Lao
+
+
+def test_the_portal_lists_the_newest_plain_incidents_and_says_how_many_more(status_db, settings):
+    from dcops.status import PLAIN_LISTED
+    from test_status import add_short_outages
+
+    now = utcnow()
+    made = outages(status_db, now)
+    plain = add_short_outages(status_db, "moh-booking", PLAIN_LISTED + 7, end=now - timedelta(days=3))
+    app = create_app(settings, status_db)
+    page = client_for(app, "olga").get("/status").text
+    recent = page[page.index('id="recent-title"'):]
+    rows = [int(part.split('"')[0]) for part in recent.split('<tr id="incident-')[1:]]
+    # The newest plain ones (e-gov-portal's and dhis2's are annotated, told as articles above the table).
+    assert rows == plain[:PLAIN_LISTED]
+    assert f'<article class="status-incident" id="incident-{made["mtc"]}"' in recent
+    assert "7 older incidents of the last 14 days are not listed here" in recent
+
+    vera = client_for(app, "vera")
+    assert post(vera, "/language", {"language": "lo", "next": "/status"}).status_code == 303
+    lao = vera.get("/status").text
+    # vera (mtc) sees moh's incidents as the public does: only the released one, annotated.
+    assert "ບໍ່ໄດ້ສະແດງຢູ່ນີ້" not in lao and '<tr id="incident-' not in lao
+    hana = client_for(app, "hana")
+    assert post(hana, "/language", {"language": "lo", "next": "/status"}).status_code == 303
+    theirs = hana.get("/status").text
+    assert "ເຫດຂັດຂ້ອງທີ່ເກົ່າກວ່າ 7 ລາຍການ" in theirs and "older incidents" not in theirs
+    assert theirs.count('<tr id="incident-') == PLAIN_LISTED

@@ -396,6 +396,59 @@ def test_the_ministries_site_names_the_unreleased_and_the_classified(month, tmp_
     assert not feed.bozo and any(f"incident/{numbers['lesmis']}/" in e.id for e in feed.entries)
 
 
+def add_short_outages(database, slug: str, count: int, *, end: datetime) -> list[int]:
+    """`count` five-minute outages of `slug`, one every two hours up to `end`, each with its
+    incident record; returns their numbers, newest first."""
+    table = StateInterval.__table__
+    with database.transaction(immediate=True) as conn:
+        programme_id = _ids(conn, Programme.__table__, "slug", [slug])[slug]
+        first = end - timedelta(hours=2 * count)
+        conn.execute(sa.delete(table).where(table.c.programme_id == programme_id, table.c.endpoint_id.is_(None),
+                                            table.c.started_at >= first - timedelta(hours=1)))
+        conn.execute(sa.update(table).where(table.c.programme_id == programme_id, table.c.endpoint_id.is_(None),
+                                            sa.or_(table.c.ended_at.is_(None), table.c.ended_at > first))
+                     .values(ended_at=first))
+        rows = []
+        for k in range(count):
+            start = first + timedelta(hours=2 * k)
+            rows += [("down", start, start + timedelta(minutes=5), "web: status 503"),
+                     ("up", start + timedelta(minutes=5), start + timedelta(hours=2), "")]
+        conn.execute(sa.insert(table), [{"programme_id": programme_id, "endpoint_id": None, "state": state,
+                                         "started_at": start, "ended_at": stop, "reason": reason}
+                                        for state, start, stop, reason in rows])
+        incidents.sync(conn, programme_ids=[programme_id], now=end)
+        found = incidents.records_between(conn, first, end, programme_ids=[programme_id])[programme_id]
+    return [row.id for row in sorted(found, key=lambda r: r.started_at, reverse=True)]
+
+
+def test_the_pages_list_the_newest_plain_incidents_and_say_how_many_more(month, tmp_path):
+    """A bad fortnight (here 105 outages nobody annotated, beside an annotated one) lists the
+    newest PLAIN_LISTED as rows and says how many older ones it leaves out; every annotated one is
+    told; the JSON view keeps them all."""
+    database, numbers = month
+    plain = add_short_outages(database, "tourism-portal", status.PLAIN_LISTED + 5, end=at("2026-10-19T22:00"))
+    settings = _settings(database, tmp_path)
+    _written, view = status.publish_view(database, tmp_path / "m", audience="ministries", now=NOW,
+                                         settings=settings)
+    recent = {i["number"] for i in view["incidents"]["recent"]}
+    assert set(plain) <= recent and numbers["kpl-news"] in recent
+    page = (tmp_path / "m" / "index.html").read_text()
+    table = page[page.index('<table>', page.index('id="recent"')):page.index('</table>', page.index('id="recent"'))]
+    rows = [int(part.split('"')[0]) for part in table.split('<tr id="incident-')[1:]]
+    assert rows == plain[:status.PLAIN_LISTED]  # the newest, newest first
+    assert f"no note from the data centre ({status.PLAIN_LISTED + 5}): the {status.PLAIN_LISTED} most recent" in table
+    assert "5 older incidents of the last 14 days are not listed here" in page
+    assert f'<article class="incident" id="incident-{numbers["kpl-news"]}"' in page  # annotated: told in full
+
+    listing = status.recent_listing(view["incidents"]["recent"], limit=3)
+    assert [i["number"] for i in listing["plain"]] == plain[:3]
+    assert listing["plain_count"] == len(plain) and [i["number"] for i in listing["annotated"]] == [
+        numbers["kpl-news"]]
+    # Under the limit, no word of more.
+    status.publish(database, tmp_path / "p", audience="public", now=NOW, settings=settings)
+    assert "not listed here" not in (tmp_path / "p" / "index.html").read_text()
+
+
 def test_a_publish_replaces_the_files_atomically(month, tmp_path):
     """Each file is renamed into place: a reader holding the old page keeps it whole (its inode), the
     path names the new one, and no temporary file is left."""

@@ -304,6 +304,7 @@ def programme_page(request: Request, slug: str):
 def status_page(request: Request):
     """The status page as the signed-in person may see it: their own ministries whole, the others as the public."""
     from dcops.overview import status_overview
+    from dcops.status import recent_listing
 
     actor = _signed_in(request)
     # What the view holds depends only on which ministries the person may read in full, so the
@@ -311,7 +312,7 @@ def status_page(request: Request):
     scope = actor.ministries("programme.read")
     view = request.app.state.home_sections.get(
         ("status", scope), lambda: status_overview(_database(request), actor, tz=_settings(request).tz))
-    return web.render(request, "status.html", view=view)
+    return web.render(request, "status.html", view=view, recent=recent_listing(view["incidents"]["recent"]))
 
 
 # --- the data centre's staff --------------------------------------------------------------------
