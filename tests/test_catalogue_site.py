@@ -14,8 +14,8 @@ import yaml
 
 from dcops.catalogue.queries import site_data
 from dcops.catalogue.site import (_scalar, allowed_downtime_seconds, catalogue_warnings, contact_parts,
-                                  format_allowance, osb_catalog, plan_unit_problems, publish, request_rules,
-                                  request_template)
+                                  default_templates_dir, format_allowance, osb_catalog, plan_unit_problems, publish,
+                                  request_rules, request_template)
 from dcops.db import open_database
 from dcops.errors import UserError
 from dcops.inventory.service import load_directory
@@ -422,6 +422,25 @@ def test_republish_removes_pages_of_withdrawn_plans_and_nothing_else(tmp_path):
     assert not (out / "requests" / "gone-plan.yaml").exists()
     assert (out / "requests" / "kept-plan.yaml").is_file()
     assert (out / "operator-notes.txt").read_text() == "keep me"
+
+
+def test_a_republish_replaces_every_file_by_a_rename_the_stylesheet_too(tmp_path):
+    """A reader holding a file of the previous publish keeps it whole (its inode): each file is
+    written beside and renamed into place, never rewritten where it stands (the stylesheet was a
+    plain copy over the old one); no temporary file is left."""
+    from dcops.catalogue.site import publish
+
+    out = tmp_path / "site"
+    publish(_republish_data(), out, generated_at=datetime(2026, 11, 29, tzinfo=timezone.utc))
+    (out / "style.css").write_text("/* the previous publish */")
+    (out / "index.html").write_text("the previous page")
+    with open(out / "style.css") as stylesheet, open(out / "index.html") as page:
+        publish(_republish_data(), out, generated_at=datetime(2026, 11, 30, tzinfo=timezone.utc))
+        assert stylesheet.read() == "/* the previous publish */" and page.read() == "the previous page"
+    assert (out / "style.css").read_text() == (default_templates_dir() / "style.css").read_text()
+    assert sorted(p.name for p in out.iterdir()) == [".dcops-site-files", "catalog.json", "how-to-request.html",
+                                                     "index.html", "ministries.html", "offerings", "requests",
+                                                     "style.css"]
 
 
 def _republish_data() -> dict:

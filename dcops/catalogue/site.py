@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import textwrap
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -651,9 +650,7 @@ def publish(
                 _write(out_dir / "requests" / f"{plan['id']}.yaml", template, written)
         _write(out_dir / "catalog.json", json.dumps(osb_catalog(data), indent=2, ensure_ascii=False) + "\n",
                written)
-        target = out_dir / STYLESHEET
-        shutil.copyfile(stylesheet, target)
-        written.append(target)
+        _write(out_dir / STYLESHEET, stylesheet.read_text(encoding="utf-8"), written)
         _remove_stale(out_dir, written)
     except OSError as error:
         raise UserError(f"cannot write to {out_dir}: {error.strerror or error}") from None
