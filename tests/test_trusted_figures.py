@@ -218,6 +218,12 @@ def test_a_programme_that_retired_mid_period_counts_until_it_retired(small):
 def test_a_programme_without_checks_is_listed_apart_as_not_monitored(small):
     ids = endpoint_ids(small)
     now = at("2026-12-01T10:00")
+    # In service since before the period, whenever the test runs: a programme with no history is in
+    # service from its activation, which loading the inventory sets to the real time of the run (from
+    # 2027 that would be after the period, and the two would not be in the report at all).
+    with small.transaction() as conn:
+        conn.execute(sa.update(Programme.__table__).where(Programme.__table__.c.activated_at.is_not(None))
+                     .values(activated_at=at("2026-11-01T00:00")))
     record(small, [Result(ids[("dhis2", "web")], now - (3 - k) * MINUTE, True) for k in range(3)])
     document = report(small, "2026-12", now)
     assert [p["slug"] for p in document["programmes"]] == ["dhis2"]
