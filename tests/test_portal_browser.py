@@ -22,16 +22,17 @@ from pathlib import Path
 
 import pytest
 
-from dcops import accounts
+from dcops import accounts, incidents
 from dcops.access import Grant
 from dcops.catalogue import requests as requests_lib
-from dcops.db import open_database, upgrade
+from dcops.db import open_database, upgrade, utcnow
 from dcops.inventory.service import load_directory
 from dcops.settings import Settings
 
 import inventories
 from browsers import browser  # noqa: F401 - a fixture
 import requests_fixtures
+from test_status import add_short_outages
 
 pytestmark = pytest.mark.slow
 
@@ -86,6 +87,11 @@ def portal(tmp_path_factory):
                               display_name=name.capitalize(), email=f"{name}@example.la", actor="setup")
         seeded = requests_lib.submit(database, requests_fixtures.request("seeded-app", personal_data=True),
                                      actor="ravi")
+        # A fortnight with outages, so that the status page has an incident told in full and the
+        # table of the others (axe and the screenshots check both).
+        outages = add_short_outages(database, "e-gov-portal", 6, end=utcnow() - timedelta(days=1))
+        incidents.update_incident(database, outages[0], status="resolved", note="Load balancer restarted.",
+                                  cause="A failed health check on one node.", actor="setup")
     finally:
         database.dispose()
     port = free_port()

@@ -433,10 +433,12 @@ def test_the_pages_list_the_newest_plain_incidents_and_say_how_many_more(month, 
     recent = {i["number"] for i in view["incidents"]["recent"]}
     assert set(plain) <= recent and numbers["kpl-news"] in recent
     page = (tmp_path / "m" / "index.html").read_text()
-    table = page[page.index('<table>', page.index('id="recent"')):page.index('</table>', page.index('id="recent"'))]
+    recent_section = page[page.index('id="recent"'):]
+    table = recent_section[recent_section.index('<table'):recent_section.index('</table>')]
     rows = [int(part.split('"')[0]) for part in table.split('<tr id="incident-')[1:]]
     assert rows == plain[:status.PLAIN_LISTED]  # the newest, newest first
-    assert f"no note from the data centre ({status.PLAIN_LISTED + 5}): the {status.PLAIN_LISTED} most recent" in table
+    assert (f'<h3 id="plain-title">Detected and ended, with no note from the data centre ({status.PLAIN_LISTED + 5}): '
+            f'the {status.PLAIN_LISTED} most recent</h3>') in recent_section
     assert "5 older incidents of the last 14 days are not listed here" in page
     assert f'<article class="incident" id="incident-{numbers["kpl-news"]}"' in page  # annotated: told in full
 
