@@ -170,5 +170,5 @@ def test_the_portal_lists_the_newest_plain_incidents_and_says_how_many_more(stat
     hana = client_for(app, "hana")
     assert post(hana, "/language", {"language": "lo", "next": "/status"}).status_code == 303
     theirs = hana.get("/status").text
-    assert "ເຫດຂັດຂ້ອງທີ່ເກົ່າກວ່າ 7 ລາຍການ" in theirs and "older incidents" not in theirs
+    assert "ເຫດຂັດຂ້ອງອີກ 7 ລາຍການທີ່ເກົ່າກວ່າ" in theirs and "older incidents" not in theirs
     assert theirs.count('<tr id="incident-') == PLAIN_LISTED
