@@ -32,7 +32,7 @@ from dcops.settings import Settings
 import inventories
 from browsers import browser  # noqa: F401 - a fixture
 import requests_fixtures
-from test_status import add_short_outages
+from outages import add_short_outages
 
 pytestmark = pytest.mark.slow
 

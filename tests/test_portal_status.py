@@ -148,7 +148,7 @@ def test_the_status_page_signed_out_in_english_and_in_lao(status_db, settings):
 
 def test_the_portal_lists_the_newest_plain_incidents_and_says_how_many_more(status_db, settings):
     from dcops.status import PLAIN_LISTED
-    from test_status import add_short_outages
+    from outages import add_short_outages
 
     now = utcnow()
     made = outages(status_db, now)

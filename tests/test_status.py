@@ -20,6 +20,7 @@ from dcops.models import CheckState, Cluster, Endpoint, MaintenanceWindow, Progr
 from dcops.reports.uptime import DayShare
 
 from conftest import SAMPLE_INVENTORY
+from outages import add_short_outages
 
 TZ = ZoneInfo("Asia/Vientiane")
 NOW = datetime(2026, 10, 20, 5, 0, tzinfo=timezone.utc)  # 12:00 in Vientiane
@@ -394,31 +395,6 @@ def test_the_ministries_site_names_the_unreleased_and_the_classified(month, tmp_
     assert "not published" in page and "CHG-11" in page
     feed = feedparser.parse((tmp_path / "m" / "feed.atom").read_bytes())
     assert not feed.bozo and any(f"incident/{numbers['lesmis']}/" in e.id for e in feed.entries)
-
-
-def add_short_outages(database, slug: str, count: int, *, end: datetime) -> list[int]:
-    """`count` five-minute outages of `slug`, one every two hours up to `end`, each with its
-    incident record; returns their numbers, newest first."""
-    table = StateInterval.__table__
-    with database.transaction(immediate=True) as conn:
-        programme_id = _ids(conn, Programme.__table__, "slug", [slug])[slug]
-        first = end - timedelta(hours=2 * count)
-        conn.execute(sa.delete(table).where(table.c.programme_id == programme_id, table.c.endpoint_id.is_(None),
-                                            table.c.started_at >= first - timedelta(hours=1)))
-        conn.execute(sa.update(table).where(table.c.programme_id == programme_id, table.c.endpoint_id.is_(None),
-                                            sa.or_(table.c.ended_at.is_(None), table.c.ended_at > first))
-                     .values(ended_at=first))
-        rows = []
-        for k in range(count):
-            start = first + timedelta(hours=2 * k)
-            rows += [("down", start, start + timedelta(minutes=5), "web: status 503"),
-                     ("up", start + timedelta(minutes=5), start + timedelta(hours=2), "")]
-        conn.execute(sa.insert(table), [{"programme_id": programme_id, "endpoint_id": None, "state": state,
-                                         "started_at": start, "ended_at": stop, "reason": reason}
-                                        for state, start, stop, reason in rows])
-        incidents.sync(conn, programme_ids=[programme_id], now=end)
-        found = incidents.records_between(conn, first, end, programme_ids=[programme_id])[programme_id]
-    return [row.id for row in sorted(found, key=lambda r: r.started_at, reverse=True)]
 
 
 def test_the_pages_list_the_newest_plain_incidents_and_say_how_many_more(month, tmp_path):
